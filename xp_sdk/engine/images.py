@@ -1,0 +1,69 @@
+"""Loading portrait photos safely: format, orientation, and size limits checked before any pixel work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from xp_sdk.errors import ImageTooLargeError, ImageTooSmallError, UnreadableImageError, UnsupportedFormatError
+
+MIN_IMAGE_SIDE = 64
+# 36 megapixels admits every phone and DSLR photo in common use (6000×6000) and refuses decompression bombs
+# and images whose decoded pixels alone would take gigabytes.
+MAX_IMAGE_PIXELS = 36_000_000
+SUPPORTED_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"})
+
+
+def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Read a photo as an RGB ``uint8`` array (H, W, 3), with EXIF orientation applied."""
+    file = Path(path)
+    if not file.is_file():
+        raise UnreadableImageError(f"source photo {file} does not exist or is not a file")
+    if file.stat().st_size == 0:
+        raise UnreadableImageError(f"source photo {file} is empty (0 bytes)")
+    try:
+        with Image.open(file) as img:
+            fmt = img.format or "unknown"
+            if fmt not in SUPPORTED_IMAGE_FORMATS:
+                raise UnsupportedFormatError(
+                    f"source photo {file} is in format {fmt}; supported: {', '.join(sorted(SUPPORTED_IMAGE_FORMATS))}"
+                )
+            width, height = img.size
+            _check_size(file, width, height, max_pixels)
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+            rgb = upright.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"source photo {file} is too large to decode safely: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableImageError(f"{file} is not an image that can be read (corrupt or not a photo)") from exc
+    except OSError as exc:
+        raise UnreadableImageError(f"source photo {file} could not be decoded: {exc}") from exc
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def check_image_array(image: np.ndarray, *, max_pixels: int = MAX_IMAGE_PIXELS, name: str = "image") -> np.ndarray:
+    """Validate an in-memory image and return it as contiguous RGB ``uint8``."""
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise UnreadableImageError(f"{name} must be an H×W×3 RGB array, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise UnreadableImageError(f"{name} must be uint8, got {image.dtype}")
+    _check_size(Path(name), image.shape[1], image.shape[0], max_pixels)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _check_size(file: Path, width: int, height: int, max_pixels: int) -> None:
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ImageTooSmallError(
+            f"{file} is {width}×{height} pixels; a portrait needs at least {MIN_IMAGE_SIDE} pixels on each side"
+        )
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{file} is {width}×{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
+            f"{max_pixels / 1e6:.0f} MP. Downscale the photo first (the output is capped at a smaller size anyway)"
+        )

@@ -1,0 +1,165 @@
+"""Motion codes: an identity-agnostic description of one driving frame, and how they are made and smoothed.
+
+A :class:`MotionCode` holds the head pose (rotation, translation, scale) and the expression (52 blendshapes and,
+for codes measured from video, the 478 landmarks in a canonical pose-free space in inter-ocular units). Codes
+from a video are relative to the clip's first analysed frame; codes from a template are relative to the photo's
+own pose and expression.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from xp_sdk.engine import topology
+from xp_sdk.engine.faces import FaceAnalysis
+
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft",
+    "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft",
+    "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft",
+    "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft",
+    "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower",
+    "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+BLENDSHAPE_INDEX = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
+
+
+@dataclass(frozen=True)
+class MotionCode:
+    rotation: np.ndarray  # (3,) pitch, yaw, roll in radians, image axes
+    translation: np.ndarray  # (2,) in inter-ocular units
+    log_scale: float
+    blendshapes: np.ndarray  # (52,)
+    shape: np.ndarray | None = None  # (478, 3) canonical landmarks in inter-ocular units; None for templates
+
+    def rotation_matrix(self) -> np.ndarray:
+        return euler_to_matrix(self.rotation)
+
+
+def euler_to_matrix(angles: np.ndarray) -> np.ndarray:
+    """R = Rz(roll) @ Ry(yaw) @ Rx(pitch), image axes (x right, y down, z away from the camera)."""
+    pitch, yaw, roll = (float(a) for a in angles)
+    cx, sx = math.cos(pitch), math.sin(pitch)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    cz, sz = math.cos(roll), math.sin(roll)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx  # type: ignore[no-any-return]
+
+
+def matrix_to_euler(r: np.ndarray) -> np.ndarray:
+    yaw = math.asin(max(-1.0, min(1.0, -float(r[2, 0]))))
+    pitch = math.atan2(float(r[2, 1]), float(r[2, 2]))
+    roll = math.atan2(float(r[1, 0]), float(r[0, 0]))
+    return np.array([pitch, yaw, roll])
+
+
+def rigid_centre(points: np.ndarray) -> np.ndarray:
+    return points[list(topology.RIGID)].mean(axis=0)  # type: ignore[no-any-return]
+
+
+def canonical_shape(face: FaceAnalysis) -> np.ndarray:
+    """Landmarks with head pose removed: centred, de-rotated, in inter-ocular units."""
+    pts = face.landmarks.astype(np.float64)
+    rot = face.rotation
+    canon = (pts - rigid_centre(pts)) @ rot
+    return canon / max(topology.inter_ocular(canon), 1e-6)  # type: ignore[no-any-return]
+
+
+class MotionEncoder:
+    """Turns the face analyses of a video's frames, in order, into motion codes."""
+
+    def __init__(self) -> None:
+        self._origin: tuple[np.ndarray, float] | None = None
+
+    def encode(self, face: FaceAnalysis) -> MotionCode:
+        centre = rigid_centre(face.landmarks.astype(np.float64))[:2]
+        iod = max(face.inter_ocular, 1e-6)
+        if self._origin is None:
+            self._origin = (centre, iod)
+        origin, origin_iod = self._origin
+        return MotionCode(
+            rotation=matrix_to_euler(face.rotation),
+            translation=(centre - origin) / origin_iod,
+            log_scale=math.log(iod / origin_iod),
+            blendshapes=face.blendshapes.astype(np.float64),
+            shape=canonical_shape(face),
+        )
+
+
+class OneEuroFilter:
+    """The One Euro filter (Casiez et al. 2012) over arrays: smooth when still, responsive when moving fast.
+
+    The cutoff rises with speed, so detector jitter at rest is removed while fast lip motion keeps its timing.
+    """
+
+    def __init__(self, fps: float, min_cutoff: float, beta: float, d_cutoff: float = 1.0) -> None:
+        self.dt = 1.0 / fps
+        self.min_cutoff = min_cutoff
+        self.beta = beta
+        self.d_cutoff = d_cutoff
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+
+    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
+        return 1.0 / (1.0 + tau / self.dt)  # type: ignore[no-any-return]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self._x is None or self._dx is None:
+            self._x = x.copy()
+            self._dx = np.zeros_like(x)
+            return x
+        dx = (x - self._x) / self.dt
+        a_d = self._alpha(self.d_cutoff)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        a = self._alpha(cutoff)
+        self._x = a * x + (1 - a) * self._x
+        return self._x
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """One Euro parameters per part of the code (speeds are per second, in inter-ocular units or radians)."""
+
+    pose_min_cutoff: float = 1.2
+    pose_beta: float = 1.5
+    shape_min_cutoff: float = 2.0
+    shape_beta: float = 6.0
+    blendshape_min_cutoff: float = 2.0
+    blendshape_beta: float = 1.0
+
+
+class MotionSmoother:
+    def __init__(self, fps: float, config: SmoothingConfig | None = None) -> None:
+        c = config or SmoothingConfig()
+        self._pose = OneEuroFilter(fps, c.pose_min_cutoff, c.pose_beta)
+        self._shape = OneEuroFilter(fps, c.shape_min_cutoff, c.shape_beta)
+        self._blend = OneEuroFilter(fps, c.blendshape_min_cutoff, c.blendshape_beta)
+
+    def __call__(self, code: MotionCode) -> MotionCode:
+        pose = self._pose(np.concatenate([code.rotation, code.translation, [code.log_scale]]))
+        shape = None if code.shape is None else self._shape(code.shape)
+        return replace(
+            code,
+            rotation=pose[:3],
+            translation=pose[3:5],
+            log_scale=float(pose[5]),
+            blendshapes=self._blend(code.blendshapes),
+            shape=shape,
+        )
+
+
+def smooth(codes: Iterable[MotionCode], fps: float, config: SmoothingConfig | None = None) -> Iterator[MotionCode]:
+    smoother = MotionSmoother(fps, config)
+    for code in codes:
+        yield smoother(code)

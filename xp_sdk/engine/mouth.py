@@ -1,0 +1,99 @@
+"""Mouth interior for a photo whose mouth is closed (or less open) than the driving mouth.
+
+A warp can only stretch the lips' pixels across the opening; real mouths show a dark cavity and teeth.
+The interior is painted from the photo's own colours (lip tone for the cavity, a teeth tone matched to the
+face's brightness), shaped by the inner lip contour of the output frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from xp_sdk.engine import topology
+
+
+class MouthPainter:
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray) -> None:
+        pts = landmarks[:, :2]
+        outer = pts[list(topology.LIPS_UPPER_OUTER[2:-2] + topology.LIPS_LOWER_OUTER[2:-2])]
+        inner = pts[list(topology.LIPS_UPPER_INNER[2:-2] + topology.LIPS_LOWER_INNER[2:-2])]
+        lips = _sample(image, (outer + inner) / 2)
+        cheeks = _sample(image, pts[[50, 280, 101, 330, 4]])
+        skin_luma = float(np.dot(cheeks, [0.299, 0.587, 0.114]))
+        brightness = np.clip(skin_luma / 165.0, 0.55, 1.15)
+        # Cavity: the lip hue, deep and dark, as in a real open mouth; teeth: off-white matched to the exposure.
+        hue = lips / max(float(lips.max()), 1.0)
+        self.cavity = np.clip(hue * np.array([92.0, 52.0, 50.0]) * brightness, 0, 255)
+        self.throat = self.cavity * 0.35
+        self.teeth = np.clip(np.array([222.0, 214.0, 198.0]) * brightness, 0, 238)
+        self.source_opening = max(topology.mouth_opening(pts), 0.0)
+
+    def paint(self, frame: np.ndarray, target: np.ndarray) -> None:
+        """Paint the interior into ``frame`` (in place) where the target mouth opens beyond the photo's."""
+        opening = topology.mouth_opening(target)
+        if opening <= self.source_opening + 1.0:
+            return
+        strength = float(np.clip(1.0 - self.source_opening / opening, 0.0, 1.0))
+        poly = topology.inner_mouth_polygon(target)
+        h, w = frame.shape[:2]
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 3
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 4
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 3 or y1 - y0 < 2:
+            return
+        bw, bh = x1 - x0, y1 - y0
+        local = poly - np.array([x0, y0])
+
+        mask = np.zeros((bh, bw), np.uint8)
+        cv2.fillPoly(mask, [np.round(local * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.8).astype(np.float32) / 255.0 * strength
+
+        upper = target[list(topology.LIPS_UPPER_INNER), :2] - np.array([x0, y0])
+        lower = target[list(topology.LIPS_LOWER_INNER), :2] - np.array([x0, y0])
+        xs = np.arange(bw, dtype=np.float32)
+        y_up = np.interp(xs, *_sorted_xy(upper))
+        y_lo = np.interp(xs, *_sorted_xy(lower))
+        ys = np.arange(bh, dtype=np.float32)[:, None]
+        gap = np.maximum(y_lo - y_up, 1e-3)[None, :]
+        depth = np.clip((ys - y_up[None, :]) / gap, 0.0, 1.0)  # 0 at the upper lip, 1 at the lower lip
+        width = float(np.ptp(poly[:, 0])) or 1.0
+        centre_x = float(poly[:, 0].mean())
+        across = np.clip(1.0 - np.abs(xs + x0 - centre_x) / (0.5 * width), 0.0, 1.0)[None, :]
+
+        # Cavity darkens towards the throat (middle of the opening, centre of the mouth).
+        throat_w = np.sin(np.pi * depth) * across
+        layer = self.cavity[None, None, :] * (1 - throat_w[..., None]) + self.throat[None, None, :] * throat_w[..., None]
+
+        # Upper teeth hang from the upper lip; lower teeth show only when the mouth is open wide.
+        teeth_h = min(0.16 * width, 0.42 * opening)
+        below_upper = ys - y_up[None, :]
+        upper_teeth = np.clip(1.0 - below_upper / max(teeth_h, 1.0), 0.0, 1.0) ** 0.35 * (below_upper >= -1)
+        lower_h = max(0.0, min(0.1 * width, 0.25 * (opening - 0.2 * width)))
+        above_lower = y_lo[None, :] - ys
+        lower_teeth = (
+            np.clip(1.0 - above_lower / max(lower_h, 1.0), 0.0, 1.0) ** 0.35 * (above_lower >= -1) * 0.75
+            if lower_h > 0.5
+            else np.zeros_like(upper_teeth)
+        )
+        teeth_visibility = np.clip(across * 1.6, 0.0, 1.0) ** 0.7
+        lip_shadow = 1.0 - 0.35 * np.clip(1.0 - below_upper / max(0.25 * teeth_h, 1.0), 0.0, 1.0)
+        shade = (0.75 + 0.25 * across) * lip_shadow
+        teeth_rgb = self.teeth[None, None, :] * shade[..., None]
+        t = np.clip(np.maximum(upper_teeth, lower_teeth) * teeth_visibility, 0.0, 1.0)[..., None]
+        layer = layer * (1 - t) + teeth_rgb * t
+
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        a = alpha[..., None]
+        frame[y0:y1, x0:x1] = np.clip(roi * (1 - a) + layer * a, 0, 255).astype(np.uint8)
+
+
+def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(points[:, 0])
+    return points[order, 0], points[order, 1]
+
+
+def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    xy = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
+    return image[xy[:, 1], xy[:, 0]].astype(np.float64).mean(axis=0)  # type: ignore[no-any-return]

@@ -1,0 +1,159 @@
+"""Retargeting: driving motion applied, relatively, to the photo's own face.
+
+A driving frame is compared with a driving *reference* frame, and only the difference is applied to the photo:
+the photo keeps its identity, its proportions and its resting expression. The reference is chosen
+automatically as the driving frame whose pose and expression best match the photo, so a clip that starts
+mid-smile or turned away does not leave a permanent offset on the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xp_sdk.engine import topology
+from xp_sdk.engine.faces import FaceAnalysis
+from xp_sdk.engine.motion import BLENDSHAPE_INDEX, MotionCode, canonical_shape, euler_to_matrix, rigid_centre
+from xp_sdk.engine.rig import ExpressionRig, eye_ratios
+
+# Blendshapes that describe the visible expression; gaze and the neutral score say little about a match.
+_MATCH_BLENDSHAPES = np.array(
+    [
+        i
+        for name, i in BLENDSHAPE_INDEX.items()
+        if name != "_neutral" and not name.startswith("eyeLook")
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RetargetOptions:
+    expression_scale: float = 1.0
+    pose_scale: float = 1.0
+    # Eyes: follow the driving eyelid opening as a ratio, so a driver's blink closes eyes of any size.
+    relative_eyes: bool = True
+
+
+@dataclass(frozen=True)
+class TargetFace:
+    """Where the photo's landmarks go in one output frame (pixels of the working image)."""
+
+    landmarks: np.ndarray  # (478, 2)
+    rotation: np.ndarray  # (3, 3) output head rotation
+    centre: np.ndarray  # (2,) output head centre
+    scale: float  # output inter-ocular distance in pixels
+
+
+def reference_distance(code: MotionCode, source: FaceAnalysis) -> float:
+    """How far a driving frame is from the photo in pose (radians) and expression (blendshape distance)."""
+    rel = code.rotation_matrix().T @ source.rotation
+    angle = math.acos(max(-1.0, min(1.0, (float(np.trace(rel)) - 1) / 2)))
+    expr = float(np.linalg.norm(code.blendshapes[_MATCH_BLENDSHAPES] - source.blendshapes[_MATCH_BLENDSHAPES]))
+    return 2.0 * angle + expr
+
+
+def choose_reference(codes: Sequence[MotionCode], source: FaceAnalysis) -> int:
+    """Index of the code whose pose and expression are closest to the photo's."""
+    if not codes:
+        raise ValueError("no motion codes to choose a reference from")
+    return int(np.argmin([reference_distance(code, source) for code in codes]))
+
+
+class Retargeter:
+    def __init__(self, source: FaceAnalysis, options: RetargetOptions | None = None) -> None:
+        self.options = options or RetargetOptions()
+        pts = source.landmarks.astype(np.float64)
+        self.source = source
+        self._points = pts
+        self._centre = rigid_centre(pts)
+        self._rotation = source.rotation
+        self._canonical = canonical_shape(source)
+        # Pixels per canonical unit: the de-rotated eye distance, so the photo reprojects onto itself exactly.
+        self._iod = topology.inter_ocular((pts - self._centre) @ self._rotation)
+        self._rig: ExpressionRig | None = None
+        self._eye_open = [max(topology.eye_opening(self._canonical, e), 1e-3) for e in (0, 1)]
+
+    @property
+    def rig(self) -> ExpressionRig:
+        if self._rig is None:
+            self._rig = ExpressionRig(self._canonical)
+        return self._rig
+
+    def from_video(self, code: MotionCode, reference: MotionCode) -> TargetFace:
+        """Target for a code measured from video, relative to the chosen reference code."""
+        if code.shape is None or reference.shape is None:
+            raise ValueError("video retargeting needs codes with canonical shapes")
+        o = self.options
+        canonical = self._canonical + o.expression_scale * (code.shape - reference.shape)
+        if o.relative_eyes:
+            ratios = [
+                _opening_ratio(code.shape, reference.shape, eye) ** max(o.expression_scale, 0.0) for eye in (0, 1)
+            ]
+            canonical = self._set_eye_openings(canonical, ratios)
+        rel = code.rotation_matrix() @ reference.rotation_matrix().T
+        return self._pose(
+            canonical,
+            _scale_rotation(rel, o.pose_scale),
+            o.pose_scale * (code.translation - reference.translation),
+            o.pose_scale * (code.log_scale - reference.log_scale),
+        )
+
+    def from_template(self, code: MotionCode) -> TargetFace:
+        """Target for a template code: activations and pose offsets on top of the photo's own."""
+        o = self.options
+        canonical = self._canonical + o.expression_scale * self.rig.displacement(code.blendshapes)
+        ratios = [r ** max(o.expression_scale, 0.0) for r in eye_ratios(code.blendshapes)]
+        canonical = self._set_eye_openings(canonical, ratios)
+        rel = euler_to_matrix(code.rotation)
+        return self._pose(
+            canonical,
+            _scale_rotation(rel, o.pose_scale),
+            o.pose_scale * code.translation,
+            o.pose_scale * code.log_scale,
+        )
+
+    def _pose(self, canonical: np.ndarray, rel: np.ndarray, translation: np.ndarray, log_scale: float) -> TargetFace:
+        rotation = rel @ self._rotation
+        scale = self._iod * math.exp(log_scale)
+        centre = self._centre.copy()
+        centre[:2] += translation * self._iod
+        projected = (canonical @ rotation.T) * scale + centre
+        return TargetFace(landmarks=projected[:, :2], rotation=rotation, centre=centre[:2], scale=scale)
+
+    def _set_eye_openings(self, canonical: np.ndarray, ratios: Sequence[float]) -> np.ndarray:
+        out = canonical.copy()
+        for eye, ratio in enumerate(ratios):
+            upper, lower = topology.EYES[eye]
+            up = list(upper[1:-1])
+            lo = list(lower[1:-1])
+            gap = out[lo, 1] - out[up, 1]
+            wanted = self._eye_open[eye] * min(max(ratio, 0.0), 1.6)
+            current = max(float(np.mean(gap)), 1e-3)
+            change = gap * (wanted / current) - gap
+            # Blinks are mostly the upper lid coming down.
+            out[up, 1] -= 0.8 * change
+            out[lo, 1] += 0.2 * change
+            iris = topology.IRIS_A if eye == 0 else topology.IRIS_B
+            out[list(iris), 1] -= 0.4 * float(np.mean(change))
+        return out
+
+
+def _opening_ratio(shape: np.ndarray, reference: np.ndarray, eye: int) -> float:
+    ref = max(topology.eye_opening(reference, eye), 1e-3)
+    return max(topology.eye_opening(shape, eye), 0.0) / ref
+
+
+def _scale_rotation(rel: np.ndarray, factor: float) -> np.ndarray:
+    """``rel`` with its rotation angle multiplied by ``factor`` (axis kept)."""
+    if factor == 1.0:
+        return rel
+    angle = math.acos(max(-1.0, min(1.0, (float(np.trace(rel)) - 1) / 2)))
+    if angle < 1e-8:
+        return np.eye(3)
+    axis = np.array([rel[2, 1] - rel[1, 2], rel[0, 2] - rel[2, 0], rel[1, 0] - rel[0, 1]]) / (2 * math.sin(angle))
+    a = angle * factor
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(a) * k + (1 - math.cos(a)) * (k @ k)  # type: ignore[no-any-return]

@@ -1,0 +1,188 @@
+"""Motion templates: keyframed motion codes in JSON, used in place of a driving video.
+
+A template is data only. It is parsed with ``json`` and validated with pydantic; nothing in it is executed.
+Values are offsets from the photo's own pose and expression: blendshape activations in [0, 1] add an
+expression, pose angles (degrees), translation (inter-ocular units) and scale turn and move the head.
+Between keyframes values ease smoothly (cosine interpolation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xp_sdk.engine.motion import BLENDSHAPE_INDEX, MotionCode
+from xp_sdk.errors import TemplateError
+
+FORMAT = "xp-motion-template/1"
+MAX_TEMPLATE_BYTES = 8 * 1024 * 1024
+Angle = Annotated[float, Field(ge=-60.0, le=60.0)]
+
+
+class Pose(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    yaw: Angle = 0.0
+    pitch: Angle = 0.0
+    roll: Angle = 0.0
+    x: Annotated[float, Field(ge=-2.0, le=2.0)] = 0.0
+    y: Annotated[float, Field(ge=-2.0, le=2.0)] = 0.0
+    scale: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
+
+
+class Keyframe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    t: Annotated[float, Field(ge=0.0)]
+    pose: Pose = Pose()
+    blendshapes: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
+
+    @field_validator("blendshapes")
+    @classmethod
+    def _known_names(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(BLENDSHAPE_INDEX) | ({"_neutral"} & set(value)))
+        if unknown:
+            raise ValueError(f"unknown blendshape names {unknown}; use ARKit names such as jawOpen, eyeBlinkLeft")
+        return value
+
+
+class MotionTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal["xp-motion-template/1"] = FORMAT
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")]
+    description: str = ""
+    fps: Annotated[float, Field(gt=0.0, le=120.0)] = 30.0
+    duration: Annotated[float, Field(gt=0.0, le=600.0)]
+    keyframes: Annotated[list[Keyframe], Field(min_length=1, max_length=100_000)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MotionTemplate:
+        times = [k.t for k in self.keyframes]
+        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+            raise ValueError("keyframe times must be strictly increasing")
+        if times[-1] > self.duration + 1e-9:
+            raise ValueError(f"last keyframe at t={times[-1]} is after the duration {self.duration}")
+        return self
+
+    @property
+    def frame_count(self) -> int:
+        return max(1, round(self.duration * self.fps))
+
+    def codes(self) -> Iterator[MotionCode]:
+        """One motion code per output frame."""
+        keys = self.keyframes
+        times = np.array([k.t for k in keys])
+        poses = np.array([_pose_vector(k.pose) for k in keys])
+        shapes = np.array([_blendshape_vector(k.blendshapes) for k in keys])
+        for i in range(self.frame_count):
+            t = i / self.fps
+            j = int(np.searchsorted(times, t, side="right"))
+            if j == 0:
+                pose, blend = poses[0], shapes[0]
+            elif j >= len(keys):
+                pose, blend = poses[-1], shapes[-1]
+            else:
+                u = (t - times[j - 1]) / (times[j] - times[j - 1])
+                w = 0.5 - 0.5 * math.cos(math.pi * u)
+                pose = poses[j - 1] * (1 - w) + poses[j] * w
+                blend = shapes[j - 1] * (1 - w) + shapes[j] * w
+            yield MotionCode(
+                rotation=np.radians(pose[:3]),
+                translation=pose[3:5].copy(),
+                log_scale=float(pose[5]),
+                blendshapes=blend.copy(),
+            )
+
+
+def _pose_vector(pose: Pose) -> np.ndarray:
+    return np.array([pose.pitch, pose.yaw, pose.roll, pose.x, pose.y, math.log(pose.scale)])
+
+
+def _blendshape_vector(values: dict[str, float]) -> np.ndarray:
+    vec = np.zeros(len(BLENDSHAPE_INDEX))
+    for name, value in values.items():
+        vec[BLENDSHAPE_INDEX[name]] = value
+    return vec
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files(__name__)
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def parse_template(text: str | bytes, *, origin: str = "template") -> MotionTemplate:
+    if len(text) > MAX_TEMPLATE_BYTES:
+        raise TemplateError(f"{origin} is larger than {MAX_TEMPLATE_BYTES // (1024 * 1024)} MiB")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{origin} is not valid JSON: {exc}") from exc
+    try:
+        return MotionTemplate.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise TemplateError(f"{origin} is not a valid motion template: {where}: {first['msg']}") from exc
+
+
+def load_template(name_or_path: str | os.PathLike[str]) -> MotionTemplate:
+    """A built-in template by name (``showcase``), or a template JSON file by path."""
+    name = str(name_or_path)
+    if name in builtin_names():
+        text = resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8")
+        return parse_template(text, origin=f"built-in template {name!r}")
+    path = Path(name)
+    if path.suffix.lower() == ".json" or path.exists():
+        if not path.is_file():
+            raise TemplateError(f"template file {path} does not exist")
+        return parse_template(path.read_bytes(), origin=f"template file {path}")
+    raise TemplateError(f"unknown template {name!r}; built-in templates: {', '.join(builtin_names())}")
+
+
+def template_from_codes(
+    codes: Sequence[MotionCode], *, fps: float, name: str, description: str = "", stride: int = 2
+) -> MotionTemplate:
+    """Record a template from a driving video's motion codes, relative to its calmest frame."""
+    if not codes:
+        raise TemplateError("no motion to record: the driving video has no frame with a face")
+    activity = [float(np.sum(c.blendshapes[1:])) for c in codes]
+    rest = codes[int(np.argmin(activity))]
+    indices = list(range(0, len(codes), max(stride, 1)))
+    if indices[-1] != len(codes) - 1:
+        indices.append(len(codes) - 1)
+    keys = []
+    for i in indices:
+        code = codes[i]
+        rel = np.degrees(code.rotation - rest.rotation)
+        delta = np.clip(code.blendshapes - rest.blendshapes, 0.0, 1.0)
+        shapes = {
+            n: round(float(delta[j]), 3)
+            for n, j in BLENDSHAPE_INDEX.items()
+            if n != "_neutral" and delta[j] >= 0.02
+        }
+        keys.append(
+            Keyframe(
+                t=round(i / fps, 4),
+                pose=Pose(
+                    pitch=float(np.clip(rel[0], -60, 60)),
+                    yaw=float(np.clip(rel[1], -60, 60)),
+                    roll=float(np.clip(rel[2], -60, 60)),
+                    x=float(np.clip(code.translation[0] - rest.translation[0], -2, 2)),
+                    y=float(np.clip(code.translation[1] - rest.translation[1], -2, 2)),
+                    scale=float(np.clip(math.exp(code.log_scale - rest.log_scale), 0.5, 2.0)),
+                ),
+                blendshapes=shapes,
+            )
+        )
+    duration = max(len(codes) / fps, keys[-1].t)
+    return MotionTemplate(name=name, description=description, fps=fps, duration=duration, keyframes=keys)
+
+
+def dump_template(template: MotionTemplate) -> str:
+    return template.model_dump_json(indent=1, exclude_defaults=False)

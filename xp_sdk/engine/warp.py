@@ -1,0 +1,162 @@
+"""The CPU generator: a dense piecewise-affine warp of the photo that follows the retargeted landmarks.
+
+How one frame is made:
+1. Control points are the 478 face landmarks plus three rings around the face oval, whose motion fades out
+   (more slowly above the face, where hair moves with the head, than below it, where the neck does not),
+   plus points on the border of the working region, which never move.
+2. The forward displacement (photo → frame) is interpolated piecewise-linearly over a Delaunay triangulation
+   of the photo's control points on a coarse grid; triangles and barycentric weights are computed once per
+   photo, so a frame costs one gather.
+3. The forward field is inverted by fixed-point iteration into a backward map (frame → photo), upsampled,
+   and used to resample the photo with ``cv2.remap``.
+4. The mouth interior is painted where the mouth opens beyond the photo's; the region is pasted back into
+   the full frame through a feathered mask, so everything outside it stays exactly still.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from xp_sdk.engine import topology
+from xp_sdk.engine.faces import FaceAnalysis
+from xp_sdk.engine.mouth import MouthPainter
+from xp_sdk.engine.retarget import TargetFace
+
+# (ring scale around the face oval, motion kept above the face, motion kept below it)
+_RINGS = ((1.25, 0.85, 0.55), (1.7, 0.5, 0.15), (2.4, 0.15, 0.0))
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    grid_cells: int = 144  # coarse grid resolution along the region's longer side
+    inversion_steps: int = 6
+    paint_mouth: bool = True
+
+
+class WarpGenerator:
+    """Renders frames of one photo; build it once per photo, call :meth:`render` per frame."""
+
+    def __init__(self, image: np.ndarray, face: FaceAnalysis, config: WarpConfig | None = None) -> None:
+        self.config = c = config or WarpConfig()
+        self.image = image
+        h, w = image.shape[:2]
+        pts = face.landmarks[:, :2].astype(np.float64)
+        self._source_landmarks = pts
+        centre = pts[list(topology.FACE_OVAL)].mean(axis=0)
+        oval = pts[list(topology.FACE_OVAL)]
+        rings = [centre + (oval - centre) * s for s, _, _ in _RINGS]
+        # Above the face (negative y relative to the centre) keeps more motion than below.
+        up = np.clip(-(oval[:, 1] - centre[1]) / (np.abs(oval - centre).max() + 1e-6) * 2 + 0.5, 0, 1)
+        self._ring_weights = np.concatenate([hi * up + lo * (1 - up) for _, hi, lo in _RINGS])
+        self._ring_parent = np.tile(np.array(topology.FACE_OVAL), len(_RINGS))
+
+        outer = np.vstack(rings)
+        x0, y0 = np.floor(np.minimum(outer.min(axis=0), pts.min(axis=0))).astype(int) - 4
+        x1, y1 = np.ceil(np.maximum(outer.max(axis=0), pts.max(axis=0))).astype(int) + 4
+        self.roi = (max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h))
+        rx0, ry0, rx1, ry1 = self.roi
+        rw, rh = rx1 - rx0, ry1 - ry0
+        self._origin = np.array([rx0, ry0], dtype=np.float64)
+
+        border = _rectangle_points(rw, rh, per_side=10)
+        self._source_ctrl = np.vstack([pts - self._origin, np.vstack(rings) - self._origin, border])
+        self._n_moving = len(pts) + len(outer)
+        tri = Delaunay(self._source_ctrl, qhull_options="QJ")
+
+        step = max(rw, rh) / c.grid_cells
+        self._step = max(int(np.ceil(step)), 2)
+        gw, gh = int(np.ceil(rw / self._step)), int(np.ceil(rh / self._step))
+        gx = (np.arange(gw) * self._step + (self._step - 1) / 2).clip(0, rw - 1)
+        gy = (np.arange(gh) * self._step + (self._step - 1) / 2).clip(0, rh - 1)
+        grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+        simplex = tri.find_simplex(grid)
+        simplex = np.where(simplex < 0, 0, simplex)  # grid points are inside the border hull; guard rounding
+        transform = tri.transform[simplex]
+        b = np.einsum("nij,nj->ni", transform[:, :2], grid - transform[:, 2])
+        self._bary = np.hstack([b, 1 - b.sum(axis=1, keepdims=True)]).astype(np.float32)
+        self._vertices = tri.simplices[simplex]
+        self._grid = grid.reshape(gh, gw, 2).astype(np.float32)
+        self._grid_shape = (gh, gw)
+
+        self._roi_image = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
+        self._feather = _feather_mask(rw, rh, self.roi, (w, h))
+        self._mouth = MouthPainter(image, face.landmarks) if c.paint_mouth else None
+
+    def control_displacement(self, target: TargetFace) -> np.ndarray:
+        """Displacement of every control point for one frame, in region pixels."""
+        face_disp = target.landmarks - self._source_landmarks
+        ring_disp = face_disp[self._ring_parent] * self._ring_weights[:, None]
+        disp = np.zeros_like(self._source_ctrl)
+        disp[: len(face_disp)] = face_disp
+        disp[len(face_disp) : self._n_moving] = ring_disp
+        return disp
+
+    def backward_map(self, target: TargetFace) -> np.ndarray:
+        """For each region pixel of the output frame, where to sample the photo (region coordinates)."""
+        disp = self.control_displacement(target).astype(np.float32)
+        gh, gw = self._grid_shape
+        forward = np.einsum("nk,nkc->nc", self._bary, disp[self._vertices]).reshape(gh, gw, 2)
+        # Invert y = x + f(x) by iterating x ← y − f(x), sampling f on the coarse grid.
+        scale = np.float32(1.0 / self._step)
+        offset = np.float32((self._step - 1) / 2)
+        back = self._grid - forward
+        for _ in range(self.config.inversion_steps):
+            gx = (back[..., 0] - offset) * scale
+            gy = (back[..., 1] - offset) * scale
+            f = cv2.remap(forward, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            back = self._grid - f
+        rx0, ry0, rx1, ry1 = self.roi
+        full = cv2.resize(back, (gw * self._step, gh * self._step), interpolation=cv2.INTER_LINEAR)
+        return full[: ry1 - ry0, : rx1 - rx0]
+
+    def render(self, target: TargetFace) -> np.ndarray:
+        back = self.backward_map(target)
+        map1, map2 = cv2.convertMaps(back[..., 0], back[..., 1], cv2.CV_16SC2)
+        warped = cv2.remap(self._roi_image, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self._mouth is not None:
+            local = target.landmarks - self._origin
+            self._mouth.paint(warped, local)
+        frame = self.image.copy()
+        rx0, ry0, rx1, ry1 = self.roi
+        if self._feather is None:
+            frame[ry0:ry1, rx0:rx1] = warped
+        else:
+            region = frame[ry0:ry1, rx0:rx1].astype(np.float32)
+            frame[ry0:ry1, rx0:rx1] = (region + (warped.astype(np.float32) - region) * self._feather).astype(
+                np.uint8
+            )
+        return frame
+
+
+def _rectangle_points(w: int, h: int, per_side: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, per_side + 1)[:-1]
+    top = np.stack([t * (w - 1), np.zeros_like(t)], axis=1)
+    right = np.stack([np.full_like(t, w - 1), t * (h - 1)], axis=1)
+    bottom = np.stack([(1 - t) * (w - 1), np.full_like(t, h - 1)], axis=1)
+    left = np.stack([np.zeros_like(t), (1 - t) * (h - 1)], axis=1)
+    return np.vstack([top, right, bottom, left])
+
+
+def _feather_mask(rw: int, rh: int, roi: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray | None:
+    """Alpha fading to 0 at region edges that lie inside the image; None when the region is the whole image."""
+    x0, y0, x1, y1 = roi
+    w, h = size
+    if (x0, y0, x1, y1) == (0, 0, w, h):
+        return None
+    margin = max(4, min(rw, rh) // 20)
+    ax = np.ones(rw, np.float32)
+    ay = np.ones(rh, np.float32)
+    ramp = np.linspace(0.0, 1.0, margin, dtype=np.float32)
+    if x0 > 0:
+        ax[:margin] = np.minimum(ax[:margin], ramp)
+    if x1 < w:
+        ax[-margin:] = np.minimum(ax[-margin:], ramp[::-1])
+    if y0 > 0:
+        ay[:margin] = np.minimum(ay[:margin], ramp)
+    if y1 < h:
+        ay[-margin:] = np.minimum(ay[-margin:], ramp[::-1])
+    return (ay[:, None] * ax[None, :])[..., None]
