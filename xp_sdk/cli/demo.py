@@ -1,0 +1,58 @@
+"""The demo: needs no external file. The astronaut portrait ships with scikit-image; the motion is the
+project's own showcase template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from xp_sdk.engine import AnimateOptions, animate
+from xp_sdk.engine.video import read_frames
+from xp_sdk.errors import InvalidInputError
+
+
+def astronaut() -> np.ndarray:
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise InvalidInputError("the demo needs scikit-image: pip install 'xp-sdk[demo]'") from exc
+    return np.ascontiguousarray(data.astronaut())
+
+
+def contact_sheet(video: Path, out: Path, *, tiles: int = 10, columns: int = 5, height: int = 256) -> Path:
+    """Evenly spaced frames of ``video`` in a grid, for looking at what was made."""
+    frames = list(read_frames(video, max_side=height * 2))
+    picks = np.linspace(0, len(frames) - 1, tiles).astype(int)
+    cells = []
+    for i in picks:
+        f = frames[i]
+        cell = cv2.resize(f, (round(f.shape[1] * height / f.shape[0]), height), interpolation=cv2.INTER_AREA)
+        cv2.putText(cell, f"{i}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 2, cv2.LINE_AA)
+        cells.append(cell)
+    rows = [np.hstack(cells[r : r + columns]) for r in range(0, len(cells), columns)]
+    cv2.imwrite(str(out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    return out
+
+
+def run_demo(folder: Path, *, show_progress: bool = True) -> dict[str, Any]:
+    from xp_sdk.cli import _progress
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = astronaut()
+    source = folder / "astronaut.png"
+    cv2.imwrite(str(source), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    video = folder / "astronaut_showcase.mp4"
+    with _progress(show_progress, "demo") as progress:
+        result = animate(photo, video, template="showcase", options=AnimateOptions(), progress=progress)
+    sheet = contact_sheet(video, folder / "astronaut_showcase_sheet.png")
+    return {
+        "video": str(result.output),
+        "contact_sheet": str(sheet),
+        "source": str(source),
+        "frames": result.frames,
+        "size": f"{result.width}x{result.height}",
+        "fps_end_to_end": round(result.frames / max(result.seconds, 1e-9), 1),
+    }

@@ -1,0 +1,325 @@
+"""One animation, streamed: driving frames → motion codes → retargeted frames → H.264, in bounded memory.
+
+Three stages run concurrently (MediaPipe, OpenCV and the encoder release the GIL, so two cores overlap):
+decode + analysis in one thread, retarget + warp in the caller's thread, encoding in a third. Only a short
+window of motion codes (not frames) is held to choose the reference frame; a ten-minute video never needs
+ten minutes of frames in memory. Every check on the inputs happens before the first frame is generated, and
+the output file appears only when it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from xp_sdk.engine.driving import StageClock, iter_motion_codes
+from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
+from xp_sdk.engine.images import check_image_array, load_image
+from xp_sdk.engine.motion import MotionCode, SmoothingConfig
+from xp_sdk.engine.retarget import RetargetOptions, Retargeter, TargetFace, choose_reference
+from xp_sdk.engine.templates import MotionTemplate, load_template
+from xp_sdk.engine.video import VideoWriter, probe_video
+from xp_sdk.engine.warp import WarpConfig, WarpGenerator
+from xp_sdk.errors import InvalidInputError, NoFaceError
+
+
+
+@dataclass(frozen=True)
+class AnimateOptions:
+    max_side: int = 1024
+    """Output resolution cap: the photo is downscaled so its longer side is at most this."""
+    expression_scale: float = 1.0
+    pose_scale: float = 1.0
+    reference_frame: int | None = None
+    """Driving frame to measure motion against; None chooses the best match to the photo automatically."""
+    reference_window_s: float = 10.0
+    """How far into the driving video the automatic reference is searched."""
+    keep_audio: bool = True
+    allow_multiple_faces: bool = False
+    crf: int = 18
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    warp: WarpConfig = field(default_factory=WarpConfig)
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: Literal["analyse", "generate"]
+    done: int
+    total: int | None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class AnimationResult:
+    output: Path
+    frames: int
+    fps: float
+    width: int
+    height: int
+    reference_frame: int | None
+    frames_without_face: int
+    seconds: float
+    stage_seconds: dict[str, float]
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def prepare_source(
+    source: str | os.PathLike[str] | np.ndarray, options: AnimateOptions
+) -> tuple[np.ndarray, FaceAnalysis]:
+    """Load (or check) the photo, cap its size, and analyse its face; raises before any generation."""
+    if isinstance(source, np.ndarray):
+        image = check_image_array(source, name="source photo")
+        name = "the source photo"
+    else:
+        image = load_image(source)
+        name = f"source photo {source}"
+    scale = options.max_side / max(image.shape[:2])
+    if scale < 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    with FaceAnalyzer() as analyzer:
+        face = analyzer.analyze_photo(image, allow_multiple=options.allow_multiple_faces, name=name)
+    return image, face
+
+
+def animate(
+    source: str | os.PathLike[str] | np.ndarray,
+    out: str | os.PathLike[str],
+    *,
+    driving: str | os.PathLike[str] | None = None,
+    template: str | MotionTemplate | None = None,
+    options: AnimateOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> AnimationResult:
+    """Animate ``source`` with a driving video or a motion template and write an H.264 MP4 to ``out``."""
+    opts = options or AnimateOptions()
+    if (driving is None) == (template is None):
+        raise InvalidInputError("give exactly one of a driving video or a motion template")
+    out_path = Path(out)
+    if out_path.suffix.lower() != ".mp4":
+        raise InvalidInputError(f"output {out_path} must end in .mp4 (H.264 MP4 is what the engine writes)")
+    started = time.perf_counter()
+    motion: _MotionSource
+    if driving is not None:
+        info = probe_video(driving)
+        motion = _VideoMotion(Path(driving), info.fps, info.frame_count, opts)
+    else:
+        tpl = template if isinstance(template, MotionTemplate) else load_template(str(template))
+        motion = _TemplateMotion(tpl)
+    image, face = prepare_source(source, opts)
+    retargeter = Retargeter(face, RetargetOptions(opts.expression_scale, opts.pose_scale))
+    generator = WarpGenerator(image, face, opts.warp)
+    height, width = image.shape[:2]
+    timings = {"analysis": 0.0, "warp": 0.0, "encode": 0.0}
+    frames = 0
+    audio = driving if (driving is not None and opts.keep_audio) else None
+    with VideoWriter(out_path, width=width, height=height, fps=motion.fps, crf=opts.crf, audio_from=audio) as writer:
+        encoder = _EncoderThread(writer, timings)
+        try:
+            for target in motion.targets(retargeter, face):
+                t0 = time.perf_counter()
+                frame = generator.render(target)
+                timings["warp"] += time.perf_counter() - t0
+                encoder.put(frame)
+                frames += 1
+                if progress is not None:
+                    progress(Progress("generate", frames, motion.total))
+        except BaseException:
+            encoder.cancel()
+            raise
+        encoder.finish()
+        timings["analysis"] = motion.analysis_seconds
+    return AnimationResult(
+        output=out_path,
+        frames=frames,
+        fps=motion.fps,
+        width=writer.out_width,
+        height=writer.out_height,
+        reference_frame=motion.reference,
+        frames_without_face=motion.frames_without_face,
+        seconds=time.perf_counter() - started,
+        stage_seconds=timings,
+    )
+
+
+class _EncoderThread:
+    """Encodes frames on its own thread; a bounded queue keeps at most a few frames in flight."""
+
+    def __init__(self, writer: VideoWriter, timings: dict[str, float]) -> None:
+        self._writer = writer
+        self._timings = timings
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xp-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END or self._error is not None:
+                if item is _END:
+                    return
+                continue
+            try:
+                t0 = time.perf_counter()
+                self._writer.write(item)  # type: ignore[arg-type]
+                self._timings["encode"] += time.perf_counter() - t0
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+
+    def put(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)
+
+    def finish(self) -> None:
+        self._queue.put(_END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        self._error = self._error or RuntimeError("cancelled")
+        self._queue.put(_END)
+        self._thread.join()
+
+
+class _MotionSource:
+    fps: float
+    total: int | None
+    reference: int | None = None
+    frames_without_face: int = 0
+
+    @property
+    def analysis_seconds(self) -> float:
+        return 0.0
+
+    def targets(self, retargeter: Retargeter, face: FaceAnalysis) -> Iterator[TargetFace]:
+        raise NotImplementedError
+
+
+class _TemplateMotion(_MotionSource):
+    def __init__(self, template: MotionTemplate) -> None:
+        self.template = template
+        self.fps = template.fps
+        self.total = template.frame_count
+
+    def targets(self, retargeter: Retargeter, face: FaceAnalysis) -> Iterator[TargetFace]:
+        for code in self.template.codes():
+            yield retargeter.from_template(code)
+
+
+class _VideoMotion(_MotionSource):
+    """Motion codes from a driving video, analysed on a producer thread."""
+
+    def __init__(self, path: Path, fps: float, frame_count: int | None, options: AnimateOptions) -> None:
+        self.path = path
+        self.fps = fps
+        self.total = frame_count
+        self.options = options
+        self.clock = StageClock()
+
+    @property
+    def analysis_seconds(self) -> float:
+        return self.clock.seconds
+
+    def _produce(self, out: queue.Queue[object], stop: threading.Event) -> None:
+        try:
+            for code in iter_motion_codes(self.path, self.fps, self.options.smoothing, self.clock):
+                if stop.is_set():
+                    return
+                out.put(code)
+            out.put(_END)
+        except BaseException as exc:
+            out.put(_Failure(exc))
+
+    def _codes(self) -> Iterator[MotionCode | None]:
+        codes: queue.Queue[object] = queue.Queue(maxsize=256)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._produce, args=(codes, stop), name="xp-analyse", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = codes.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    codes.get_nowait()
+                except queue.Empty:
+                    thread.join(0.05)
+
+    def targets(self, retargeter: Retargeter, face: FaceAnalysis) -> Iterator[TargetFace]:
+        window = max(1, round(self.options.reference_window_s * self.fps))
+        wanted = self.options.reference_frame
+        if wanted is not None and wanted < 0:
+            raise InvalidInputError(f"reference frame must be 0 or more, got {wanted}")
+        stream = self._codes()
+        buffered: list[MotionCode | None] = []
+        for code in stream:
+            buffered.append(code)
+            have_face = any(c is not None for c in buffered)
+            if len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted):
+                break
+        valid = [(i, c) for i, c in enumerate(buffered) if c is not None]
+        if not valid:
+            raise NoFaceError(f"no face found in any frame of the driving video {self.path}")
+        if wanted is not None:
+            if wanted >= len(buffered):
+                raise InvalidInputError(
+                    f"reference frame {wanted} is beyond the driving video's {len(buffered)} frames"
+                )
+            if buffered[wanted] is None:
+                raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
+            self.reference = wanted
+            reference = buffered[wanted]
+        else:
+            pick = choose_reference([c for _, c in valid], face)
+            self.reference, reference = valid[pick]
+        assert reference is not None
+        last: MotionCode = valid[0][1]
+
+        def emit(code: MotionCode | None) -> TargetFace:
+            nonlocal last
+            if code is None:
+                self.frames_without_face += 1
+            else:
+                last = code
+            return retargeter.from_video(last, reference)
+
+        for code in buffered:
+            yield emit(code)
+        for code in stream:
+            yield emit(code)
+
+
+__all__ = [
+    "AnimateOptions",
+    "AnimationResult",
+    "Progress",
+    "ProgressCallback",
+    "animate",
+    "prepare_source",
+]

@@ -1,0 +1,130 @@
+"""Face identity embeddings with OpenCV's YuNet detector and SFace recogniser.
+
+This is deliberately a different model family from the MediaPipe FaceLandmarker that drives the animation, so
+it can judge whether an output still shows the source person without sharing that model's blind spots.
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any
+
+import cv2
+import numpy as np
+
+from xp_sdk.engine.models import FACE_DETECTOR_YUNET, FACE_RECOGNIZER_SFACE, resolve_model
+from xp_sdk.errors import EngineError, UnreadableImageError
+
+# Cosine similarity of two SFace embeddings at or above which they are taken to show the same person: the
+# threshold published with the model in the OpenCV model zoo (face_recognition_sface, cosine metric).
+SFACE_SAME_PERSON_COSINE = 0.363
+EMBEDDING_SIZE = 128
+DETECTION_SCORE_THRESHOLD = 0.6
+# SFace's ONNX input. ``FaceRecognizerSF.feature`` feeds the net by an empty name, which OpenCV 5's graph engine
+# refuses for this file (it lists more than one graph input), so the feature is computed here by name; the
+# preprocessing is the one ``feature`` uses (112×112, BGR→RGB, no scaling or mean).
+_SFACE_INPUT = "data"
+_SFACE_SIZE = (112, 112)
+# YuNet's cost grows with the pixel count while its accuracy on a portrait does not; large photos are
+# detected on a downscaled copy and the five landmarks mapped back, so alignment still uses full resolution.
+_MAX_DETECT_SIDE = 640
+
+
+class IdentityEmbedder:
+    """Turns the largest face of an RGB image into an L2-normalised 128-d SFace embedding.
+
+    Use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector_path: str | os.PathLike[str] | None = None,
+        recognizer_path: str | os.PathLike[str] | None = None,
+        score_threshold: float = DETECTION_SCORE_THRESHOLD,
+    ) -> None:
+        yunet = resolve_model(FACE_DETECTOR_YUNET, detector_path)
+        sface = resolve_model(FACE_RECOGNIZER_SFACE, recognizer_path)
+        self._input_size = (320, 320)
+        self._detector: Any = cv2.FaceDetectorYN.create(
+            str(yunet), "", self._input_size, score_threshold=score_threshold
+        )
+        self._recognizer: Any = cv2.FaceRecognizerSF.create(str(sface), "")
+        self._net: Any = cv2.dnn.readNetFromONNX(str(sface))
+
+    def __enter__(self) -> IdentityEmbedder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._detector = None
+        self._recognizer = None
+        self._net = None
+
+    def detect(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The largest face as YuNet's row (x, y, w, h, five landmark x/y pairs, score) in pixels of ``rgb``."""
+        if self._detector is None:
+            raise EngineError("IdentityEmbedder is closed")
+        bgr = _to_bgr(rgb)
+        height, width = bgr.shape[:2]
+        scale = min(1.0, _MAX_DETECT_SIDE / max(height, width))
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        size = (bgr.shape[1], bgr.shape[0])
+        if size != self._input_size:
+            self._detector.setInputSize(size)
+            self._input_size = size
+        _, faces = self._detector.detect(bgr)
+        if faces is None or len(faces) == 0:
+            return None
+        faces = np.asarray(faces, dtype=np.float32)
+        best = faces[int(np.argmax(faces[:, 2] * faces[:, 3]))].copy()
+        if scale < 1.0:
+            sx = width / size[0]
+            sy = height / size[1]
+            best[0:14:2] *= sx
+            best[1:14:2] *= sy
+        return best
+
+    def embed(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The identity embedding of the largest face in ``rgb`` (RGB ``uint8``), or None when no face is found."""
+        face = self.detect(rgb)
+        if face is None:
+            return None
+        if self._recognizer is None or self._net is None:
+            raise EngineError("IdentityEmbedder is closed")
+        aligned = self._recognizer.alignCrop(_to_bgr(rgb), face)
+        blob = cv2.dnn.blobFromImage(aligned, 1.0, _SFACE_SIZE, (0, 0, 0), True, False)
+        self._net.setInput(blob, _SFACE_INPUT)
+        feature = np.asarray(self._net.forward(), dtype=np.float32).reshape(-1)
+        if feature.shape != (EMBEDDING_SIZE,):
+            raise EngineError(f"SFace returned a {feature.shape} feature; expected ({EMBEDDING_SIZE},)")
+        norm = float(np.linalg.norm(feature))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise EngineError("SFace returned a zero or non-finite feature")
+        return (feature / np.float32(norm)).astype(np.float32)
+
+    @staticmethod
+    def cosine(a: np.ndarray, b: np.ndarray) -> float:
+        """Cosine similarity of two embeddings; ``>= SFACE_SAME_PERSON_COSINE`` means the same person."""
+        va = np.asarray(a, dtype=np.float64).reshape(-1)
+        vb = np.asarray(b, dtype=np.float64).reshape(-1)
+        denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
+        if denom == 0.0:
+            return 0.0
+        return float(np.dot(va, vb) / denom)
+
+
+def _to_bgr(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
+        raise UnreadableImageError(f"expected an H×W×3 RGB uint8 image, got shape {rgb.shape} {rgb.dtype}")
+    return np.ascontiguousarray(rgb[:, :, 2::-1])
+
+
+__all__ = ["EMBEDDING_SIZE", "SFACE_SAME_PERSON_COSINE", "IdentityEmbedder"]

@@ -1,0 +1,372 @@
+"""Reading driving videos and writing generated clips with PyAV (the ffmpeg libraries, no ffmpeg CLI needed).
+
+Reading streams one RGB frame at a time. Writing produces H.264/yuv420p MP4 with ``+faststart``, optionally
+carrying over the audio of another file, and publishes the result atomically: the final path appears only
+after a successful ``close()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.error
+import numpy as np
+
+from xp_sdk.errors import EngineError, InvalidInputError, UnreadableVideoError, UnsupportedFormatError
+
+DEFAULT_FPS = 25.0
+# Demuxers ffmpeg picks for still pictures; the "<codec>_pipe" family (png_pipe, jpeg_pipe, ...) is
+# matched by suffix.
+_IMAGE_DEMUXERS = frozenset({"image2", "image2pipe", "webp", "apng"})
+# Leading bytes of the still-image formats a user is likely to pass by mistake.
+_IMAGE_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",  # JPEG
+    b"BM",  # BMP
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None
+    """From the container index, or estimated from duration × fps when the container has none (MPEG-PS)."""
+    duration: float | None
+    """Seconds."""
+    has_audio: bool
+    codec: str
+    container: str
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """True when the file starts with the signature of a still image (PNG, JPEG, WebP, BMP, TIFF)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return head.startswith(_IMAGE_MAGIC)
+
+
+def _image_error(file: Path) -> UnsupportedFormatError:
+    return UnsupportedFormatError(
+        f"{file} is a still image, not a video; pass a photo with --source and a video as the driving input"
+    )
+
+
+def _open_container(file: Path, what: str) -> av.container.InputContainer:
+    if not file.is_file():
+        raise UnreadableVideoError(f"{what} {file} does not exist or is not a file")
+    if file.stat().st_size == 0:
+        raise UnreadableVideoError(f"{what} {file} is empty (0 bytes)")
+    if is_image_file(file):
+        raise _image_error(file)
+    try:
+        container = av.open(str(file), mode="r")
+    except av.error.FFmpegError as exc:
+        raise UnreadableVideoError(
+            f"{what} {file} could not be opened (corrupt, truncated or not a media file): {exc.strerror}"
+        ) from exc
+    fmt = container.format.name
+    if fmt in _IMAGE_DEMUXERS or fmt.endswith("_pipe"):
+        container.close()
+        raise _image_error(file)
+    return container
+
+
+def _open_input(file: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    container = _open_container(file, "video")
+    # Cover art in audio files shows up as a one-picture "video" stream; it is not a video.
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        container.close()
+        raise UnreadableVideoError(f"{file} contains no video stream; pass a video file with moving pictures")
+    # PyAV leaves codec_context unset when the bundled ffmpeg has no decoder for the stream.
+    if streams[0].codec_context is None:
+        container.close()
+        raise UnsupportedFormatError(
+            f"video {file} uses a video codec this ffmpeg build cannot decode; convert it to H.264 MP4 first"
+        )
+    return container, streams[0]
+
+
+def _stream_fps(stream: av.video.stream.VideoStream) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if rate is not None and rate > 0:
+            return float(rate)
+    return DEFAULT_FPS
+
+
+def _frame_rate(fps: float) -> Fraction:
+    # 29.97 and friends are conventionally the NTSC rates n×1000/1001, which a plain limit_denominator
+    # would turn into 2997/100.
+    for nominal in (24, 30, 48, 60, 120):
+        ntsc = Fraction(nominal * 1000, 1001)
+        if abs(fps - float(ntsc)) < 0.005:
+            return ntsc
+    return Fraction(fps).limit_denominator(1001)
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Describe a video without decoding it; raises a typed error for anything that is not a usable video."""
+    file = Path(path)
+    container, stream = _open_input(file)
+    with container:
+        ctx = stream.codec_context
+        if ctx.width <= 0 or ctx.height <= 0:
+            raise UnreadableVideoError(
+                f"video {file} has no picture size in its header (corrupt or truncated)"
+            )
+        fps = _stream_fps(stream)
+        duration: float | None = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        frame_count: int | None = stream.frames or None
+        if frame_count is None and duration is not None:
+            frame_count = math.floor(duration * fps + 0.5)
+        if frame_count == 0:
+            raise UnreadableVideoError(f"video {file} contains no frames")
+        return VideoInfo(
+            path=file,
+            width=ctx.width,
+            height=ctx.height,
+            fps=fps,
+            frame_count=frame_count,
+            duration=duration,
+            has_audio=bool(container.streams.audio),
+            codec=ctx.name,
+            container=container.format.name,
+        )
+
+
+def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of a video in order as contiguous RGB ``uint8`` arrays (H, W, 3).
+
+    With ``max_side``, frames whose longer side exceeds it are downscaled (aspect kept, area filter) in the
+    same swscale pass as the colour conversion, so no full-size RGB copy is made. A missing, corrupt or
+    non-video file raises here, before the first frame is requested.
+    """
+    if max_side is not None and max_side < 2:
+        raise ValueError(f"max_side must be at least 2, got {max_side}")
+    file = Path(path)
+    _open_input(file)[0].close()
+    return _decode_frames(file, max_side)
+
+
+def _decode_frames(file: Path, max_side: int | None) -> Iterator[np.ndarray]:
+    count = 0
+    container, stream = _open_input(file)
+    with container:
+        # Frame threading would hide decode errors of a truncated file (the decoder just stops early),
+        # so the default slice threading is kept; the frame-count check below catches the rest.
+        expected = stream.frames
+        try:
+            for frame in container.decode(stream):
+                width, height = frame.width, frame.height
+                if max_side is not None and max(width, height) > max_side:
+                    scale = max_side / max(width, height)
+                    width = max(1, round(width * scale))
+                    height = max(1, round(height * scale))
+                rgb = frame.reformat(width, height, format="rgb24", interpolation="AREA").to_ndarray()
+                count += 1
+                yield np.ascontiguousarray(rgb)
+        except av.error.FFmpegError as exc:
+            raise UnreadableVideoError(
+                f"video {file} failed to decode after {count} frames (corrupt or truncated): {exc.strerror}"
+            ) from exc
+    if count == 0:
+        raise UnreadableVideoError(f"video {file} contains no decodable frames")
+    # A few frames may legitimately be dropped by edit lists; a large shortfall means the file was cut off.
+    if expected > 0 and count < expected - max(2, expected // 50):
+        raise UnreadableVideoError(
+            f"video {file} stopped after {count} of its {expected} frames; the file is truncated or corrupt"
+        )
+
+
+class VideoWriter:
+    """Encode RGB frames to an H.264 MP4, published atomically on ``close()``.
+
+    yuv420p needs even dimensions, so an odd ``width``/``height`` is accepted and the last column/row of
+    every frame is cropped away; frames must still be passed at the size given here.
+
+    Use as a context manager: leaving the block normally closes (publishes) the file, leaving it with an
+    exception aborts and no file is left behind.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        width: int,
+        height: int,
+        fps: float,
+        crf: int = 18,
+        preset: str = "veryfast",
+        audio_from: str | os.PathLike[str] | None = None,
+        threads: int = 0,
+    ) -> None:
+        if width < 2 or height < 2:
+            raise ValueError(f"video size must be at least 2×2, got {width}×{height}")
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a positive number, got {fps}")
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.out_width, self.out_height = width - width % 2, height - height % 2
+        self.rate = _frame_rate(fps)
+        self.frames_written = 0
+        self._audio_from = Path(audio_from) if audio_from is not None else None
+        self._finished = False
+        if not self.path.parent.is_dir():
+            raise InvalidInputError(f"output folder {self.path.parent} does not exist; create it first")
+
+        # Not tempfile.mkstemp: it creates the file with mode 0600, which the published file would keep.
+        self._tmp = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.partial.mp4")
+        try:
+            self._container = av.open(
+                str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"}
+            )
+            self._video = self._container.add_stream(
+                "libx264", rate=self.rate, options={"crf": str(crf), "preset": preset}
+            )
+            self._video.width, self._video.height = self.out_width, self.out_height
+            self._video.pix_fmt = "yuv420p"
+            self._video.codec_context.thread_count = threads
+            # Streams must all exist before the first packet is muxed, so the audio stream is set up now
+            # even though its packets are only copied in close().
+            self._audio_src: av.container.InputContainer | None = None
+            self._audio: av.audio.stream.AudioStream | None = None
+            self._copy_audio = False
+            if self._audio_from is not None:
+                self._setup_audio(self._audio_from)
+        except BaseException:
+            self._discard()
+            raise
+
+    def _setup_audio(self, source: Path) -> None:
+        src = _open_container(source, "audio source")
+        self._audio_src = src
+        if not src.streams.audio:
+            return
+        in_audio = src.streams.audio[0]
+        self._copy_audio = in_audio.codec_context.name == "aac"
+        if self._copy_audio:
+            self._audio = self._container.add_stream_from_template(in_audio)
+        else:
+            in_ctx = in_audio.codec_context
+            self._audio = self._container.add_stream("aac", rate=in_ctx.sample_rate or 44100)
+            self._audio.layout = in_ctx.layout.name if in_ctx.layout.nb_channels <= 2 else "stereo"
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one RGB ``uint8`` frame of shape (height, width, 3)."""
+        if self._finished:
+            raise EngineError(f"cannot write to {self.path}: the writer is already closed")
+        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+            raise ValueError(
+                f"frame must be uint8 of shape {(self.height, self.width, 3)}, "
+                f"got {frame.dtype} of shape {frame.shape}"
+            )
+        pixels = np.ascontiguousarray(frame[: self.out_height, : self.out_width])
+        video_frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        video_frame.pts = self.frames_written
+        video_frame.time_base = 1 / self.rate
+        try:
+            self._container.mux(self._video.encode(video_frame))
+        except av.error.FFmpegError as exc:
+            self.abort()
+            raise EngineError(f"encoding frame {self.frames_written} of {self.path} failed: {exc}") from exc
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder, mux the audio, and move the finished file to its final path."""
+        if self._finished:
+            return
+        if self.frames_written == 0:
+            self.abort()
+            raise EngineError(f"no frames were generated, so {self.path} was not written")
+        try:
+            self._container.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._mux_audio(self.frames_written / self.rate)
+            self._container.close()
+            self._close_audio_source()
+            os.replace(self._tmp, self.path)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, av.error.FFmpegError):
+                raise EngineError(f"finishing {self.path} failed: {exc}") from exc
+            raise
+        self._finished = True
+
+    def abort(self) -> None:
+        """Stop writing and remove the temporary file; the final path is never created."""
+        if self._finished:
+            return
+        self._finished = True
+        self._discard()
+
+    def _discard(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.close()
+        self._close_audio_source()
+        self._tmp.unlink(missing_ok=True)
+
+    def _close_audio_source(self) -> None:
+        src = getattr(self, "_audio_src", None)
+        if src is not None:
+            src.close()
+            self._audio_src = None
+
+    def _mux_audio(self, video_duration: Fraction) -> None:
+        src, out = self._audio_src, self._audio
+        assert src is not None and out is not None
+        in_audio = src.streams.audio[0]
+        time_base = in_audio.time_base or Fraction(1, in_audio.codec_context.sample_rate or 1)
+        if self._copy_audio:
+            for packet in src.demux(in_audio):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                if packet.pts is not None and packet.pts * time_base >= video_duration:
+                    break
+                packet.stream = out
+                self._container.mux(packet)
+            return
+        for frame in src.decode(in_audio):
+            if frame.pts is not None and frame.pts * time_base >= video_duration:
+                break
+            frame.pts = None
+            self._container.mux(out.encode(frame))
+        self._container.mux(out.encode(None))
