@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,61 @@ def source_photos(faces: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def driving_videos(faces: Path) -> list[Path]:
     return sorted((faces / "driving").iterdir())
+
+
+
+# --- analysed real data, computed once per session (shared by tests/engine) --------------------------------
+
+
+def face_crop(image: Any, face: Any, side: int, margin: float) -> Any:
+    """A square crop of ``image`` around ``face`` (face box × ``margin``), resized to ``side`` pixels."""
+    import cv2
+
+    x0, y0, x1, y1 = face.bbox
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = max(x1 - x0, y1 - y0) * margin / 2
+    h, w = image.shape[:2]
+    top, bottom = int(max(cy - half, 0)), int(min(cy + half, h))
+    left, right = int(max(cx - half, 0)), int(min(cx + half, w))
+    return cv2.resize(image[top:bottom, left:right], (side, side), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="session")
+def photo_faces(source_photos: list[Path]) -> dict[str, Any]:
+    """File name → (RGB image, FaceAnalysis) for every shared source photo, analysed once per session."""
+    from xp_sdk.engine.faces import FaceAnalyzer
+    from xp_sdk.engine.images import load_image
+
+    analysed = {}
+    with FaceAnalyzer() as analyzer:
+        for path in source_photos:
+            image = load_image(path)
+            analysed[path.name] = (image, analyzer.analyze_photo(image, name=path.name))
+    return analysed
+
+
+@pytest.fixture(scope="session")
+def two_face_photo(photo_faces: dict[str, Any]) -> Any:
+    """Two real portraits side by side: the astronaut (left, larger face) and lp_d8 (right, smaller face)."""
+    import numpy as np
+
+    left = face_crop(*photo_faces["skimage_astronaut.png"], side=384, margin=1.8)
+    right = face_crop(*photo_faces["lp_d8.jpg"], side=384, margin=2.6)
+    return np.ascontiguousarray(np.hstack([left, right]))
+
+
+@pytest.fixture(scope="session")
+def driving_codes(faces: Path) -> Callable[[str], list[Any]]:
+    """Driving clip file name → its smoothed motion codes (None where no face), computed once per session."""
+    from xp_sdk.engine.driving import iter_motion_codes
+    from xp_sdk.engine.video import probe_video
+
+    cache: dict[str, list[Any]] = {}
+
+    def codes(name: str) -> list[Any]:
+        if name not in cache:
+            path = faces / "driving" / name
+            cache[name] = list(iter_motion_codes(path, probe_video(path).fps))
+        return cache[name]
+
+    return codes

@@ -119,8 +119,12 @@ def templates_list(as_json: JsonFlag = False) -> None:
 
     items = [{"name": n, "duration": (t := load_template(n)).duration, "description": t.description}
              for n in builtin_names()]  # fmt: skip
-    _emit({"templates": items}, as_json, lambda: [
-        typer.echo(f"{i['name']:<10} {i['duration']:>5.1f} s  {i['description']}") for i in items])  # fmt: skip
+
+    def human() -> None:
+        for i in items:
+            typer.echo(f"{i['name']:<10} {i['duration']:>5.1f} s  {i['description']}")
+
+    _emit({"templates": items}, as_json, human)
 
 
 @templates_app.command("record")

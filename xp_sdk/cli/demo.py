@@ -19,7 +19,7 @@ def astronaut() -> np.ndarray:
         from skimage import data
     except ImportError as exc:
         raise InvalidInputError("the demo needs scikit-image: pip install 'xp-sdk[demo]'") from exc
-    return np.ascontiguousarray(data.astronaut())
+    return np.ascontiguousarray(data.astronaut())  # type: ignore[no-untyped-call]
 
 
 def contact_sheet(video: Path, out: Path, *, tiles: int = 10, columns: int = 5, height: int = 256) -> Path:

@@ -25,12 +25,11 @@ from xp_sdk.engine.driving import StageClock, iter_motion_codes
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.motion import MotionCode, SmoothingConfig
-from xp_sdk.engine.retarget import RetargetOptions, Retargeter, TargetFace, choose_reference
+from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference
 from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import VideoWriter, probe_video
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
 from xp_sdk.errors import InvalidInputError, NoFaceError
-
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ photo repeated unchanged, would get. A metric only means something relative to t
 
 Driving frame ``i`` is paired with output frame ``i`` (the longer clip is truncated). Both videos are analysed
 with MediaPipe FaceLandmarker in video mode; a pair in which either frame has no face is skipped and counted
-in ``frames_without_face``. Identity is judged by a different model family (YuNet + SFace, see
-:mod:`xp_sdk.engine.identity`), so the animation model cannot grade its own mistakes.
+in ``frames_without_face``. Each video's first frame is fed to its analyser a few times before it is scored,
+so MediaPipe's tracker start-up transient is not mistaken for motion. Identity is judged by a different model
+family (YuNet + SFace, see :mod:`xp_sdk.engine.identity`), so the animation model cannot grade its own
+mistakes.
 
 Pose-free expression shape (per frame)
     The 478 landmarks ``P`` (pixels, z on the x scale) are centred on the mean ``c`` of the ``RIGID`` points,
@@ -19,8 +21,9 @@ expression_error
     identity (face geometry) and any choice of reference frame. The error is the mean, over scored frames
     and ``EXPRESSIVE`` points, of the Euclidean x, y distance between the output's centred shape and the
     driving's. Static baseline ``expression_error_static``: a static output centres to zero, so it is the
-    mean norm of the centred driving shapes. ``expression_ratio = expression_error / expression_error_static``:
-    0 is a perfect transfer, 1 is no better than not animating, above 1 is motion that is wrong.
+    mean norm of the centred driving shapes.
+    ``expression_ratio = expression_error / expression_error_static``: 0 is a perfect transfer, 1 is no better
+    than not animating, above 1 is motion that is wrong.
 
 identity
     SFace cosine between the source photo's embedding and each output frame's (every ``identity_stride``-th
@@ -67,8 +70,9 @@ _RIGID = list(topology.RIGID)
 _EXPRESSIVE = list(topology.EXPRESSIVE)
 _IRIS_A = topology.IRIS_A[0]
 _IRIS_B = topology.IRIS_B[0]
-_WARMUP_FRAMES = 5
-_IDENTITY_WORKERS = 2
+_WARMUP_FRAMES = 10
+# SFace is the slowest of the three per-frame models; a second worker pays off only with cores to spare.
+_IDENTITY_WORKERS = 2 if (os.cpu_count() or 1) >= 8 else 1
 _WINDOW = 8
 
 
@@ -124,7 +128,7 @@ class QualityReport(BaseModel):
             f"frames scored {self.frames_scored}/{self.frames_compared} "
             f"(without face: {self.frames_without_face}; driving {self.driving_frames_without_face}, "
             f"output {self.output_frames_without_face}); identity on {self.identity_frames} frames, "
-            f"{self.identity_frames_without_face} without face, same-person threshold {self.identity_threshold}"
+            f"{self.identity_frames_without_face} without face; same-person cosine {self.identity_threshold}"
         )
         return "\n".join(lines)
 
@@ -133,14 +137,20 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def canonical_shape(face: FaceAnalysis) -> np.ndarray | None:
-    """The pose-free ``EXPRESSIVE`` shape of one face, (K, 2) in IOD units; None if the eyes coincide."""
+def canonical_shape(face: FaceAnalysis, anchor: np.ndarray | None = None) -> np.ndarray | None:
+    """The pose-free shape of one face, (478, 3) in IOD units; None if the eyes coincide.
+
+    With ``anchor`` (the track's first shape) the de-rotation is refined by aligning the skull points to it,
+    since MediaPipe's pose matrix alone leaves a few tenths of a degree of noise that mixes depth into x, y.
+    """
     points = face.landmarks.astype(np.float64)
     centred = (points - points[_RIGID].mean(axis=0)) @ face.rotation
     iod = float(np.linalg.norm(centred[_IRIS_A] - centred[_IRIS_B]))
     if not math.isfinite(iod) or iod <= 1e-6:
         return None
-    shape: np.ndarray = centred[_EXPRESSIVE, :2] / iod
+    shape: np.ndarray = centred / iod
+    if anchor is not None:
+        shape = shape @ _kabsch(shape[_RIGID], anchor[_RIGID])
     return shape
 
 
@@ -148,10 +158,18 @@ def canonical_shape(face: FaceAnalysis) -> np.ndarray | None:
 class _Track:
     shapes: list[np.ndarray | None] = field(default_factory=list)
     rotations: list[np.ndarray | None] = field(default_factory=list)
+    _anchor: np.ndarray | None = None
 
-    def add(self, shape: np.ndarray | None, rotation: np.ndarray | None) -> None:
-        self.shapes.append(shape)
-        self.rotations.append(rotation)
+    def add(self, face: FaceAnalysis | None) -> None:
+        shape = None if face is None else canonical_shape(face, self._anchor)
+        if shape is None or face is None:
+            self.shapes.append(None)
+            self.rotations.append(None)
+            return
+        if self._anchor is None:
+            self._anchor = shape
+        self.shapes.append(shape[_EXPRESSIVE, :2])
+        self.rotations.append(face.rotation)
 
     @property
     def missing(self) -> int:
@@ -180,11 +198,12 @@ def evaluate(
     output = _Track()
     cosines: list[float] = []
     identity_missing = 0
+    source_embedding = np.zeros(0, dtype=np.float32)
 
     def collect(item: _Pending) -> None:
         nonlocal identity_missing
-        driving.add(*item.driving.result())
-        output.add(*item.output.result())
+        driving.add(item.driving.result())
+        output.add(item.output.result())
         if item.identity is not None:
             embedding = item.identity.result()
             if embedding is None:
@@ -206,19 +225,21 @@ def evaluate(
             ThreadPoolExecutor(1, thread_name_prefix="xp-eval-driving") as drv_exec,
             ThreadPoolExecutor(1, thread_name_prefix="xp-eval-output") as out_exec,
         ):
-            source_embedding = identity.submit(source).result()
-            if source_embedding is None:
+            found = identity.submit(source).result()
+            if found is None:
                 raise NoFaceError("no face found in the source photo by the identity detector (YuNet)")
+            source_embedding = found
             pending: deque[_Pending] = deque()
             for i, (drv_frame, out_frame) in enumerate(zip(drv_iter, out_iter, strict=False)):
                 drv = check_image_array(drv_frame, name=f"driving frame {i}")
                 out = check_image_array(out_frame, name=f"output frame {i}")
-                warmup = _WARMUP_FRAMES if i == 0 else 0
-                timestamp = _WARMUP_FRAMES + round(i * 1000.0 / driving_fps)
+                # Frame i sits at tick i + _WARMUP_FRAMES; frame 0 also fills the ticks before it (_analyse).
+                ticks = range(i + _WARMUP_FRAMES, i + _WARMUP_FRAMES + 1) if i else range(_WARMUP_FRAMES + 1)
+                stamps = [round(tick * 1000.0 / driving_fps) for tick in ticks]
                 pending.append(
                     _Pending(
-                        driving=drv_exec.submit(_analyse, drv_analyzer, drv, timestamp, warmup),
-                        output=out_exec.submit(_analyse, out_analyzer, out, timestamp, warmup),
+                        driving=drv_exec.submit(_analyse, drv_analyzer, drv, stamps),
+                        output=out_exec.submit(_analyse, out_analyzer, out, stamps),
                         identity=identity.submit(out) if i % identity_stride == 0 else None,
                     )
                 )
@@ -233,9 +254,7 @@ def evaluate(
     compared = len(driving.shapes)
     if compared == 0:
         raise UnreadableVideoError("nothing to compare: the driving or the output video has no frames")
-    scored = [
-        i for i in range(compared) if driving.shapes[i] is not None and output.shapes[i] is not None
-    ]
+    scored = [i for i in range(compared) if driving.shapes[i] is not None and output.shapes[i] is not None]
     if not scored:
         raise NoFaceError(
             f"no frame pair of the {compared} compared has a face in both videos "
@@ -306,8 +325,8 @@ def evaluate_files(
 
 @dataclass(frozen=True)
 class _Pending:
-    driving: Future[tuple[np.ndarray | None, np.ndarray | None]]
-    output: Future[tuple[np.ndarray | None, np.ndarray | None]]
+    driving: Future[FaceAnalysis | None]
+    output: Future[FaceAnalysis | None]
     identity: Future[np.ndarray | None] | None
 
 
@@ -352,20 +371,25 @@ class _IdentityPool:
             self._embedders.clear()
 
 
-def _analyse(
-    analyzer: FaceAnalyzer, rgb: np.ndarray, timestamp_ms: int, warmup: int
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    # On a video's first frame MediaPipe's tracker starts from the detector's box and needs a few frames to
-    # settle; without priming, that transient shows up as fake motion in every clip, a static one included.
-    for k in range(warmup):
-        analyzer.detect_all(rgb, k)
-    faces = analyzer.detect_all(rgb, timestamp_ms)
-    if not faces:
-        return None, None
-    shape = canonical_shape(faces[0])
-    if shape is None:
-        return None, None
-    return shape, faces[0].rotation
+def _analyse(analyzer: FaceAnalyzer, rgb: np.ndarray, timestamps_ms: list[int]) -> FaceAnalysis | None:
+    # On a video's first frame MediaPipe's tracker starts from the detector's box and its temporal filter from
+    # that first estimate; both take several frames to settle, which would show up as fake motion (up to ~2°
+    # of head rotation and 0.01 IOD of shape on a still photo). Frame 0 is therefore fed several times first,
+    # at the video's frame spacing because the filter depends on the timestamps.
+    faces: list[FaceAnalysis] = []
+    for timestamp in timestamps_ms:
+        faces = analyzer.detect_all(rgb, timestamp)
+    return faces[0] if faces else None
+
+
+def _kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation Q minimising |points @ Q - target| (both centred on their mean)."""
+    a = points - points.mean(axis=0)
+    b = target - target.mean(axis=0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    rotation: np.ndarray = u @ np.diag([1.0, 1.0, d]) @ vt
+    return rotation
 
 
 def _present(value: np.ndarray | None) -> np.ndarray:

@@ -21,9 +21,9 @@ from xp_sdk.errors import EngineError, UnreadableImageError
 SFACE_SAME_PERSON_COSINE = 0.363
 EMBEDDING_SIZE = 128
 DETECTION_SCORE_THRESHOLD = 0.6
-# SFace's ONNX input. ``FaceRecognizerSF.feature`` feeds the net by an empty name, which OpenCV 5's graph engine
-# refuses for this file (it lists more than one graph input), so the feature is computed here by name; the
-# preprocessing is the one ``feature`` uses (112×112, BGR→RGB, no scaling or mean).
+# SFace's ONNX input. ``FaceRecognizerSF.feature`` feeds the net by an empty name, which OpenCV 5's graph
+# engine refuses for this file (it lists more than one graph input), so the feature is computed here by name;
+# the preprocessing is the one ``feature`` uses (112×112, BGR→RGB, no scaling or mean).
 _SFACE_INPUT = "data"
 _SFACE_SIZE = (112, 112)
 # YuNet's cost grows with the pixel count while its accuracy on a portrait does not; large photos are
@@ -67,7 +67,7 @@ class IdentityEmbedder:
         self._net = None
 
     def detect(self, rgb: np.ndarray) -> np.ndarray | None:
-        """The largest face as YuNet's row (x, y, w, h, five landmark x/y pairs, score) in pixels of ``rgb``."""
+        """The largest face as YuNet's row (x, y, w, h, five landmark x/y pairs, score), in pixels."""
         if self._detector is None:
             raise EngineError("IdentityEmbedder is closed")
         bgr = _to_bgr(rgb)
@@ -84,7 +84,7 @@ class IdentityEmbedder:
         if faces is None or len(faces) == 0:
             return None
         faces = np.asarray(faces, dtype=np.float32)
-        best = faces[int(np.argmax(faces[:, 2] * faces[:, 3]))].copy()
+        best: np.ndarray = faces[int(np.argmax(faces[:, 2] * faces[:, 3]))].copy()
         if scale < 1.0:
             sx = width / size[0]
             sy = height / size[1]
@@ -93,7 +93,7 @@ class IdentityEmbedder:
         return best
 
     def embed(self, rgb: np.ndarray) -> np.ndarray | None:
-        """The identity embedding of the largest face in ``rgb`` (RGB ``uint8``), or None when no face is found."""
+        """The embedding of the largest face in ``rgb`` (RGB ``uint8``), or None when no face is found."""
         face = self.detect(rgb)
         if face is None:
             return None

@@ -66,12 +66,36 @@ def rigid_centre(points: np.ndarray) -> np.ndarray:
     return points[list(topology.RIGID)].mean(axis=0)  # type: ignore[no-any-return]
 
 
-def canonical_shape(face: FaceAnalysis) -> np.ndarray:
-    """Landmarks with head pose removed: centred, de-rotated, in inter-ocular units."""
+def canonical_shape(face: FaceAnalysis, anchor: np.ndarray | None = None) -> np.ndarray:
+    """Landmarks with head pose removed: centred, de-rotated, in inter-ocular units.
+
+    With ``anchor`` (another canonical shape), the de-rotation is refined so the skull points match the
+    anchor's: MediaPipe's pose matrix is a few tenths of a degree noisy, which turns depth into visible
+    false expression motion.
+    """
+    return canonical_and_rotation(face, anchor)[0]
+
+
+def canonical_and_rotation(face: FaceAnalysis, anchor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     pts = face.landmarks.astype(np.float64)
     rot = face.rotation
     canon = (pts - rigid_centre(pts)) @ rot
-    return canon / max(topology.inter_ocular(canon), 1e-6)  # type: ignore[no-any-return]
+    canon /= max(topology.inter_ocular(canon), 1e-6)
+    if anchor is not None:
+        refine = _kabsch(canon[list(topology.RIGID)], anchor[list(topology.RIGID)])
+        canon = canon @ refine
+        rot = rot @ refine
+        canon /= max(topology.inter_ocular(canon), 1e-6)
+    return canon, rot
+
+
+def _kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation Q minimising |points @ Q - target| (both centred on their mean)."""
+    a = points - points.mean(axis=0)
+    b = target - target.mean(axis=0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt  # type: ignore[no-any-return]
 
 
 class MotionEncoder:
@@ -79,19 +103,22 @@ class MotionEncoder:
 
     def __init__(self) -> None:
         self._origin: tuple[np.ndarray, float] | None = None
+        self._anchor: np.ndarray | None = None
 
     def encode(self, face: FaceAnalysis) -> MotionCode:
         centre = rigid_centre(face.landmarks.astype(np.float64))[:2]
         iod = max(face.inter_ocular, 1e-6)
+        shape, rotation = canonical_and_rotation(face, self._anchor)
         if self._origin is None:
             self._origin = (centre, iod)
+            self._anchor = shape
         origin, origin_iod = self._origin
         return MotionCode(
-            rotation=matrix_to_euler(face.rotation),
+            rotation=matrix_to_euler(rotation),
             translation=(centre - origin) / origin_iod,
             log_scale=math.log(iod / origin_iod),
             blendshapes=face.blendshapes.astype(np.float64),
-            shape=canonical_shape(face),
+            shape=shape,
         )
 
 
@@ -111,7 +138,7 @@ class OneEuroFilter:
 
     def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
         tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
-        return 1.0 / (1.0 + tau / self.dt)  # type: ignore[no-any-return]
+        return 1.0 / (1.0 + tau / self.dt)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self._x is None or self._dx is None:

@@ -63,7 +63,8 @@ class MouthPainter:
 
         # Cavity darkens towards the throat (middle of the opening, centre of the mouth).
         throat_w = np.sin(np.pi * depth) * across
-        layer = self.cavity[None, None, :] * (1 - throat_w[..., None]) + self.throat[None, None, :] * throat_w[..., None]
+        tw = throat_w[..., None]
+        layer = self.cavity[None, None, :] * (1 - tw) + self.throat[None, None, :] * tw
 
         # Upper teeth hang from the upper lip; lower teeth show only when the mouth is open wide.
         teeth_h = min(0.16 * width, 0.42 * opening)

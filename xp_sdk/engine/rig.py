@@ -102,7 +102,7 @@ class ExpressionRig:
     def displacement(self, blendshapes: np.ndarray) -> np.ndarray:
         """(478, 3) canonical displacement for a 52-vector of activations."""
         weights = blendshapes[self._index]
-        return np.tensordot(weights, self._basis, axes=1)  # type: ignore[no-any-return]
+        return np.tensordot(weights, self._basis, axes=1)
 
 
 def _blendshape_slot(name: str) -> int:

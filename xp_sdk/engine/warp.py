@@ -4,13 +4,14 @@ How one frame is made:
 1. Control points are the 478 face landmarks plus three rings around the face oval, whose motion fades out
    (more slowly above the face, where hair moves with the head, than below it, where the neck does not),
    plus points on the border of the working region, which never move.
-2. The forward displacement (photo → frame) is interpolated piecewise-linearly over a Delaunay triangulation
-   of the photo's control points on a coarse grid; triangles and barycentric weights are computed once per
-   photo, so a frame costs one gather.
-3. The forward field is inverted by fixed-point iteration into a backward map (frame → photo), upsampled,
-   and used to resample the photo with ``cv2.remap``.
-4. The mouth interior is painted where the mouth opens beyond the photo's; the region is pasted back into
-   the full frame through a feathered mask, so everything outside it stays exactly still.
+2. The photo's control points are triangulated once (Delaunay). Per frame, each triangle's affine map from
+   its output position back to the photo is solved in one batch, the output triangles are rasterised into a
+   triangle-index map (at up to half resolution), and every output pixel takes the backward coordinate of
+   its triangle. This is the exact inverse of the piecewise-affine warp, also where the warp compresses
+   (a closing eyelid squeezes the eye to a line, which iterative inversion of a forward field cannot follow).
+3. The photo is resampled with ``cv2.remap``; the mouth interior is painted where the mouth opens beyond the
+   photo's; the region is pasted back into the full frame through a feathered mask, so everything outside it
+   stays exactly still.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ _RINGS = ((1.25, 0.85, 0.55), (1.7, 0.5, 0.15), (2.4, 0.15, 0.0))
 
 @dataclass(frozen=True)
 class WarpConfig:
-    grid_cells: int = 144  # coarse grid resolution along the region's longer side
-    inversion_steps: int = 6
+    map_cells: int = 256  # resolution of the backward map along the region's longer side
     paint_mouth: bool = True
 
 
@@ -65,22 +65,22 @@ class WarpGenerator:
         border = _rectangle_points(rw, rh, per_side=10)
         self._source_ctrl = np.vstack([pts - self._origin, np.vstack(rings) - self._origin, border])
         self._n_moving = len(pts) + len(outer)
-        tri = Delaunay(self._source_ctrl, qhull_options="QJ")
+        simplices = Delaunay(self._source_ctrl, qhull_options="QJ").simplices
+        # Triangles made only of face landmarks are drawn last, so the face wins where the warp folds.
+        face_only = (simplices < len(pts)).all(axis=1)
+        self._triangles = np.vstack([simplices[~face_only], simplices[face_only]])
+        self._source_tri = np.concatenate(
+            [self._source_ctrl[self._triangles].transpose(0, 2, 1), np.ones((len(self._triangles), 1, 3))], axis=1
+        )[:, :2, :]  # (K, 2, 3): source x and y of each triangle's corners
 
-        step = max(rw, rh) / c.grid_cells
-        self._step = max(int(np.ceil(step)), 2)
-        gw, gh = int(np.ceil(rw / self._step)), int(np.ceil(rh / self._step))
-        gx = (np.arange(gw) * self._step + (self._step - 1) / 2).clip(0, rw - 1)
-        gy = (np.arange(gh) * self._step + (self._step - 1) / 2).clip(0, rh - 1)
-        grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-        simplex = tri.find_simplex(grid)
-        simplex = np.where(simplex < 0, 0, simplex)  # grid points are inside the border hull; guard rounding
-        transform = tri.transform[simplex]
-        b = np.einsum("nij,nj->ni", transform[:, :2], grid - transform[:, 2])
-        self._bary = np.hstack([b, 1 - b.sum(axis=1, keepdims=True)]).astype(np.float32)
-        self._vertices = tri.simplices[simplex]
-        self._grid = grid.reshape(gh, gw, 2).astype(np.float32)
-        self._grid_shape = (gh, gw)
+        self._step = max(1, int(np.ceil(max(rw, rh) / c.map_cells)))
+        mw, mh = int(np.ceil(rw / self._step)), int(np.ceil(rh / self._step))
+        self._map_shape = (mh, mw)
+        centre_offset = (self._step - 1) / 2
+        xs = np.arange(mw, dtype=np.float32) * self._step + centre_offset
+        ys = np.arange(mh, dtype=np.float32) * self._step + centre_offset
+        self._map_xy = np.stack(np.meshgrid(xs, ys), axis=-1)  # (mh, mw, 2) region coordinates
+        self._index = np.zeros((mh, mw), np.int32)
 
         self._roi_image = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
         self._feather = _feather_mask(rw, rh, self.roi, (w, h))
@@ -97,21 +97,34 @@ class WarpGenerator:
 
     def backward_map(self, target: TargetFace) -> np.ndarray:
         """For each region pixel of the output frame, where to sample the photo (region coordinates)."""
-        disp = self.control_displacement(target).astype(np.float32)
-        gh, gw = self._grid_shape
-        forward = np.einsum("nk,nkc->nc", self._bary, disp[self._vertices]).reshape(gh, gw, 2)
-        # Invert y = x + f(x) by iterating x ← y − f(x), sampling f on the coarse grid.
-        scale = np.float32(1.0 / self._step)
-        offset = np.float32((self._step - 1) / 2)
-        back = self._grid - forward
-        for _ in range(self.config.inversion_steps):
-            gx = (back[..., 0] - offset) * scale
-            gy = (back[..., 1] - offset) * scale
-            f = cv2.remap(forward, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            back = self._grid - f
+        out_ctrl = self._source_ctrl + self.control_displacement(target)
+        corners = out_ctrl[self._triangles]  # (K, 3, 2) output positions
+        homogeneous = np.concatenate([corners.transpose(0, 2, 1), np.ones((len(corners), 1, 3))], axis=1)
+        det = np.linalg.det(homogeneous)
+        usable = np.abs(det) > 1e-6
+        inverse = np.zeros_like(homogeneous)
+        inverse[usable] = np.linalg.inv(homogeneous[usable])
+        affine = (self._source_tri @ inverse).astype(np.float32)  # (K, 2, 3): output (x, y, 1) → photo (x, y)
+
+        index = self._index
+        index.fill(-1)
+        scale = 16.0 / self._step  # fixed point with 4 fractional bits, in map cells
+        offset = (self._step - 1) / 2
+        polygons = np.round((corners - offset) * scale).astype(np.int32)
+        for k in np.flatnonzero(usable):
+            cv2.fillConvexPoly(index, polygons[k], int(k), cv2.LINE_8, 4)
+
+        covered = index >= 0
+        a = affine[np.where(covered, index, 0)]  # (mh, mw, 2, 3)
+        xy = self._map_xy
+        back = a[..., 2] + a[..., 0] * xy[..., :1] + a[..., 1] * xy[..., 1:]
+        back = np.where(covered[..., None], back, xy)
+        mh, mw = self._map_shape
         rx0, ry0, rx1, ry1 = self.roi
-        full = cv2.resize(back, (gw * self._step, gh * self._step), interpolation=cv2.INTER_LINEAR)
-        return full[: ry1 - ry0, : rx1 - rx0]
+        if self._step > 1:
+            back = cv2.resize(back, (mw * self._step, mh * self._step), interpolation=cv2.INTER_LINEAR)
+        region: np.ndarray = back[: ry1 - ry0, : rx1 - rx0]
+        return region
 
     def render(self, target: TargetFace) -> np.ndarray:
         back = self.backward_map(target)

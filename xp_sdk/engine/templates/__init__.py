@@ -8,6 +8,7 @@ Between keyframes values ease smoothly (cosine interpolation).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -54,7 +55,7 @@ class Keyframe(BaseModel):
 
 class MotionTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    format: Literal["xp-motion-template/1"] = FORMAT
+    format: Literal["xp-motion-template/1"] = "xp-motion-template/1"
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")]
     description: str = ""
     fps: Annotated[float, Field(gt=0.0, le=120.0)] = 30.0
@@ -64,7 +65,7 @@ class MotionTemplate(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> MotionTemplate:
         times = [k.t for k in self.keyframes]
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError("keyframe times must be strictly increasing")
         if times[-1] > self.duration + 1e-9:
             raise ValueError(f"last keyframe at t={times[-1]} is after the duration {self.duration}")

@@ -1,0 +1,242 @@
+"""Motion codes: pose-free canonical shapes, Euler angles, One Euro smoothing and the video encoder."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from xp_sdk.engine import topology
+from xp_sdk.engine.faces import FaceAnalyzer
+from xp_sdk.engine.motion import (
+    MotionCode,
+    MotionEncoder,
+    MotionSmoother,
+    OneEuroFilter,
+    SmoothingConfig,
+    canonical_shape,
+    euler_to_matrix,
+    matrix_to_euler,
+    rigid_centre,
+)
+from xp_sdk.engine.video import read_frames
+
+RIGID = list(topology.RIGID)
+EXPRESSIVE = list(topology.EXPRESSIVE)
+
+
+def _naive_shape(landmarks: np.ndarray) -> np.ndarray:
+    """Centred and scaled like the canonical shape, but with the head rotation left in."""
+    pts = landmarks.astype(np.float64)
+    pts = pts - rigid_centre(pts)
+    return pts / topology.inter_ocular(pts)
+
+
+# --- canonical shapes ---------------------------------------------------------------------------------------
+
+
+def test_canonical_shape_is_centred_and_in_inter_ocular_units(photo_faces: dict[str, Any]) -> None:
+    for _, face in photo_faces.values():
+        canon = canonical_shape(face)
+        assert canon.shape == (topology.NUM_LANDMARKS, 3)
+        assert np.allclose(rigid_centre(canon), 0.0, atol=1e-9)
+        assert topology.inter_ocular(canon) == pytest.approx(1.0, abs=1e-9)
+        # De-rotated: the eyes lie on a horizontal line, the chin below the forehead (within the pose error).
+        a, b = topology.iris_centers(canon)
+        assert abs(a[1] - b[1]) < 0.1
+        assert abs(canon[topology.CHIN, 0] - canon[topology.FOREHEAD, 0]) < 0.1
+
+
+def test_canonical_shape_levels_a_tilted_head(photo_faces: dict[str, Any]) -> None:
+    _, face = photo_faces["lp_d30.jpg"]  # head tilted towards the hand on her cheek
+    raw_a, raw_b = topology.iris_centers(_naive_shape(face.landmarks))
+    a, b = topology.iris_centers(canonical_shape(face))
+    assert abs(raw_a[1] - raw_b[1]) > 0.1
+    assert abs(a[1] - b[1]) < 0.05
+
+
+def test_rigid_landmarks_hold_still_in_canonical_space_over_a_clip(
+    driving_codes: Callable[[str], list[MotionCode | None]],
+) -> None:
+    # lp_d18: jaw opens wide, grimace, some head motion.
+    shapes = np.array([c.shape for c in driving_codes("lp_d18.mp4") if c is not None])
+    assert len(shapes) > 200
+    spread = np.linalg.norm(shapes - np.median(shapes, axis=0), axis=2).mean(axis=0)  # per landmark
+    rigid, expressive = float(spread[RIGID].mean()), float(spread[EXPRESSIVE].mean())
+    assert expressive > 0.03  # the clip really moves the expression
+    assert rigid < 0.3 * expressive
+
+
+@pytest.mark.parametrize("degrees", [-25, 25])
+def test_canonical_shape_removes_in_plane_head_rotation(photo_faces: dict[str, Any], degrees: int) -> None:
+    image, face = photo_faces["skimage_astronaut.png"]
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    tilted = cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REFLECT)
+    with FaceAnalyzer() as analyzer:
+        tilted_face = analyzer.analyze_photo(tilted)
+
+    relative = face.rotation.T @ tilted_face.rotation
+    angle = math.degrees(math.acos(max(-1.0, min(1.0, (float(np.trace(relative)) - 1) / 2))))
+    assert angle == pytest.approx(abs(degrees), abs=5)
+
+    naive = np.linalg.norm(_naive_shape(face.landmarks) - _naive_shape(tilted_face.landmarks), axis=1).mean()
+    canon = np.linalg.norm(canonical_shape(face) - canonical_shape(tilted_face), axis=1).mean()
+    assert naive > 0.2  # the head really turned in the image
+    assert canon < 0.05  # but not in canonical space
+
+
+# --- Euler angles -------------------------------------------------------------------------------------------
+
+
+def test_euler_round_trip() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        angles = np.array(
+            [rng.uniform(-3.1, 3.1), rng.uniform(-1.5, 1.5), rng.uniform(-3.1, 3.1)]
+        )  # pitch, yaw, roll; yaw within ±86° where the decomposition is unique
+        r = euler_to_matrix(angles)
+        assert np.allclose(r @ r.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(r) == pytest.approx(1.0)
+        assert np.allclose(matrix_to_euler(r), angles, atol=1e-9)
+
+
+def test_matrix_euler_matrix_round_trip_for_random_rotations() -> None:
+    from scipy.spatial.transform import Rotation
+
+    for r in Rotation.random(200, random_state=5).as_matrix():
+        assert np.allclose(euler_to_matrix(matrix_to_euler(r)), r, atol=1e-9)
+
+
+def test_euler_axes_follow_the_image_convention() -> None:
+    assert np.allclose(euler_to_matrix(np.zeros(3)), np.eye(3))
+    pitch, yaw, roll = np.radians(20.0), np.radians(-30.0), np.radians(10.0)
+    assert np.allclose(matrix_to_euler(euler_to_matrix(np.array([0.0, yaw, 0.0]))), [0.0, yaw, 0.0])
+    # Yaw turns about the vertical (y) axis: y is untouched; pitch about x; roll about the camera axis z.
+    assert np.allclose(euler_to_matrix(np.array([0.0, yaw, 0.0]))[:, 1], [0, 1, 0])
+    assert np.allclose(euler_to_matrix(np.array([pitch, 0.0, 0.0]))[:, 0], [1, 0, 0])
+    assert np.allclose(euler_to_matrix(np.array([0.0, 0.0, roll]))[:, 2], [0, 0, 1])
+
+
+def test_photo_pose_angles_are_small_for_frontal_portraits(photo_faces: dict[str, Any]) -> None:
+    for name in ("skimage_astronaut.png", "lp_s7.jpg", "lp_d8.jpg"):
+        pitch, yaw, roll = np.degrees(matrix_to_euler(photo_faces[name][1].rotation))
+        assert abs(yaw) < 25 and abs(roll) < 25 and abs(pitch) < 30, name
+
+
+# --- One Euro smoothing -------------------------------------------------------------------------------------
+
+SHAPE = SmoothingConfig()
+
+
+def _shape_filter(fps: float = 30.0) -> OneEuroFilter:
+    return OneEuroFilter(fps, SHAPE.shape_min_cutoff, SHAPE.shape_beta)
+
+
+def test_first_sample_passes_through() -> None:
+    x = np.array([0.3, -1.0, 2.0])
+    assert np.array_equal(_shape_filter()(x), x)
+
+
+def test_one_euro_removes_jitter_at_rest() -> None:
+    rng = np.random.default_rng(11)
+    # 0.5 % of the eye distance: the size of landmark jitter on a still face.
+    noisy = 0.5 + rng.normal(0.0, 0.005, size=(300, 64))
+    f = _shape_filter()
+    smoothed = np.array([f(x) for x in noisy])
+    settled = slice(30, None)
+    assert noisy[settled].var() / smoothed[settled].var() > 4.0
+    assert abs(smoothed[settled].mean() - 0.5) < 0.002  # no bias
+
+
+def test_one_euro_follows_a_fast_step_within_three_frames() -> None:
+    step = 0.3  # a mouth opening by 0.3 eye distances between two frames at 30 fps
+    f = _shape_filter(30.0)
+    for _ in range(10):
+        assert np.allclose(f(np.zeros(4)), 0.0)
+    after = [float(f(np.full(4, step))[0]) for _ in range(3)]
+    assert after[-1] >= 0.9 * step
+    assert after == sorted(after)  # monotone approach, no overshoot
+    assert max(after) <= step + 1e-12
+
+
+def test_one_euro_lags_more_for_slow_parameters() -> None:
+    # Sanity of the parameters' meaning: a lower cutoff and no speed term smooth a step much more.
+    slow = OneEuroFilter(30.0, 0.2, 0.0)
+    fast = _shape_filter(30.0)
+    for f in (slow, fast):
+        f(np.zeros(1))
+    assert float(slow(np.ones(1))[0]) < 0.1 < float(fast(np.ones(1))[0])
+
+
+def test_smoother_keeps_template_codes_without_shape() -> None:
+    smoother = MotionSmoother(30.0)
+    code = MotionCode(rotation=np.zeros(3), translation=np.zeros(2), log_scale=0.0, blendshapes=np.zeros(52))
+    out = smoother(code)
+    assert out.shape is None
+    assert out.log_scale == 0.0
+
+
+# --- encoder ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def d1_faces(faces: Path) -> list[Any]:
+    found = []
+    with FaceAnalyzer(video=True, max_faces=1) as analyzer:
+        for i, rgb in enumerate(read_frames(faces / "driving" / "lp_d1_hist.mp4")):
+            detected = analyzer.detect_all(rgb, timestamp_ms=round(i * 1000 / 30))
+            assert detected, f"no face in frame {i} of lp_d1_hist.mp4"
+            found.append(detected[0])
+    return found
+
+
+def test_encoder_codes_are_relative_to_the_first_frame(d1_faces: list[Any]) -> None:
+    assert len(d1_faces) == 16
+    encoder = MotionEncoder()
+    codes = [encoder.encode(face) for face in d1_faces]
+    first = codes[0]
+    assert np.array_equal(first.translation, [0.0, 0.0])
+    assert first.log_scale == 0.0
+    # Later frames are measured against the first: small, but not all zero.
+    moves = np.array([np.hypot(*c.translation) for c in codes[1:]])
+    scales = np.array([abs(c.log_scale) for c in codes[1:]])
+    assert moves.max() > 0 and scales.max() > 0
+    assert moves.max() < 0.5 and scales.max() < 0.2
+    assert np.allclose(first.rotation, matrix_to_euler(d1_faces[0].rotation))
+    assert first.shape is not None and np.allclose(first.shape, canonical_shape(d1_faces[0]))
+    for code, face in zip(codes, d1_faces, strict=True):
+        # Rotation and shape are the face's own (up to a refinement of a degree or so).
+        measured = euler_to_matrix(code.rotation)
+        cos = (float(np.trace(measured.T @ face.rotation)) - 1) / 2
+        assert math.degrees(math.acos(max(-1.0, min(1.0, cos)))) < 2.0
+        assert np.allclose(code.blendshapes, face.blendshapes)
+        assert code.shape is not None
+        assert np.abs(code.shape - canonical_shape(face)).mean() < 0.02
+
+
+def test_encoder_translation_and_scale_track_the_head(d1_faces: list[Any]) -> None:
+    base = d1_faces[0]
+    encoder = MotionEncoder()
+    encoder.encode(base)
+    # The same face moved right by one eye distance and enlarged by 10 %: exactly what the code must say.
+    iod = base.inter_ocular
+    centre = rigid_centre(base.landmarks.astype(np.float64))
+    moved = (base.landmarks - centre) * np.float32(1.1) + centre + np.array([iod, 0.0, 0.0], np.float32)
+    code = encoder.encode(type(base)(moved.astype(np.float32), base.blendshapes, base.pose, base.image_size))
+    assert np.allclose(code.translation, [1.0, 0.0], atol=1e-4)
+    assert code.log_scale == pytest.approx(math.log(1.1), abs=1e-4)
+
+
+def test_smoothed_clip_codes_start_at_zero(driving_codes: Callable[[str], list[MotionCode | None]]) -> None:
+    codes = driving_codes("lp_d1_hist.mp4")
+    assert len(codes) == 16 and all(c is not None for c in codes)
+    first = codes[0]
+    assert first is not None
+    assert np.array_equal(first.translation, [0.0, 0.0])
+    assert first.log_scale == 0.0

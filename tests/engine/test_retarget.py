@@ -1,0 +1,338 @@
+"""Retargeting real driving motion (and template codes) onto real photos."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from xp_sdk.engine import topology
+from xp_sdk.engine.motion import (
+    BLENDSHAPE_INDEX,
+    MotionCode,
+    MotionEncoder,
+    euler_to_matrix,
+    matrix_to_euler,
+    rigid_centre,
+)
+from xp_sdk.engine.retarget import (
+    Retargeter,
+    RetargetOptions,
+    TargetFace,
+    choose_reference,
+    reference_distance,
+)
+
+PHOTOS = ["lp_d30.jpg", "lp_d8.jpg", "lp_s7.jpg", "lp_s9.jpg", "skimage_astronaut.png"]
+CLOSED_MOUTH_PHOTOS = ["lp_d30.jpg", "lp_d8.jpg", "lp_s9.jpg"]
+ASTRONAUT = "skimage_astronaut.png"
+RIGID = list(topology.RIGID)
+
+Codes = Callable[[str], list[MotionCode | None]]
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    rel = a @ b.T
+    return math.degrees(math.acos(max(-1.0, min(1.0, (float(np.trace(rel)) - 1) / 2))))
+
+
+def _valid(codes: list[MotionCode | None]) -> list[MotionCode]:
+    return [c for c in codes if c is not None]
+
+
+def _eye_ratios(target: TargetFace, source: Any) -> list[float]:
+    return [
+        topology.eye_opening(target.landmarks, e) / topology.eye_opening(source.landmarks, e) for e in (0, 1)
+    ]
+
+
+def _template_code(yaw: float = 0.0, pitch: float = 0.0, **blendshapes: float) -> MotionCode:
+    values = np.zeros(len(BLENDSHAPE_INDEX))
+    for name, value in blendshapes.items():
+        values[BLENDSHAPE_INDEX[name]] = value
+    return MotionCode(
+        rotation=np.radians([pitch, yaw, 0.0]), translation=np.zeros(2), log_scale=0.0, blendshapes=values
+    )
+
+
+@pytest.fixture(scope="module")
+def astronaut(photo_faces: dict[str, Any]) -> Any:
+    return photo_faces[ASTRONAUT][1]
+
+
+@pytest.fixture(scope="module")
+def d18(driving_codes: Codes) -> list[MotionCode]:
+    codes = _valid(driving_codes("lp_d18.mp4"))
+    assert len(codes) == 216
+    return codes
+
+
+@pytest.fixture(scope="module")
+def d18_widest(d18: list[MotionCode]) -> MotionCode:
+    return max(d18, key=lambda c: topology.mouth_opening(c.shape))
+
+
+# --- reference frame ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clip", ["lp_d18.mp4", "lp_d7_hist.mp4"])
+@pytest.mark.parametrize("photo", [ASTRONAUT, "lp_s9.jpg"])
+def test_choose_reference_picks_the_closest_frame(
+    driving_codes: Codes, photo_faces: dict[str, Any], clip: str, photo: str
+) -> None:
+    codes = _valid(driving_codes(clip))
+    face = photo_faces[photo][1]
+    index = choose_reference(codes, face)
+    distances = [reference_distance(c, face) for c in codes]
+    assert distances[index] == min(distances)
+    assert max(distances) - min(distances) > 0.3  # the clips really differ from frame to frame
+
+
+def test_reference_distance_is_zero_for_the_photo_itself(photo_faces: dict[str, Any]) -> None:
+    for _, face in photo_faces.values():
+        own = MotionEncoder().encode(face)
+        assert reference_distance(own, face) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_choose_reference_finds_the_photo_among_other_codes(driving_codes: Codes, astronaut: Any) -> None:
+    codes = _valid(driving_codes("lp_d7_hist.mp4"))[:40]
+    own = MotionEncoder().encode(astronaut)
+    assert choose_reference([*codes[:17], own, *codes[17:]], astronaut) == 17
+
+
+def test_choose_reference_needs_codes(astronaut: Any) -> None:
+    with pytest.raises(ValueError, match="no motion codes"):
+        choose_reference([], astronaut)
+
+
+# --- identity -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_reference_against_itself_reproduces_the_photo_without_eye_ratios(
+    photo_faces: dict[str, Any], photo: str
+) -> None:
+    face = photo_faces[photo][1]
+    own = MotionEncoder().encode(face)
+    target = Retargeter(face, RetargetOptions(relative_eyes=False)).from_video(own, own)
+    assert np.allclose(target.landmarks, face.landmarks[:, :2], atol=1e-3)
+    assert np.allclose(target.rotation, face.rotation)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Retargeter._set_eye_openings measures the current gap over upper[1:-1]/lower[1:-1] (7 lid "
+    "points) but the wanted gap _eye_open over eye_opening's upper[2:-2] (5 middle points); with ratio 1 "
+    "the eyes are still rescaled (about 1.2× wider) so the reference frame does not reproduce the photo",
+)
+@pytest.mark.parametrize("photo", [ASTRONAUT, "lp_d8.jpg"])
+def test_reference_against_itself_reproduces_the_photo(photo_faces: dict[str, Any], photo: str) -> None:
+    face = photo_faces[photo][1]
+    own = MotionEncoder().encode(face)
+    target = Retargeter(face).from_video(own, own)  # default options: relative eyes
+    assert np.allclose(target.landmarks, face.landmarks[:, :2], atol=1e-3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: same eye-opening mismatch in Retargeter._set_eye_openings: a neutral template code "
+    "(no blendshapes, no pose) widens both eyes by about 20 %",
+)
+def test_neutral_template_code_reproduces_the_photo(astronaut: Any) -> None:
+    target = Retargeter(astronaut).from_template(_template_code())
+    assert np.allclose(_eye_ratios(target, astronaut), 1.0, atol=0.05)
+    assert np.allclose(target.landmarks, astronaut.landmarks[:, :2], atol=1e-3)
+
+
+# --- driving video ------------------------------------------------------------------------------------------
+
+
+def test_wide_jaw_opening_opens_the_target_mouth(
+    d18: list[MotionCode], d18_widest: MotionCode, astronaut: Any
+) -> None:
+    reference = d18[choose_reference(d18, astronaut)]
+    target = Retargeter(astronaut).from_video(d18_widest, reference)
+    iod = astronaut.inter_ocular
+    grown = topology.mouth_opening(target.landmarks) - topology.mouth_opening(astronaut.landmarks)
+    assert grown > 0.1 * iod
+
+    # The jaw drops with it, away from the nose; the forehead keeps its distance to the nose.
+    def below_nose(points: np.ndarray, index: int) -> float:
+        return float(points[index, 1] - points[topology.NOSE_TIP, 1])
+
+    src, out = astronaut.landmarks, target.landmarks
+    assert below_nose(out, topology.CHIN) - below_nose(src, topology.CHIN) > 0.1 * iod
+    assert abs(below_nose(out, topology.FOREHEAD) - below_nose(src, topology.FOREHEAD)) < 0.05 * iod
+
+
+@pytest.mark.parametrize("photo", CLOSED_MOUTH_PHOTOS)
+def test_wide_jaw_opening_opens_closed_mouths(
+    d18: list[MotionCode], d18_widest: MotionCode, photo_faces: dict[str, Any], photo: str
+) -> None:
+    face = photo_faces[photo][1]
+    reference = d18[choose_reference(d18, face)]
+    target = Retargeter(face).from_video(d18_widest, reference)
+    assert topology.mouth_opening(face.landmarks) < 0.02 * face.inter_ocular
+    assert topology.mouth_opening(target.landmarks) > 0.2 * face.inter_ocular
+
+
+def test_driver_blink_closes_the_target_eyes(driving_codes: Codes, astronaut: Any) -> None:
+    codes = _valid(driving_codes("lp_d7_hist.mp4"))
+    reference = codes[choose_reference(codes, astronaut)]
+    blink = min(codes, key=lambda c: np.mean([topology.eye_opening(c.shape, e) for e in (0, 1)]))
+    retargeter = Retargeter(astronaut)
+    closed = _eye_ratios(retargeter.from_video(blink, reference), astronaut)
+    assert max(closed) < 0.4
+    # And the eyes open again where the driver's are open.
+    opened = _eye_ratios(retargeter.from_video(reference, reference), astronaut)
+    assert min(opened) > 0.8
+
+
+def test_expression_scale_zero_keeps_expression_and_follows_pose(
+    d18: list[MotionCode], d18_widest: MotionCode, astronaut: Any
+) -> None:
+    reference = d18[choose_reference(d18, astronaut)]
+    still_face = Retargeter(astronaut, RetargetOptions(expression_scale=0.0))
+    full = Retargeter(astronaut)
+    iod = astronaut.inter_ocular
+
+    target = still_face.from_video(d18_widest, reference)
+    unchanged = topology.mouth_opening(target.landmarks) - topology.mouth_opening(astronaut.landmarks)
+    assert abs(unchanged) < 0.03 * iod
+    # Pose-only motion: the driving frame with the reference's expression gives the same landmarks.
+    pose_only = replace(d18_widest, shape=reference.shape, blendshapes=reference.blendshapes)
+    assert np.allclose(target.landmarks, full.from_video(pose_only, reference).landmarks, atol=1e-6)
+
+    # The head still follows the driver: the biggest head turn of the clip is applied in full.
+    turned = max(d18, key=lambda c: _angle_deg(c.rotation_matrix(), reference.rotation_matrix()))
+    moved = still_face.from_video(turned, reference)
+    expected = turned.rotation_matrix() @ reference.rotation_matrix().T @ astronaut.rotation
+    assert np.allclose(moved.rotation, expected, atol=1e-9)
+    assert _angle_deg(moved.rotation, astronaut.rotation) > 2.0
+    assert np.allclose(moved.rotation, full.from_video(turned, reference).rotation)
+
+
+def test_expression_scale_amplifies_the_mouth(
+    d18: list[MotionCode], d18_widest: MotionCode, astronaut: Any
+) -> None:
+    reference = d18[choose_reference(d18, astronaut)]
+    openings = []
+    for scale in (0.5, 1.0, 1.5):
+        retargeter = Retargeter(astronaut, RetargetOptions(expression_scale=scale))
+        openings.append(topology.mouth_opening(retargeter.from_video(d18_widest, reference).landmarks))
+    assert openings[0] < openings[1] < openings[2]
+
+
+def test_pose_scale_zero_keeps_the_head_still(d18: list[MotionCode], astronaut: Any) -> None:
+    reference = d18[choose_reference(d18, astronaut)]
+    still = Retargeter(astronaut, RetargetOptions(pose_scale=0.0))
+    moving = Retargeter(astronaut)
+    source_centre = rigid_centre(astronaut.landmarks.astype(np.float64))[:2]
+    turns, shifts = [], []
+    for code in d18[::4]:
+        target = still.from_video(code, reference)
+        assert np.allclose(target.rotation, astronaut.rotation, atol=1e-12)
+        assert np.allclose(target.centre, source_centre)
+        # (smoothed codes keep their rigid centre at 0 only to within the filter lag)
+        assert np.allclose(target.landmarks[RIGID].mean(axis=0), source_centre, atol=0.05)
+        free = moving.from_video(code, reference)
+        turns.append(_angle_deg(free.rotation, astronaut.rotation))
+        shifts.append(float(np.linalg.norm(free.landmarks[RIGID].mean(axis=0) - source_centre)))
+    # Without pose_scale=0 the same frames do move the head.
+    assert max(turns) > 2.0
+    assert max(shifts) > 0.01 * astronaut.inter_ocular
+
+
+def test_pose_scale_zero_still_animates_the_mouth(
+    d18: list[MotionCode], d18_widest: MotionCode, astronaut: Any
+) -> None:
+    reference = d18[choose_reference(d18, astronaut)]
+    target = Retargeter(astronaut, RetargetOptions(pose_scale=0.0)).from_video(d18_widest, reference)
+    grown = topology.mouth_opening(target.landmarks) - topology.mouth_opening(astronaut.landmarks)
+    assert grown > 0.1 * astronaut.inter_ocular
+
+
+def test_pose_scale_scales_a_head_turn(astronaut: Any) -> None:
+    own = MotionEncoder().encode(astronaut)
+    turn = euler_to_matrix(np.radians([0.0, 20.0, 0.0])) @ own.rotation_matrix()
+    turned = replace(own, rotation=matrix_to_euler(turn))
+    angles = {}
+    for scale in (0.0, 0.5, 1.0):
+        target = Retargeter(astronaut, RetargetOptions(pose_scale=scale)).from_video(turned, own)
+        angles[scale] = _angle_deg(target.rotation, astronaut.rotation)
+    assert angles[0.0] == pytest.approx(0.0, abs=1e-6)
+    assert angles[0.5] == pytest.approx(10.0, abs=1e-3)
+    assert angles[1.0] == pytest.approx(20.0, abs=1e-3)
+
+
+def test_video_retargeting_needs_shapes(astronaut: Any) -> None:
+    with pytest.raises(ValueError, match="canonical shapes"):
+        Retargeter(astronaut).from_video(_template_code(), _template_code())
+
+
+# --- templates ----------------------------------------------------------------------------------------------
+
+
+def test_template_jaw_open_opens_the_mouth(astronaut: Any) -> None:
+    target = Retargeter(astronaut).from_template(_template_code(jawOpen=1.0))
+    iod = astronaut.inter_ocular
+    grown = topology.mouth_opening(target.landmarks) - topology.mouth_opening(astronaut.landmarks)
+    assert grown > 0.15 * iod
+    assert target.landmarks[topology.CHIN, 1] - astronaut.landmarks[topology.CHIN, 1] > 0.2 * iod
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: ExpressionRig jawOpen weights points by (y - y_upper) / (y_lower + 0.12 - y_upper); on a "
+    "closed mouth the lower inner lip sits at y_upper, so it barely moves (about +0.01 IOD) while the chin "
+    "drops 0.42 IOD: jawOpen=1 leaves a closed mouth closed and only stretches the chin",
+)
+@pytest.mark.parametrize("photo", CLOSED_MOUTH_PHOTOS)
+def test_template_jaw_open_opens_a_closed_mouth(photo_faces: dict[str, Any], photo: str) -> None:
+    face = photo_faces[photo][1]
+    target = Retargeter(face).from_template(_template_code(jawOpen=1.0))
+    grown = topology.mouth_opening(target.landmarks) - topology.mouth_opening(face.landmarks)
+    assert grown > 0.15 * face.inter_ocular
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_template_blink_closes_the_eyes(photo_faces: dict[str, Any], photo: str) -> None:
+    face = photo_faces[photo][1]
+    target = Retargeter(face).from_template(_template_code(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))
+    assert max(_eye_ratios(target, face)) < 0.4
+    # Only the eyes: the mouth stays where it was.
+    assert np.allclose(
+        target.landmarks[list(topology.LIPS_UPPER_OUTER)], face.landmarks[list(topology.LIPS_UPPER_OUTER), :2]
+    )
+
+
+def test_template_one_eye_blink_closes_one_eye(astronaut: Any) -> None:
+    # eyeBlinkRight is the subject's right eye: eye A, on the image's left.
+    target = Retargeter(astronaut).from_template(_template_code(eyeBlinkRight=1.0))
+    a, b = _eye_ratios(target, astronaut)
+    assert a < 0.4
+    assert b > 0.8
+
+
+@pytest.mark.parametrize("photo", [ASTRONAUT, "lp_s7.jpg"])
+def test_template_yaw_moves_the_nose_sideways(photo_faces: dict[str, Any], photo: str) -> None:
+    face = photo_faces[photo][1]
+    retargeter = Retargeter(face)
+    iod = face.inter_ocular
+    nose = face.landmarks[topology.NOSE_TIP, :2]
+    left = retargeter.from_template(_template_code(yaw=15.0)).landmarks[topology.NOSE_TIP] - nose
+    right = retargeter.from_template(_template_code(yaw=-15.0)).landmarks[topology.NOSE_TIP] - nose
+    assert abs(left[0]) > 0.08 * iod and abs(right[0]) > 0.08 * iod
+    assert np.sign(left[0]) == -np.sign(right[0])
+    assert abs(left[1]) < 0.03 * iod and abs(right[1]) < 0.03 * iod
+
+
+def test_template_pitch_moves_the_nose_vertically(astronaut: Any) -> None:
+    target = Retargeter(astronaut).from_template(_template_code(pitch=15.0))
+    shift = target.landmarks[topology.NOSE_TIP] - astronaut.landmarks[topology.NOSE_TIP, :2]
+    assert abs(shift[1]) > 0.05 * astronaut.inter_ocular
+    assert abs(shift[1]) > abs(shift[0])

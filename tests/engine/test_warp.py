@@ -1,0 +1,297 @@
+"""The CPU warp generator on real photos: identity, locality, painted mouth interior, blinks and the ROI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from xp_sdk.engine import topology
+from xp_sdk.engine.motion import BLENDSHAPE_INDEX, MotionCode
+from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference
+from xp_sdk.engine.warp import WarpConfig, WarpGenerator
+
+PHOTOS = ["lp_d30.jpg", "lp_d8.jpg", "lp_s7.jpg", "lp_s9.jpg", "skimage_astronaut.png"]
+EYE_POINTS = list(topology.EYE_A_UPPER + topology.EYE_A_LOWER + topology.EYE_B_UPPER + topology.EYE_B_LOWER)
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def _identity(face: Any) -> TargetFace:
+    points = face.landmarks[:, :2].astype(np.float64)
+    return TargetFace(landmarks=points, rotation=face.rotation, centre=np.zeros(2), scale=1.0)
+
+
+def _roi_mask(generator: WarpGenerator, shape: tuple[int, ...]) -> np.ndarray:
+    x0, y0, x1, y1 = generator.roi
+    mask = np.zeros(shape[:2], bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _blink_code() -> MotionCode:
+    values = np.zeros(len(BLENDSHAPE_INDEX))
+    values[BLENDSHAPE_INDEX["eyeBlinkLeft"]] = values[BLENDSHAPE_INDEX["eyeBlinkRight"]] = 1.0
+    return MotionCode(rotation=np.zeros(3), translation=np.zeros(2), log_scale=0.0, blendshapes=values)
+
+
+def _box(points: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    (x0, y0), (x1, y1) = points.min(axis=0) - pad, points.max(axis=0) + pad
+    h, w = shape[:2]
+    rows = slice(max(int(y0), 0), min(int(np.ceil(y1)) + 1, h))
+    return rows, slice(max(int(x0), 0), min(int(np.ceil(x1)) + 1, w))
+
+
+@pytest.fixture(scope="module")
+def generators(photo_faces: dict[str, Any]) -> Callable[[str], WarpGenerator]:
+    cache: dict[str, WarpGenerator] = {}
+
+    def get(name: str) -> WarpGenerator:
+        if name not in cache:
+            image, face = photo_faces[name]
+            cache[name] = WarpGenerator(image, face)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def jaw_targets(
+    photo_faces: dict[str, Any], driving_codes: Callable[[str], list[MotionCode | None]]
+) -> Callable[[str], TargetFace]:
+    """The widest jaw opening of lp_d18, retargeted onto a photo."""
+    codes = [c for c in driving_codes("lp_d18.mp4") if c is not None]
+    widest = max(codes, key=lambda c: topology.mouth_opening(c.shape))
+
+    def get(name: str) -> TargetFace:
+        face = photo_faces[name][1]
+        reference = codes[choose_reference(codes, face)]
+        return Retargeter(face, RetargetOptions(relative_eyes=False)).from_video(widest, reference)
+
+    return get
+
+
+# --- identity and locality ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_identity_target_returns_the_photo(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator], name: str
+) -> None:
+    image, face = photo_faces[name]
+    generator = generators(name)
+    frame = generator.render(_identity(face))
+    assert frame.dtype == np.uint8 and frame.shape == image.shape
+    inside = _roi_mask(generator, image.shape)
+    diff = np.abs(frame.astype(np.int16) - image.astype(np.int16))
+    assert diff[inside].mean() < 1.0
+    assert np.array_equal(frame[~inside], image[~inside])
+    # Away from the region's border the identity warp is exact.
+    x0, y0, x1, y1 = generator.roi
+    assert diff[y0 + 8 : y1 - 8, x0 + 8 : x1 - 8].max() <= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: WarpGenerator.backward_map upsamples the coarse grid with cv2.resize, which clamps at the "
+    "edges: the last (step-1)/2 rows/columns of the region sample the photo about (step-1)/2 px inwards even "
+    "for the identity target. Where the ROI reaches the image edge (no feather there) the frame's border "
+    "rows are visibly smeared, e.g. lp_s7 (ROI = whole image) rows 849-851 differ by up to ~90 levels",
+)
+def test_identity_target_is_exact_at_the_image_border(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]
+) -> None:
+    image, face = photo_faces["lp_s7.jpg"]
+    generator = generators("lp_s7.jpg")
+    assert generator.roi == (0, 0, image.shape[1], image.shape[0])
+    frame = generator.render(_identity(face))
+    assert np.abs(frame.astype(np.int16) - image.astype(np.int16)).max() <= 3
+
+
+@pytest.mark.parametrize("name", ["skimage_astronaut.png", "lp_s9.jpg", "lp_d30.jpg"])
+def test_pixels_outside_the_roi_never_change(
+    photo_faces: dict[str, Any],
+    generators: Callable[[str], WarpGenerator],
+    jaw_targets: Callable[[str], TargetFace],
+    name: str,
+) -> None:
+    image, face = photo_faces[name]
+    generator = generators(name)
+    outside = ~_roi_mask(generator, image.shape)
+    assert outside.any()
+    retargeter = Retargeter(face)
+    turn = MotionCode(
+        rotation=np.radians([8.0, 25.0, -10.0]), translation=np.array([0.3, -0.2]), log_scale=0.15,
+        blendshapes=np.zeros(len(BLENDSHAPE_INDEX)),
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    shaken = _identity(face)
+    shaken = TargetFace(
+        landmarks=shaken.landmarks + rng.normal(0, 0.2 * face.inter_ocular, shaken.landmarks.shape),
+        rotation=shaken.rotation, centre=shaken.centre, scale=shaken.scale,
+    )  # fmt: skip
+    blink = retargeter.from_template(_blink_code())
+    targets = [jaw_targets(name), blink, retargeter.from_template(turn), shaken]
+    for target in targets:
+        frame = generator.render(target)
+        assert np.array_equal(frame[outside], image[outside])
+        assert not np.array_equal(frame, image)  # every one of these targets does move the face
+
+
+def test_render_does_not_modify_the_photo(
+    photo_faces: dict[str, Any],
+    generators: Callable[[str], WarpGenerator],
+    jaw_targets: Callable[[str], TargetFace],
+) -> None:
+    image, _ = photo_faces["lp_d30.jpg"]
+    before = image.copy()
+    generators("lp_d30.jpg").render(jaw_targets("lp_d30.jpg"))
+    assert np.array_equal(image, before)
+
+
+# --- mouth interior -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lp_d30.jpg", "lp_d8.jpg", "lp_s9.jpg"])
+def test_jaw_open_shows_a_dark_mouth_with_teeth(
+    photo_faces: dict[str, Any],
+    generators: Callable[[str], WarpGenerator],
+    jaw_targets: Callable[[str], TargetFace],
+    name: str,
+) -> None:
+    image, face = photo_faces[name]
+    target = jaw_targets(name)
+    iod = face.inter_ocular
+    assert topology.mouth_opening(target.landmarks) > 0.3 * iod
+    frame = generators(name).render(target)
+    luma = _luma(frame)
+
+    polygon = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(polygon, [np.round(topology.inner_mouth_polygon(target.landmarks)).astype(np.int32)], 1)
+    inside = polygon.astype(bool)
+    cheeks = np.round(face.landmarks[[50, 280, 101, 330], :2]).astype(int)
+    skin = float(_luma(image)[cheeks[:, 1], cheeks[:, 0]].mean())
+    assert inside.sum() > 0.05 * iod * iod
+    assert luma[inside].mean() < 0.6 * skin
+
+    # Upper teeth: a bright band under the upper lip, above a darker cavity.
+    upper = target.landmarks[list(topology.LIPS_UPPER_INNER[2:-2])]
+    lower = target.landmarks[list(topology.LIPS_LOWER_INNER[2:-2])]
+    xs = np.arange(int(np.ceil(upper[:, 0].min())), int(upper[:, 0].max()) + 1)
+    order_u, order_l = np.argsort(upper[:, 0]), np.argsort(lower[:, 0])
+    y_up = np.interp(xs, upper[order_u, 0], upper[order_u, 1])
+    y_lo = np.interp(xs, lower[order_l, 0], lower[order_l, 1])
+    band, cavity = [], []
+    for x, top, bottom in zip(xs, y_up, y_lo, strict=True):
+        gap = bottom - top
+        band.extend(luma[int(np.ceil(top)) : int(top + 0.25 * gap) + 1, x])
+        cavity.extend(luma[int(top + 0.45 * gap) : int(top + 0.75 * gap) + 1, x])
+    assert np.mean(band) > 1.5 * np.mean(cavity)
+    assert np.mean(band) > np.mean(cavity) + 25
+
+
+def test_painting_is_what_darkens_the_mouth(
+    photo_faces: dict[str, Any],
+    generators: Callable[[str], WarpGenerator],
+    jaw_targets: Callable[[str], TargetFace],
+) -> None:
+    image, face = photo_faces["lp_d30.jpg"]
+    target = jaw_targets("lp_d30.jpg")
+    painted = generators("lp_d30.jpg").render(target)
+    stretched = WarpGenerator(image, face, WarpConfig(paint_mouth=False)).render(target)
+    rows, cols = _box(topology.inner_mouth_polygon(target.landmarks), 6, image.shape)
+    polygon = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(polygon, [np.round(topology.inner_mouth_polygon(target.landmarks)).astype(np.int32)], 1)
+    inside = polygon.astype(bool)
+    assert _luma(painted)[inside].mean() < _luma(stretched)[inside].mean() - 20
+    # Outside the mouth box the two renders are the same pixels.
+    outside = np.ones(image.shape[:2], bool)
+    outside[rows, cols] = False
+    assert np.array_equal(painted[outside], stretched[outside])
+
+
+def test_closed_mouth_target_paints_nothing(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]
+) -> None:
+    image, face = photo_faces["lp_d8.jpg"]
+    target = _identity(face)
+    painted = generators("lp_d8.jpg").render(target)
+    plain = WarpGenerator(image, face, WarpConfig(paint_mouth=False)).render(target)
+    assert np.array_equal(painted, plain)
+
+
+# --- blink --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lp_d8.jpg", "skimage_astronaut.png", "lp_s7.jpg"])
+def test_blink_moves_the_lids_and_nothing_else(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator], name: str
+) -> None:
+    image, face = photo_faces[name]
+    generator = generators(name)
+    target = Retargeter(face).from_template(_blink_code())
+    frame = generator.render(target)
+    still = generator.render(_identity(face))
+    iod = face.inter_ocular
+
+    eyes = np.zeros(image.shape[:2], bool)
+    for upper, lower in topology.EYES:
+        eyes[_box(face.landmarks[list(upper + lower), :2], 0.25 * iod, image.shape)] = True
+    diff = np.abs(frame.astype(np.int16) - still.astype(np.int16)).max(axis=2)
+    # The eye regions change visibly: the upper lids come down over the eyes.
+    assert diff[eyes].mean() > 1.0
+    assert (diff[eyes] > 20).sum() > 0.02 * iod * iod
+    # Nothing else moves, and nothing is painted.
+    assert diff[~eyes].max() == 0
+    unpainted = WarpGenerator(image, face, WarpConfig(paint_mouth=False)).render(target)
+    assert np.array_equal(frame, unpainted)
+
+
+def test_blink_pulls_the_upper_lid_down(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]
+) -> None:
+    # With the lids closed, the pixel column through the iris centre shows lid (sampled from above the eye)
+    # where the dark iris was: the backward map there points upwards, into the upper lid.
+    _, face = photo_faces["lp_s7.jpg"]  # big cartoon eyes: many pixels per lid
+    generator = generators("lp_s7.jpg")
+    target = Retargeter(face).from_template(_blink_code())
+    back = generator.backward_map(target)
+    still = generator.backward_map(_identity(face))
+    x0, y0, _, _ = generator.roi
+    for iris in topology.iris_centers(face.landmarks):
+        x, y = round(float(iris[0])) - x0, round(float(iris[1])) - y0
+        assert back[y, x, 1] < y - 0.05 * face.inter_ocular  # sampled from well above
+        assert abs(back[y, x, 0] - x) < 0.05 * face.inter_ocular
+        assert np.allclose(still[y, x], [x, y], atol=0.01)
+
+
+# --- region of interest -------------------------------------------------------------------------------------
+
+
+def test_mona_lisa_roi_is_much_smaller_than_the_painting(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]
+) -> None:
+    image, face = photo_faces["lp_s9.jpg"]
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = generators("lp_s9.jpg").roi
+    assert (x1 - x0) * (y1 - y0) < 0.4 * w * h
+    assert y1 < 0.6 * h  # the half-length figure below the face is never touched
+    # The region holds the whole face with a margin.
+    fx0, fy0, fx1, fy1 = face.bbox
+    assert x0 < fx0 and y0 < fy0 and x1 > fx1 and y1 > fy1
+
+
+def test_roi_always_contains_the_face(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]
+) -> None:
+    for name in PHOTOS:
+        image, face = photo_faces[name]
+        x0, y0, x1, y1 = generators(name).roi
+        fx0, fy0, fx1, fy1 = face.bbox
+        assert 0 <= x0 <= fx0 and 0 <= y0 <= fy0, name
+        assert fx1 <= x1 <= image.shape[1] and fy1 <= y1 <= image.shape[0], name
