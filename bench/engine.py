@@ -139,6 +139,8 @@ def write_driving(source: DrivingSource, size: int, frames: int, path: Path) -> 
 class Stage:
     seconds: float
     frames: int
+    cpu_seconds: float
+    """Process CPU time (all threads) of the same run: less sensitive than wall time to other load."""
     runs: list[float] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -147,18 +149,28 @@ class Stage:
         return 1000 * self.seconds / max(self.frames, 1)
 
     @property
+    def cpu_ms_per_frame(self) -> float:
+        return 1000 * self.cpu_seconds / max(self.frames, 1)
+
+    @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def best_of(repeats: int, run: Callable[[], int]) -> Stage:
-    times: list[float] = []
+    runs: list[tuple[float, float]] = []
     frames = 0
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         frames = run()
-        times.append(time.perf_counter() - t0)
-    return Stage(min(times), frames, times)
+        runs.append((time.perf_counter() - t0, cpu_seconds() - c0))
+    wall, cpu = min(runs)
+    return Stage(wall, frames, cpu, [w for w, _ in runs])
 
 
 def measure_decode(clip: Path, repeats: int) -> Stage:
@@ -203,21 +215,21 @@ def measure_analysis(clip: Path, fps: float) -> tuple[Stage, list[MotionCode | N
     codes = [next(stream)]
     # The first code also pays for creating the landmarker; kept apart so ms/frame is the steady rate.
     first = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    c1, t1 = cpu_seconds(), time.perf_counter()
     codes.extend(stream)
     wall = time.perf_counter() - t1
+    steady = max(len(codes) - 1, 1)
     # The clock counts detection + smoothing only, as animate's stage_seconds["analysis"] does; the wall
-    # time adds decoding and the downscale to the analysis size.
-    stage = Stage(clock.seconds, len(codes), [clock.seconds])
-    stage.extra["wall_ms_per_frame"] = 1000 * wall / max(len(codes) - 1, 1)
+    # time adds decoding and the downscale to the analysis size. CPU time covers all of it.
+    cpu = (cpu_seconds() - c1) * len(codes) / steady
+    stage = Stage(clock.seconds, len(codes), cpu, [clock.seconds])
+    stage.extra["wall_ms_per_frame"] = 1000 * wall / steady
     stage.extra["first_code_s"] = first
     stage.extra["faces"] = sum(c is not None for c in codes)
     return stage, codes
 
 
-def video_targets(
-    photo: np.ndarray, codes: list[MotionCode | None]
-) -> tuple[WarpGenerator, list[TargetFace]]:
+def video_targets(photo: np.ndarray, codes: list[MotionCode | None]) -> tuple[WarpGenerator, list[TargetFace]]:
     """Targets exactly as animate() retargets them (reference chosen over the whole clip)."""
     options = AnimateOptions(max_side=max(photo.shape[:2]))
     image, face = prepare_source(photo, options)
@@ -236,11 +248,11 @@ def video_targets(
 
 def measure_warp(generator: WarpGenerator, targets: list[TargetFace]) -> Stage:
     generator.render(targets[0])  # first call pays for lazy allocations in OpenCV
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     for target in targets:
         generator.render(target)
     seconds = time.perf_counter() - t0
-    return Stage(seconds, len(targets), [seconds])
+    return Stage(seconds, len(targets), cpu_seconds() - c0, [seconds])
 
 
 # ------------------------------------------------------------------------------- end to end, in a child
@@ -261,11 +273,6 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def child_main(spec_json: str) -> None:
     """Runs one animate() in this fresh process and prints its numbers as JSON on the last line."""
     spec = json.loads(spec_json)
@@ -278,9 +285,7 @@ def child_main(spec_json: str) -> None:
     import_s = time.perf_counter() - t0
     rss_before = peak_rss_mib()
     options = AnimateOptions(max_side=max(photo.shape[:2]), reference_window_s=spec["reference_window_s"])
-    kwargs: dict[str, Any] = (
-        {"template": spec["template"]} if spec["template"] else {"driving": spec["driving"]}
-    )
+    kwargs: dict[str, Any] = {"template": spec["template"]} if spec["template"] else {"driving": spec["driving"]}
     first: list[float] = []
 
     def progress(p: Progress) -> None:
@@ -327,6 +332,10 @@ class EndToEnd:
     @property
     def ms_per_frame(self) -> float:
         return 1000 * self.seconds / max(self.frames, 1)
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return 1000 * self.cpu_seconds / max(self.frames, 1)
 
 
 def run_child(spec: dict[str, Any], repeats: int = 1) -> EndToEnd:
@@ -436,7 +445,7 @@ def breakdown(run: EndToEnd) -> str:
     first = f"{run.first_frame_s:.2f}s" if run.first_frame_s is not None else "-"
     return (
         f"an {per_frame['analysis']:.1f} + warp {per_frame['warp']:.1f} + enc {per_frame['encode']:.1f} ms/f;"
-        f" 1st frame {first}; {run.cpu_seconds / run.seconds:.2f} cores busy"
+        f" 1st frame {first}"
     )
 
 
@@ -456,51 +465,42 @@ def print_report(info: dict[str, Any], results: list[SizeResult], target_size: i
     print(f"  driving    {info['driving_origin']}, resized to S×S, crf 18, ping-ponged to N frames")
     print(f"  photo      skimage astronaut resized to S×S; template {TEMPLATE!r} time-scaled to N frames")
     print()
-    header = f"{'size':>5} {'#':>2} {'measurement':<27} {'ms/frame':>9} {'fps':>8} {'sec':>7}  notes"
+    header = f"{'size':>5} {'#':>2} {'measurement':<27} {'ms/frame':>9} {'fps':>7} {'sec':>6} {'cpu ms/f':>8}  notes"
     print(header)
     print("-" * len(header) + "-" * 60)
     for r in results:
         sz = f"{r.size}²"
 
-        def row(num: str, name: str, ms: float, fps: float, sec: float, note: str, sz: str = sz) -> None:
-            print(f"{sz:>5} {num:>2} {name:<27} {ms:9.1f} {fps:8.1f} {sec:7.2f}  {note}")
+        def row(num: str, name: str, run: Stage | EndToEnd, note: str, sz: str = sz) -> None:
+            print(
+                f"{sz:>5} {num:>2} {name:<27} {run.ms_per_frame:9.1f} {run.fps:7.1f} {run.seconds:6.2f} "
+                f"{run.cpu_ms_per_frame:8.1f}  {note}"
+            )
 
         d, e, f, a, w = r.decode, r.encode, r.floor, r.analysis, r.warp
-        row("1", "decode alone", d.ms_per_frame, d.fps, d.seconds, f"read_frames, best of {len(d.runs)}")
-        row(
-            "2",
-            "encode alone",
-            e.ms_per_frame,
-            e.fps,
-            e.seconds,
-            f"still photo, crf {AnimateOptions().crf} veryfast, best of {len(e.runs)}",
-        )
+        row("1", "decode alone", d, f"read_frames, best of {len(d.runs)}")
+        row("2", "encode alone", e, f"still photo, crf {AnimateOptions().crf} veryfast, best of {len(e.runs)}")
         row(
             "3",
             "floor = decode→encode",
-            f.ms_per_frame,
-            f.fps,
-            f.seconds,
-            f"one pipeline, best of {len(f.runs)}; encoding these frames ≈ "
-            f"{f.ms_per_frame - d.ms_per_frame:.1f} ms/f",
+            f,
+            f"one pipeline, best of {len(f.runs)}; encoding these frames ≈ {f.ms_per_frame - d.ms_per_frame:.1f} ms/f",
         )
         row(
             "4",
             "analysis alone",
-            a.ms_per_frame,
-            a.fps,
-            a.seconds,
-            f"detect+smooth; {a.extra['wall_ms_per_frame']:.1f} with decode+resize; "
+            a,
+            f"detect+smooth; {a.extra['wall_ms_per_frame']:.1f} with decode+resize (cpu includes them); "
             f"1st code {a.extra['first_code_s']:.2f}s; face {int(a.extra['faces'])}/{a.frames}",
         )
-        row("5", "warp alone", w.ms_per_frame, w.fps, w.seconds, "render() of precomputed targets")
+        row("5", "warp alone", w, "render() of precomputed targets")
         for num, name, run in (
             ("6", "animate(driving)", r.e2e_driving),
             ("7", f"animate({TEMPLATE})", r.e2e_template),
             ("8", "animate(driving, window 0)", r.e2e_pipelined),
         ):
             if run is not None:
-                row(num, name, run.ms_per_frame, run.fps, run.seconds, breakdown(run))
+                row(num, name, run, breakdown(run))
         print(f"{'':>5}    load avg during this size: {fmt_load(r.loadavg)}")
         print()
     imports = [run.import_s for r in results for run in (r.e2e_driving, r.e2e_template)]
@@ -510,9 +510,10 @@ def print_report(info: dict[str, Any], results: list[SizeResult], target_size: i
         + (f" (best of {repeats})" if repeats > 1 else "")
         + f", MediaPipe already imported (that import, {min(imports):.1f}-{max(imports):.1f} s,\n"
         "  is left out like every other import); an/warp/enc = stage_seconds per frame, busy time of stages "
-        "that overlap;\n  1st frame = seconds until the first frame is queued for encoding; cores busy = "
-        "process CPU time / wall.\n  Row 4's 1st code includes creating the landmarker (and, at the first "
-        "size, importing MediaPipe)."
+        "that overlap;\n  1st frame = seconds until the first frame is queued for encoding. cpu ms/f = process "
+        "CPU time (all threads)\n  per frame: the work, less sensitive to other load than wall time; rows 6-8 "
+        "include their setup.\n  Row 4's 1st code includes creating the landmarker (and, at the first size, "
+        "importing MediaPipe)."
     )
     print()
 
@@ -522,7 +523,7 @@ def print_report(info: dict[str, Any], results: list[SizeResult], target_size: i
     )
     header = (
         f"{'size':>5} {'run':<27} {'fps':>6} {'e2e/floor':>9} {'≤2.0':>5} {'≥25fps':>6} "
-        f"{'peak RSS':>9} {'(base)':>8}"
+        f"{'peak RSS':>9} {'(base)':>8} {'cpu e2e/floor':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -530,11 +531,13 @@ def print_report(info: dict[str, Any], results: list[SizeResult], target_size: i
         for name, run, ratio, ok_ratio, ok_fps in r.checks():
             print(
                 f"{r.size:>4}² {name:<27} {run.fps:6.1f} {ratio:9.2f} {verdict(ok_ratio):>5} "
-                f"{verdict(ok_fps):>6} {run.peak_rss_mib:6.0f} MiB {run.rss_before_mib:4.0f} MiB"
+                f"{verdict(ok_fps):>6} {run.peak_rss_mib:6.0f} MiB {run.rss_before_mib:4.0f} MiB "
+                f"{run.cpu_ms_per_frame / r.floor.cpu_ms_per_frame:13.2f}"
             )
     print(
         "peak RSS: VmHWM of a fresh subprocess running only that animate() (ru_maxrss would include this "
-        "process's RSS,\n  inherited across fork/exec); (base) is its peak after imports, before animate()"
+        "process's RSS,\n  inherited across fork/exec); (base) is its peak after imports, before animate(). "
+        "cpu e2e/floor: the same ratio\n  on CPU time per frame, informational (no target), steadier under load."
     )
 
 
@@ -559,14 +562,10 @@ def main(argv: list[str] | None = None) -> int:
         default="target",
         help="sizes for row 8, animate with reference_window_s=0 (default: the target size)",
     )
-    parser.add_argument(
-        "--e2e-repeats", type=int, default=1, help="best-of for the end-to-end runs (default 1)"
-    )
+    parser.add_argument("--e2e-repeats", type=int, default=1, help="best-of for the end-to-end runs (default 1)")
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a check at --target-size fails")
-    parser.add_argument(
-        "--target-size", type=int, default=512, help="size the targets apply to (default 512)"
-    )
+    parser.add_argument("--target-size", type=int, default=512, help="size the targets apply to (default 512)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -593,9 +592,7 @@ def main(argv: list[str] | None = None) -> int:
             np.save(photo_path, photo)
             scratch = work / "scratch.mp4"
 
-            print(
-                f"[{time.perf_counter() - started:6.1f}s] size {size}²: decode/encode/floor", file=sys.stderr
-            )
+            print(f"[{time.perf_counter() - started:6.1f}s] size {size}²: decode/encode/floor", file=sys.stderr)
             decode = measure_decode(clip, args.repeats)
             encode = measure_encode(photo, args.frames, source.fps, scratch, args.repeats)
             floor = measure_floor(clip, source.fps, scratch, args.repeats)
