@@ -69,9 +69,8 @@ def test_builtin_template_loads_and_yields_its_frames(name: str) -> None:
         assert np.abs(code.rotation).max() <= math.radians(60)
     blend, rotation = _series(template)
     assert blend.max() > 0.3 or np.abs(rotation).max() > 5  # every template moves something
-    # Every template starts and ends at rest, so it loops and joins a still photo without a jump.
+    # Every template starts from the photo's own pose and expression: the first frame is the photo.
     assert np.abs(blend[0]).max() < 0.05 and np.abs(rotation[0]).max() < 1
-    assert np.abs(blend[-1]).max() < 0.1 and np.abs(rotation[-1]).max() < 2
 
 
 def test_showcase_shows_everything() -> None:
@@ -238,12 +237,6 @@ def test_template_just_under_the_limit_loads(tmp_path: Path) -> None:
     assert len(load_template(path).description) == MAX_TEMPLATE_BYTES - 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_template checks len(text) against MAX_TEMPLATE_BYTES, which for a str counts "
-    "characters, not bytes: a str template of 9 MiB of UTF-8 (3 Mi × '€') passes the 8 MiB limit that "
-    "the same content refused as a file",
-)
 def test_size_limit_counts_bytes_for_text_input() -> None:
     data = _valid()
     data["description"] = "€" * (3 * 1024 * 1024)

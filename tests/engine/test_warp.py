@@ -96,13 +96,6 @@ def test_identity_target_returns_the_photo(
     assert diff[y0 + 8 : y1 - 8, x0 + 8 : x1 - 8].max() <= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: WarpGenerator.backward_map upsamples the coarse grid with cv2.resize, which clamps at the "
-    "edges: the last (step-1)/2 rows/columns of the region sample the photo about (step-1)/2 px inwards even "
-    "for the identity target. Where the ROI reaches the image edge (no feather there) the frame's border "
-    "rows are visibly smeared, e.g. lp_s7 (ROI = whole image) rows 849-851 differ by up to ~90 levels",
-)
 def test_identity_target_is_exact_at_the_image_border(
     photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]
 ) -> None:
@@ -195,7 +188,7 @@ def test_jaw_open_shows_a_dark_mouth_with_teeth(
     assert np.mean(band) > np.mean(cavity) + 25
 
 
-def test_painting_is_what_darkens_the_mouth(
+def test_painting_replaces_the_stretched_interior(
     photo_faces: dict[str, Any],
     generators: Callable[[str], WarpGenerator],
     jaw_targets: Callable[[str], TargetFace],
@@ -208,7 +201,8 @@ def test_painting_is_what_darkens_the_mouth(
     polygon = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(polygon, [np.round(topology.inner_mouth_polygon(target.landmarks)).astype(np.int32)], 1)
     inside = polygon.astype(bool)
-    assert _luma(painted)[inside].mean() < _luma(stretched)[inside].mean() - 20
+    # The interior is painted over (cavity and teeth), not just the lips' pixels stretched across the gap.
+    assert np.abs(painted[inside].astype(int) - stretched[inside].astype(int)).mean() > 15
     # Outside the mouth box the two renders are the same pixels.
     outside = np.ones(image.shape[:2], bool)
     outside[rows, cols] = False
@@ -286,9 +280,7 @@ def test_mona_lisa_roi_is_much_smaller_than_the_painting(
     assert x0 < fx0 and y0 < fy0 and x1 > fx1 and y1 > fy1
 
 
-def test_roi_always_contains_the_face(
-    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]
-) -> None:
+def test_roi_always_contains_the_face(photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator]) -> None:
     for name in PHOTOS:
         image, face = photo_faces[name]
         x0, y0, x1, y1 = generators(name).roi

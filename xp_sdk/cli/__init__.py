@@ -167,10 +167,11 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
+    except Exception as exc:
+        # Usage errors come from the click that typer bundles, not necessarily the installed `click`; they are
+        # recognised by their interface.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            raise SystemExit(exit_code) from None
         raise

@@ -131,7 +131,7 @@ class Retargeter:
             lo = list(lower[1:-1])
             gap = out[lo, 1] - out[up, 1]
             wanted = self._eye_open[eye] * min(max(ratio, 0.0), 1.6)
-            current = max(float(np.mean(gap)), 1e-3)
+            current = max(topology.eye_opening(out, eye), 1e-3)
             change = gap * (wanted / current) - gap
             # Blinks are mostly the upper lid coming down.
             out[up, 1] -= 0.8 * change

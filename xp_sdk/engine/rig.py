@@ -36,7 +36,11 @@ class ExpressionRig:
         basis: dict[str, np.ndarray] = {}
 
         # Jaw: everything below the upper lip swings down, less towards the jaw hinges.
-        below = np.clip((c[:, 1] - y_upper) / (y_lower + 0.12 - y_upper), 0.0, 1.0)
+        # By membership, not height: on a closed mouth both inner lips lie on the same line.
+        below = np.clip((c[:, 1] - y_lower) / 0.12, 0.0, 1.0)
+        below[list(topology.LIPS_LOWER_INNER + topology.LIPS_LOWER_OUTER)] = 1.0
+        below[list(topology.LIPS_UPPER_INNER + topology.LIPS_UPPER_OUTER)] = 0.0
+        below[list(topology.MOUTH_CORNERS + topology.INNER_MOUTH_CORNERS)] = 0.35
         lateral = np.clip(1.25 - np.abs(c[:, 0] - mouth_centre[0]) / 1.1, 0.3, 1.0)
         jaw = np.zeros((n, 3))
         jaw[:, 1] = 0.42 * below * lateral

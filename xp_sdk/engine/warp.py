@@ -81,6 +81,8 @@ class WarpGenerator:
         ys = np.arange(mh, dtype=np.float32) * self._step + centre_offset
         self._map_xy = np.stack(np.meshgrid(xs, ys), axis=-1)  # (mh, mw, 2) region coordinates
         self._index = np.zeros((mh, mw), np.int32)
+        px, py = np.meshgrid(np.arange(rw, dtype=np.float32), np.arange(rh, dtype=np.float32))
+        self._pixel_xy = np.stack([px, py], axis=-1)
 
         self._roi_image = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
         self._feather = _feather_mask(rw, rh, self.roi, (w, h))
@@ -118,12 +120,14 @@ class WarpGenerator:
         a = affine[np.where(covered, index, 0)]  # (mh, mw, 2, 3)
         xy = self._map_xy
         back = a[..., 2] + a[..., 0] * xy[..., :1] + a[..., 1] * xy[..., 1:]
-        back = np.where(covered[..., None], back, xy)
+        displacement: np.ndarray = np.where(covered[..., None], back - xy, 0.0).astype(np.float32)
         mh, mw = self._map_shape
         rx0, ry0, rx1, ry1 = self.roi
         if self._step > 1:
-            back = cv2.resize(back, (mw * self._step, mh * self._step), interpolation=cv2.INTER_LINEAR)
-        region: np.ndarray = back[: ry1 - ry0, : rx1 - rx0]
+            # Upsample the displacement, not the coordinates: resizing clamps at the edges, which is harmless
+            # for a displacement that is zero there but would smear the border for absolute coordinates.
+            displacement = cv2.resize(displacement, (mw * self._step, mh * self._step), interpolation=cv2.INTER_LINEAR)
+        region: np.ndarray = displacement[: ry1 - ry0, : rx1 - rx0] + self._pixel_xy
         return region
 
     def render(self, target: TargetFace) -> np.ndarray:

@@ -118,7 +118,8 @@ def builtin_names() -> list[str]:
 
 
 def parse_template(text: str | bytes, *, origin: str = "template") -> MotionTemplate:
-    if len(text) > MAX_TEMPLATE_BYTES:
+    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
+    if size > MAX_TEMPLATE_BYTES:
         raise TemplateError(f"{origin} is larger than {MAX_TEMPLATE_BYTES // (1024 * 1024)} MiB")
     try:
         data = json.loads(text)
@@ -142,6 +143,8 @@ def load_template(name_or_path: str | os.PathLike[str]) -> MotionTemplate:
     if path.suffix.lower() == ".json" or path.exists():
         if not path.is_file():
             raise TemplateError(f"template file {path} does not exist")
+        if path.stat().st_size > MAX_TEMPLATE_BYTES:
+            raise TemplateError(f"template file {path} is larger than {MAX_TEMPLATE_BYTES // (1024 * 1024)} MiB")
         return parse_template(path.read_bytes(), origin=f"template file {path}")
     raise TemplateError(f"unknown template {name!r}; built-in templates: {', '.join(builtin_names())}")
 
