@@ -72,6 +72,10 @@ class WarpGenerator:
         self._source_tri = np.concatenate(
             [self._source_ctrl[self._triangles].transpose(0, 2, 1), np.ones((len(self._triangles), 1, 3))], axis=1
         )[:, :2, :]  # (K, 2, 3): source x and y of each triangle's corners
+        source_h = np.concatenate(
+            [self._source_tri, np.ones((len(self._triangles), 1, 3))], axis=1
+        )
+        self._orientation = np.sign(np.linalg.det(source_h))
 
         self._step = max(1, int(np.ceil(max(rw, rh) / c.map_cells)))
         mw, mh = int(np.ceil(rw / self._step)), int(np.ceil(rh / self._step))
@@ -103,7 +107,9 @@ class WarpGenerator:
         corners = out_ctrl[self._triangles]  # (K, 3, 2) output positions
         homogeneous = np.concatenate([corners.transpose(0, 2, 1), np.ones((len(corners), 1, 3))], axis=1)
         det = np.linalg.det(homogeneous)
-        usable = np.abs(det) > 1e-6
+        # A triangle turned inside out by the motion has no sensible inverse: it would sample far-off pixels
+        # as specks. Leave it out; its area is filled from its neighbours below.
+        usable = (np.abs(det) > 1e-6) & (np.sign(det) == self._orientation)
         inverse = np.zeros_like(homogeneous)
         inverse[usable] = np.linalg.inv(homogeneous[usable])
         affine = (self._source_tri @ inverse).astype(np.float32)  # (K, 2, 3): output (x, y, 1) → photo (x, y)
@@ -121,6 +127,12 @@ class WarpGenerator:
         xy = self._map_xy
         back = a[..., 2] + a[..., 0] * xy[..., :1] + a[..., 1] * xy[..., 1:]
         displacement: np.ndarray = np.where(covered[..., None], back - xy, 0.0).astype(np.float32)
+        if not covered.all():
+            # Rasterised neighbours can leave one-cell cracks along shared edges; fill them from their
+            # neighbours, or they sample the unmoved photo and show as specks.
+            weight = cv2.blur(covered.astype(np.float32), (5, 5))
+            filled = cv2.blur(displacement, (5, 5)) / np.maximum(weight, 1e-6)[..., None]
+            displacement = np.where(covered[..., None], displacement, filled)
         mh, mw = self._map_shape
         rx0, ry0, rx1, ry1 = self.roi
         if self._step > 1:
