@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -14,6 +16,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 def faces_root() -> Path:
     return Path(os.environ.get("XP_FACES", REPO.parent / "shared" / "faces"))
+
+
+def first_frames(path: Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a video, without decoding the rest."""
+    from xp_sdk.engine.video import read_frames
+
+    reader = read_frames(path)
+    try:
+        return list(itertools.islice(reader, count))
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
 
 
 @pytest.fixture(scope="session")

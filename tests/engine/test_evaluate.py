@@ -3,9 +3,6 @@ one and a wrong one apart."""
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -13,6 +10,7 @@ import numpy as np
 import pydantic
 import pytest
 
+from tests.conftest import first_frames
 from xp_sdk.engine.evaluate import QualityReport, canonical_shape, evaluate, evaluate_files
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.identity import SFACE_SAME_PERSON_COSINE
@@ -24,41 +22,16 @@ N = 40
 _FLIP = np.diag([1.0, -1.0, -1.0])
 
 
-def _faces_dir() -> Path:
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
-    root = Path(os.environ.get("XP_FACES", default))
-    if not (root / "source").is_dir() or not (root / "driving").is_dir():
-        pytest.skip(f"real face data not found at {root}; set XP_FACES to the shared faces folder")
-    return root
-
-
-def _frames(path: Path, count: int) -> list[np.ndarray]:
-    from xp_sdk.engine.video import read_frames
-
-    reader: Iterator[np.ndarray] = read_frames(path)
-    try:
-        return list(itertools.islice(reader, count))
-    finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
-
-
-@pytest.fixture(scope="module")
-def faces() -> Path:
-    return _faces_dir()
-
-
 @pytest.fixture(scope="module")
 def d18(faces: Path) -> list[np.ndarray]:
     """A man opening his jaw wide: clear expression motion within the first 40 frames."""
-    return _frames(faces / "driving" / "lp_d18.mp4", N)
+    return first_frames(faces / "driving" / "lp_d18.mp4", N)
 
 
 @pytest.fixture(scope="module")
 def d7(faces: Path) -> list[np.ndarray]:
     """A young woman blinking and raising her brows: a different person from d18."""
-    return _frames(faces / "driving" / "lp_d7_hist.mp4", N)
+    return first_frames(faces / "driving" / "lp_d7_hist.mp4", N)
 
 
 @pytest.fixture(scope="module")

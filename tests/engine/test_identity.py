@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import first_frames
 from xp_sdk.engine.identity import SFACE_SAME_PERSON_COSINE, IdentityEmbedder
 from xp_sdk.engine.images import load_image
 from xp_sdk.errors import EngineError
-
-
-def _faces_dir() -> Path:
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
-    root = Path(os.environ.get("XP_FACES", default))
-    if not (root / "source").is_dir() or not (root / "driving").is_dir():
-        pytest.skip(f"real face data not found at {root}; set XP_FACES to the shared faces folder")
-    return root
-
-
-def _frames(path: Path, count: int) -> list[np.ndarray]:
-    from xp_sdk.engine.video import read_frames
-
-    reader: Iterator[np.ndarray] = read_frames(path)
-    try:
-        return list(itertools.islice(reader, count))
-    finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
-
-
-@pytest.fixture(scope="module")
-def faces() -> Path:
-    return _faces_dir()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +36,7 @@ def test_embedding_is_unit_128d_float32(faces: Path, embedder: IdentityEmbedder)
 
 @pytest.mark.parametrize("clip", ["lp_d5_hist.mp4", "lp_d7_hist.mp4", "lp_d18.mp4"])
 def test_same_person_in_different_frames_matches(faces: Path, embedder: IdentityEmbedder, clip: str) -> None:
-    frames = _frames(faces / "driving" / clip, 40)
+    frames = first_frames(faces / "driving" / clip, 40)
     vecs = [_embed(embedder, frames[i]) for i in (0, 20, 39)]
     for a, b in itertools.combinations(vecs, 2):
         # Measured 0.81-0.99 on these clips.
@@ -73,7 +48,7 @@ def test_different_people_do_not_match(faces: Path, embedder: IdentityEmbedder) 
     man = _embed(embedder, load_image(faces / "source" / "lp_d8.jpg"))
     assert IdentityEmbedder.cosine(man, astronaut) < SFACE_SAME_PERSON_COSINE
     for clip in ("lp_d5_hist.mp4", "lp_d7_hist.mp4", "lp_d18.mp4", "lp_d1_hist.mp4", "grid_bbaf2n.mpg"):
-        person = _embed(embedder, _frames(faces / "driving" / clip, 1)[0])
+        person = _embed(embedder, first_frames(faces / "driving" / clip, 1)[0])
         # Measured below 0.2 for every clip.
         assert IdentityEmbedder.cosine(person, astronaut) < SFACE_SAME_PERSON_COSINE, clip
 

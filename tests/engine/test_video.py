@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -15,18 +14,6 @@ from xp_sdk.engine.video import VideoWriter, is_image_file, probe_video, read_fr
 from xp_sdk.errors import EngineError, UnreadableVideoError, UnsupportedFormatError
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _faces_dir() -> Path:
-    return Path(os.environ.get("XP_FACES", REPO.parent / "shared" / "faces"))
-
-
-@pytest.fixture(scope="module")
-def faces() -> Path:
-    root = _faces_dir()
-    if not (root / "driving").is_dir():
-        pytest.skip(f"shared faces folder not found at {root} (set XP_FACES to the folder holding driving/)")
-    return root
 
 
 @pytest.fixture(scope="module")
