@@ -64,6 +64,7 @@ from xp_sdk.engine import topology
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.identity import SFACE_SAME_PERSON_COSINE, IdentityEmbedder
 from xp_sdk.engine.images import check_image_array, load_image
+from xp_sdk.engine.motion import kabsch
 from xp_sdk.errors import InvalidInputError, NoFaceError, UnreadableVideoError
 
 _RIGID = list(topology.RIGID)
@@ -150,7 +151,7 @@ def canonical_shape(face: FaceAnalysis, anchor: np.ndarray | None = None) -> np.
         return None
     shape: np.ndarray = centred / iod
     if anchor is not None:
-        shape = shape @ _kabsch(shape[_RIGID], anchor[_RIGID])
+        shape = shape @ kabsch(shape[_RIGID], anchor[_RIGID])
     return shape
 
 
@@ -380,16 +381,6 @@ def _analyse(analyzer: FaceAnalyzer, rgb: np.ndarray, timestamps_ms: list[int]) 
     for timestamp in timestamps_ms:
         faces = analyzer.detect_all(rgb, timestamp)
     return faces[0] if faces else None
-
-
-def _kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation Q minimising |points @ Q - target| (both centred on their mean)."""
-    a = points - points.mean(axis=0)
-    b = target - target.mean(axis=0)
-    u, _, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    rotation: np.ndarray = u @ np.diag([1.0, 1.0, d]) @ vt
-    return rotation
 
 
 def _present(value: np.ndarray | None) -> np.ndarray:

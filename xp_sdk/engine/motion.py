@@ -82,14 +82,14 @@ def canonical_and_rotation(face: FaceAnalysis, anchor: np.ndarray | None = None)
     canon = (pts - rigid_centre(pts)) @ rot
     canon /= max(topology.inter_ocular(canon), 1e-6)
     if anchor is not None:
-        refine = _kabsch(canon[list(topology.RIGID)], anchor[list(topology.RIGID)])
+        refine = kabsch(canon[list(topology.RIGID)], anchor[list(topology.RIGID)])
         canon = canon @ refine
         rot = rot @ refine
         canon /= max(topology.inter_ocular(canon), 1e-6)
     return canon, rot
 
 
-def _kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+def kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Rotation Q minimising |points @ Q - target| (both centred on their mean)."""
     a = points - points.mean(axis=0)
     b = target - target.mean(axis=0)
