@@ -102,7 +102,7 @@ class DwtDctSvdEmbedder:
                 f"a {width}×{height} frame has {capacity} blocks, too few to carry {codeword.size} bits with dwtdctsvd"
             )
         # Imported here: importing imwatermark imports torch (for its RivaGAN method), which takes seconds.
-        from imwatermark.dwtDctSvd import EmbedDwtDctSvd  # type: ignore[import-untyped]
+        from imwatermark.dwtDctSvd import EmbedDwtDctSvd
 
         sent = codeword[bit_permutation(key, codeword.size)]
         self._library: Any = EmbedDwtDctSvd(
