@@ -119,3 +119,30 @@ __all__ = [
     "UnsupportedFormatError",
     "XPError",
 ]
+
+
+class ProvenanceFailedError(XPError):
+    """Marking, signing or reading provenance failed; ``code`` is the provenance package's own code."""
+
+    code = "provenance_error"
+    exit_code = 6
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class HomeError(XPError):
+    """The deployment's home is missing what the command needs, or already has what it would create."""
+
+    code = "home_error"
+    exit_code = 7
+
+
+class NotInitializedError(HomeError):
+    code = "not_initialized"
+
+
+class AlreadyInitializedError(HomeError):
+    code = "already_initialized"

@@ -44,6 +44,8 @@ class TiledConfig:
     mask_ceiling: float = 1.6
     mask_reference: float = 2.5
     """Local detail (mean absolute high-pass, in levels) at which the mask is 1."""
+    mask_gamma: float = 1.0
+    """Above 1, smooth skin gets less and texture more of the pattern than detail alone would give."""
     candidates: int = 3
     """Synchronisation hypotheses decoded per clip (the p-value is multiplied by this)."""
 
@@ -125,7 +127,7 @@ def texture_mask(frame: Frame, config: TiledConfig) -> Float:
     small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (small_w, small_h), interpolation=cv2.INTER_AREA)
     small_f = small.astype(np.float32)
     detail = np.abs(small_f - cv2.GaussianBlur(small_f, (0, 0), 1.5))
-    activity = cv2.GaussianBlur(detail, (0, 0), 2.0) / config.mask_reference
+    activity = (cv2.GaussianBlur(detail, (0, 0), 2.0) / config.mask_reference) ** config.mask_gamma
     # Very dark and very bright pixels clip the pattern anyway and show it more: ease off there.
     tone = np.clip(np.minimum(small_f, 255 - small_f) / 40.0, 0.3, 1.0)
     mask = np.clip(activity, config.mask_floor, config.mask_ceiling) * tone

@@ -17,8 +17,13 @@ from xp_sdk.errors import XPError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="xp-sdk: provenance-gated portrait animation.")
 templates_app = typer.Typer(no_args_is_help=True, help="Built-in and recorded motion templates.")
 app.add_typer(templates_app, name="templates")
+keys_app = typer.Typer(no_args_is_help=True, help="The deployment's provenance keys (watermark key, C2PA signer).")
+app.add_typer(keys_app, name="keys")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="The deployment's home (default: $XP_HOME, else a per-user folder).")
+]
 
 
 def _emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
@@ -65,11 +70,14 @@ def animate(
     allow_multiple_faces: Annotated[
         bool, typer.Option(help="Animate the largest face when the photo shows several.")
     ] = False,
+    home: HomeOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Animate a photo with a driving video or a motion template."""
+    """Animate a photo with a driving video or a motion template; the output is watermarked and C2PA-signed."""
     from xp_sdk.engine import AnimateOptions
-    from xp_sdk.engine import animate as run_animate
+    from xp_sdk.generate import generate
+    from xp_sdk.home import Home
+    from xp_sdk.provenance import load_provenance_keys
 
     if (driving is None) == (template is None):
         raise typer.BadParameter("give exactly one of --driving or --template")
@@ -81,10 +89,18 @@ def animate(
         keep_audio=audio,
         allow_multiple_faces=allow_multiple_faces,
     )
+    keys = load_provenance_keys(Home.resolve(home))
     with _progress(not as_json, "animating") as progress:
-        result = run_animate(source, out, driving=driving, template=template, options=options, progress=progress)
+        generation = generate(
+            source, out, keys=keys, driving=driving, template=template, options=options, progress=progress
+        )
+    result = generation.animation
     data = {
-        "output": str(result.output),
+        "generation_id": generation.generation_id,
+        "watermark_id": generation.generation_id,
+        "output": str(generation.output),
+        "output_sha256": generation.output_sha256,
+        "manifest": generation.manifest_label,
         "frames": result.frames,
         "fps": result.fps,
         "width": result.width,
@@ -94,8 +110,78 @@ def animate(
         "seconds": round(result.seconds, 3),
     }
     _emit(data, as_json, lambda: typer.echo(
-        f"wrote {result.output} ({result.frames} frames, {result.width}×{result.height}, "
-        f"{result.frames / max(result.seconds, 1e-9):.1f} fps end to end)"))  # fmt: skip
+        f"wrote {generation.output} ({result.frames} frames, {result.width}×{result.height}, "
+        f"{result.frames / max(result.seconds, 1e-9):.1f} fps end to end), generation {generation.generation_id}, "
+        "watermarked and C2PA-signed"))  # fmt: skip
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="The video to check.")],
+    home: HomeOption = None,
+    trust_anchors: Annotated[
+        Path | None, typer.Option(help="PEM file of CA certificates to trust (default: the home's anchor).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a video's C2PA manifest and invisible watermark, and say which generation it came from."""
+    from xp_sdk.errors import NotInitializedError
+    from xp_sdk.home import Home
+    from xp_sdk.provenance import load_provenance_keys
+    from xp_sdk.verify import verify as run_verify
+
+    try:
+        keys = load_provenance_keys(Home.resolve(home))
+    except NotInitializedError:
+        keys = None  # an outside analyst: the manifest can still be checked against --trust-anchors
+    anchors = trust_anchors.read_text(encoding="ascii") if trust_anchors else None
+    result = run_verify(file, keys=keys, trust_anchors=anchors)
+
+    def human() -> None:
+        c2pa, mark = result.c2pa, result.watermark
+        codes = f" ({', '.join(c2pa.codes)})" if c2pa.codes else ""
+        typer.echo(f"c2pa:       {c2pa.state.value}{codes}")
+        if not mark.checked:
+            typer.echo("watermark:  not checked (no watermark key in this home)")
+        elif mark.detected:
+            typer.echo(f"watermark:  detected, payload {mark.payload}, p = {mark.p_value:.1e} ({mark.frames} frames)")
+        else:
+            typer.echo(f"watermark:  not detected (p = {mark.p_value:.2g})")
+        typer.echo(f"generation: {result.generation_id or 'unknown'}")
+        if result.consistent is False:
+            typer.echo("warning:    the watermark and the manifest name different generations")
+
+    _emit(result.model_dump(mode="json"), as_json, human)
+
+
+@keys_app.command("init")
+def keys_init(
+    home: HomeOption = None,
+    organization: Annotated[str, typer.Option(help="Organisation named in the development CA.")] = "xp-sdk development",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create the watermark key and a development C2PA CA and signer in the home (owner-only permissions)."""
+    from xp_sdk.home import Home
+    from xp_sdk.provenance import init_provenance_keys
+
+    resolved = Home.resolve(home)
+    init_provenance_keys(resolved, organization=organization)
+    data = {
+        "home": str(resolved.root),
+        "watermark_key": str(resolved.watermark_key_path),
+        "trust_anchor": str(resolved.signing_dir / "ca.pem"),
+        "signer": str(resolved.signing_dir / "signer.pem"),
+    }
+    _emit(data, as_json, lambda: typer.echo(f"created provenance keys in {resolved.keys_dir}"))
+
+
+@keys_app.command("anchor")
+def keys_anchor(home: HomeOption = None) -> None:
+    """Print the trust anchor (PEM) that makes this deployment's manifests read Trusted."""
+    from xp_sdk.home import Home
+    from xp_sdk.provenance import load_provenance_keys
+
+    typer.echo(load_provenance_keys(Home.resolve(home)).trust_anchors, nl=False)
 
 
 @app.command("eval")

@@ -9,7 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from xp_sdk.engine import AnimateOptions, animate
+from xp_sdk.engine import AnimateOptions
 from xp_sdk.engine.video import read_frames
 from xp_sdk.errors import InvalidInputError
 
@@ -37,22 +37,47 @@ def contact_sheet(video: Path, out: Path, *, tiles: int = 10, columns: int = 5, 
     return out
 
 
-def run_demo(folder: Path, *, show_progress: bool = True) -> dict[str, Any]:
+def run_demo(folder: Path, *, show_progress: bool = True, home: Path | None = None) -> dict[str, Any]:
+    """Animate the astronaut with the showcase template, watermarked and signed, then verify the result.
+
+    The demo keeps its own home (keys) inside ``folder`` unless one is given, so it never touches a real
+    deployment's keys.
+    """
     from xp_sdk.cli import _progress
+    from xp_sdk.errors import NotInitializedError
+    from xp_sdk.generate import generate
+    from xp_sdk.home import Home
+    from xp_sdk.provenance import init_provenance_keys, load_provenance_keys
+    from xp_sdk.verify import verify
 
     folder.mkdir(parents=True, exist_ok=True)
+    demo_home = Home.resolve(home if home is not None else folder / "home")
+    try:
+        keys = load_provenance_keys(demo_home)
+    except NotInitializedError:
+        keys = init_provenance_keys(demo_home, organization="xp-sdk demo")
     photo = astronaut()
     source = folder / "astronaut.png"
     cv2.imwrite(str(source), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
     video = folder / "astronaut_showcase.mp4"
     with _progress(show_progress, "demo") as progress:
-        result = animate(photo, video, template="showcase", options=AnimateOptions(), progress=progress)
+        generation = generate(
+            source, video, keys=keys, template="showcase", options=AnimateOptions(), progress=progress
+        )
+    result = generation.animation
     sheet = contact_sheet(video, folder / "astronaut_showcase_sheet.png")
+    verdict = verify(video, keys=keys)
     return {
-        "video": str(result.output),
+        "video": str(generation.output),
         "contact_sheet": str(sheet),
         "source": str(source),
         "frames": result.frames,
         "size": f"{result.width}x{result.height}",
         "fps_end_to_end": round(result.frames / max(result.seconds, 1e-9), 1),
+        "generation_id": generation.generation_id,
+        "c2pa": verdict.c2pa.state.value,
+        "watermark": f"detected {verdict.watermark.payload}, p = {verdict.watermark.p_value:.1e}"
+        if verdict.watermark.detected
+        else "not detected",
+        "home": str(demo_home.root),
     }

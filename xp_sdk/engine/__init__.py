@@ -6,7 +6,7 @@ Public face::
     result = animate("photo.jpg", "out.mp4", driving="clip.mp4")          # or template="showcase"
 """
 
-from xp_sdk.engine.animate import AnimateOptions, AnimationResult, Progress, ProgressCallback, animate
+from xp_sdk.engine.animate import AnimateOptions, AnimationResult, FrameFilter, Progress, ProgressCallback, animate
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.motion import MotionCode, SmoothingConfig
 from xp_sdk.engine.retarget import RetargetOptions
@@ -23,6 +23,7 @@ __all__ = [
     "AnimationResult",
     "FaceAnalysis",
     "FaceAnalyzer",
+    "FrameFilter",
     "MotionCode",
     "MotionTemplate",
     "Progress",

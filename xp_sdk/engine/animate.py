@@ -57,6 +57,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+FrameFilter = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,13 @@ def animate(
     template: str | MotionTemplate | None = None,
     options: AnimateOptions | None = None,
     progress: ProgressCallback | None = None,
+    frame_filter: FrameFilter | None = None,
 ) -> AnimationResult:
-    """Animate ``source`` with a driving video or a motion template and write an H.264 MP4 to ``out``."""
+    """Animate ``source`` with a driving video or a motion template and write an H.264 MP4 to ``out``.
+
+    ``frame_filter`` sees every generated frame just before it is encoded, on the encoder thread, and returns the
+    frame to encode (the SDK watermarks there); its time is reported as the "filter" stage.
+    """
     opts = options or AnimateOptions()
     if (driving is None) == (template is None):
         raise InvalidInputError("give exactly one of a driving video or a motion template")
@@ -126,11 +132,11 @@ def animate(
     retargeter = Retargeter(face, RetargetOptions(opts.expression_scale, opts.pose_scale))
     generator = WarpGenerator(image, face, opts.warp)
     height, width = image.shape[:2]
-    timings = {"analysis": 0.0, "warp": 0.0, "encode": 0.0}
+    timings = {"analysis": 0.0, "warp": 0.0, "filter": 0.0, "encode": 0.0}
     frames = 0
     audio = driving if (driving is not None and opts.keep_audio) else None
     with VideoWriter(out_path, width=width, height=height, fps=motion.fps, crf=opts.crf, audio_from=audio) as writer:
-        encoder = _EncoderThread(writer, timings)
+        encoder = _EncoderThread(writer, timings, frame_filter)
         try:
             for target in motion.targets(retargeter, face):
                 t0 = time.perf_counter()
@@ -161,8 +167,9 @@ def animate(
 class _EncoderThread:
     """Encodes frames on its own thread; a bounded queue keeps at most a few frames in flight."""
 
-    def __init__(self, writer: VideoWriter, timings: dict[str, float]) -> None:
+    def __init__(self, writer: VideoWriter, timings: dict[str, float], frame_filter: FrameFilter | None) -> None:
         self._writer = writer
+        self._filter = frame_filter
         self._timings = timings
         self._queue: queue.Queue[object] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
@@ -177,8 +184,13 @@ class _EncoderThread:
                     return
                 continue
             try:
+                frame: np.ndarray = item  # type: ignore[assignment]
+                if self._filter is not None:
+                    t0 = time.perf_counter()
+                    frame = self._filter(frame)
+                    self._timings["filter"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                self._writer.write(item)  # type: ignore[arg-type]
+                self._writer.write(frame)
                 self._timings["encode"] += time.perf_counter() - t0
             except BaseException as exc:  # re-raised in the caller's thread
                 self._error = exc

@@ -1,0 +1,41 @@
+"""The deployment's home: where keys (and, later, the database) live, with owner-only permissions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_home() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "xp-sdk"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> Home:
+        """The argument, else ``XP_HOME``, else a per-user data directory."""
+        chosen = home if home is not None else os.environ.get("XP_HOME")
+        return cls(Path(chosen).expanduser().resolve() if chosen else default_home())
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def signing_dir(self) -> Path:
+        """The C2PA development CA and signer (``ca.pem`` is the trust anchor)."""
+        return self.keys_dir / "c2pa"
+
+    @property
+    def watermark_key_path(self) -> Path:
+        return self.keys_dir / "watermark.key"
+
+    def ensure(self) -> None:
+        for directory in (self.root, self.keys_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
