@@ -105,3 +105,17 @@ def driving_codes(faces: Path) -> Callable[[str], list[Any]]:
         return cache[name]
 
     return codes
+
+
+# --- a deployment home with provenance keys, made once per session ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def provenance_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with a watermark key and a development C2PA CA and signer (as `xp keys init` makes)."""
+    from xp_sdk.home import Home
+    from xp_sdk.provenance import init_provenance_keys
+
+    root = tmp_path_factory.mktemp("xp-home")
+    init_provenance_keys(Home(root), organization="xp-sdk tests")
+    return root

@@ -382,6 +382,12 @@ def test_failed_run_keeps_an_existing_output(faces: Path, cut_mid_stream: Path, 
 # --- the command line ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _home_with_keys(provenance_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `xp animate` marks and signs, so it needs a home with provenance keys.
+    monkeypatch.setenv("XP_HOME", str(provenance_home))
+
+
 def test_cli_animate_prints_json(faces: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.mp4"
     result = CliRunner().invoke(

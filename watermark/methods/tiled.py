@@ -165,29 +165,31 @@ class TiledAccumulator:
         if self._sum is None:
             raise UnreadableVideoError("no frames to read a watermark from")
         residual = _whiten(self._sum.astype(np.float32))
-        scored: list[tuple[float, Candidate]] = []
-        seen: set[tuple[int, int]] = set()
+        height, width = residual.shape
+        # Most handling keeps the picture's scale (re-encoding, brightness, trimming, frame rate): then the
+        # period is exactly what the embedder chose for these dimensions, and needs no estimate.
+        native_period = float(CHIPS * chip_size(width, height, self._config))
+        native = self._read(residual, native_period, native_period, steps=(0,))
+        scored: list[Candidate] = []
+        seen = {(round(native_period), round(native_period))}
         for period_x, period_y in _period_candidates(residual):
             key = (round(period_x), round(period_y))
             if key in seen:
                 continue
             seen.add(key)
-            candidate = self._read(residual, period_x, period_y)
+            candidate = self._read(residual, period_x, period_y, steps=(-4, -3, -2, -1, 0, 1, 2, 3, 4))
             if candidate is not None:
-                scored.append((candidate.score, candidate))
-        if not scored:
-            # Too small to hold two tiles: read at the size the embedder would have used for these dimensions.
-            height, width = residual.shape
-            period = float(CHIPS * chip_size(width, height, self._config))
-            fallback = self._read(residual, period, period)
-            return [fallback] if fallback is not None else [Candidate(np.zeros(self._n_bits), 0.0, "no tile")]
-        scored.sort(key=lambda item: -item[0])
-        return [candidate for _, candidate in scored[: self._config.candidates]]
+                scored.append(candidate)
+        scored.sort(key=lambda candidate: -candidate.score)
+        chosen = ([native] if native is not None else []) + scored
+        if not chosen:
+            return [Candidate(np.zeros(self._n_bits), 0.0, "smaller than one tile")]
+        return chosen[: self._config.candidates]
 
-    def _read(self, residual: Float, period_x: float, period_y: float) -> Candidate | None:
+    def _read(self, residual: Float, period_x: float, period_y: float, steps: tuple[int, ...]) -> Candidate | None:
         best: tuple[float, Float, tuple[int, int], float, float] | None = None
-        for step in (-2, -1, 0, 1, 2):
-            factor = 1 + 0.0025 * step
+        for step in steps:
+            factor = 1 + 0.0012 * step
             px, py = period_x * factor, period_y * factor
             folded = _fold(residual, px, py)
             if folded is None:
