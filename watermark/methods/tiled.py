@@ -114,9 +114,12 @@ class TiledEmbedder:
                 f"expected a {self._width}×{self._height} RGB uint8 frame, got {frame.shape} {frame.dtype}"
             )
         delta = self._config.strength * texture_mask(frame, self._config) * self._pattern
+        # Clamp the shared delta, not each channel, so saturated pixels keep their colour (luma-only change).
+        lowest = frame.min(axis=2).astype(np.float32)
+        highest = frame.max(axis=2).astype(np.float32)
+        np.clip(delta, -lowest, 255 - highest, out=delta)
         out = frame.astype(np.float32)
         out += delta[:, :, None]
-        np.clip(out, 0, 255, out=out)
         return np.rint(out).astype(np.uint8)
 
 
