@@ -103,7 +103,8 @@ class TiledEmbedder:
         reps_y = -(-height // tile.shape[0])
         reps_x = -(-width // tile.shape[1])
         pattern = np.tile(tile, (reps_y, reps_x))[:height, :width]
-        self._pattern = (pattern / float(np.sqrt(np.mean(pattern**2)))).astype(np.float32)
+        # Unit RMS times the strength, so embedding is one multiply by the mask.
+        self._pattern = (config.strength * pattern / float(np.sqrt(np.mean(pattern**2)))).astype(np.float32)
         self._width = width
         self._height = height
         self._config = config
@@ -113,14 +114,15 @@ class TiledEmbedder:
             raise ValueError(
                 f"expected a {self._width}×{self._height} RGB uint8 frame, got {frame.shape} {frame.dtype}"
             )
-        delta = self._config.strength * texture_mask(frame, self._config) * self._pattern
+        delta = np.rint(texture_mask(frame, self._config) * self._pattern).astype(np.int16)
+        red, green, blue = frame[:, :, 0], frame[:, :, 1], frame[:, :, 2]
+        lowest = np.minimum(np.minimum(red, green), blue).astype(np.int16)
+        highest = np.maximum(np.maximum(red, green), blue).astype(np.int16)
         # Clamp the shared delta, not each channel, so saturated pixels keep their colour (luma-only change).
-        lowest = frame.min(axis=2).astype(np.float32)
-        highest = frame.max(axis=2).astype(np.float32)
         np.clip(delta, -lowest, 255 - highest, out=delta)
-        out = frame.astype(np.float32)
+        out = frame.astype(np.int16)
         out += delta[:, :, None]
-        return np.rint(out).astype(np.uint8)
+        return out.astype(np.uint8)
 
 
 def texture_mask(frame: Frame, config: TiledConfig) -> Float:
