@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,18 +84,8 @@ def detect_in_accumulator(
         if best is None or best.payload is None or p_value < best.p_value:
             best = result
     assert best is not None, "an accumulator returns at least one candidate"
-    seconds = time.perf_counter() - started
-    return WatermarkDetection(
-        best.detected,
-        best.payload if best.detected else None,
-        best.p_value,
-        best.corrected_bits,
-        best.received_bits,
-        best.frames,
-        seconds,
-        best.method,
-        best.sync,
-    )
+    # A decode that is not significant names no payload: it is as likely to be noise as a mark.
+    return replace(best, payload=best.payload if best.detected else None, seconds=time.perf_counter() - started)
 
 
 def _chase_decode(hard: Bits, reliability: np.ndarray, key: WatermarkKey) -> DecodedPayload | None:
