@@ -55,7 +55,6 @@ def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> Ma
     frames = 0
     embed_seconds = 0.0
     squared_error = 0.0
-    samples = 0
     ssim_sum = 0.0
     ssim_count = 0
     try:
@@ -68,7 +67,6 @@ def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> Ma
             marked = marker(frame)
             embed_seconds += time.perf_counter() - started
             squared_error += float(np.mean((marked.astype(np.float32) - frame) ** 2))
-            samples += 1
             if frames % 10 == 0:
                 ssim_sum += luma_ssim(frame, marked)
                 ssim_count += 1
@@ -81,7 +79,7 @@ def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> Ma
         if writer is not None:
             writer.abort()
         raise
-    mse = squared_error / max(samples, 1)
+    mse = squared_error / max(frames, 1)
     psnr = float("inf") if mse == 0 else 10 * float(np.log10(255.0**2 / mse))
     return MarkReport(frames, embed_seconds, psnr, ssim_sum / max(ssim_count, 1))
 
