@@ -1,0 +1,64 @@
+"""Errors of the audit package. Each carries a stable ``code``; ``xp_sdk`` maps them onto its own hierarchy."""
+
+from __future__ import annotations
+
+
+class AuditError(Exception):
+    """Root of every error the audit package raises on purpose."""
+
+    code: str = "audit_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StoreError(AuditError):
+    """The database cannot be opened, migrated or written."""
+
+    code = "store_error"
+
+
+class RecordNotFoundError(AuditError):
+    """A tenant, key, subject, consent, generation or event that was named does not exist."""
+
+    code = "not_found"
+
+
+class RecordConflictError(AuditError):
+    """A record that must be unique already exists, or a state change is not allowed (revoking twice)."""
+
+    code = "conflict"
+
+
+class AuthenticationError(AuditError):
+    """An API key is missing, malformed, unknown, wrong, revoked or expired."""
+
+    code = "authentication_failed"
+
+
+class RateLimitedError(AuditError):
+    """A key made more requests than its limit allows; ``retry_after`` is in seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProofError(AuditError):
+    """An inclusion or consistency proof, or a checkpoint signature, does not verify."""
+
+    code = "proof_invalid"
+
+
+class LogIntegrityError(AuditError):
+    """The log was altered: ``seq`` names the first inconsistent event (or None for a checkpoint-level fault)."""
+
+    code = "log_tampered"
+
+    def __init__(self, message: str, seq: int | None = None, checkpoint_size: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.checkpoint_size = checkpoint_size

@@ -1,0 +1,629 @@
+"""The audit package's public face: records (tenants, keys, subjects, consents, generations) that are written
+together with the log events describing them, in one serialized transaction."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit.api_keys import (
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    ApiKeyInfo,
+    NewApiKey,
+    RateLimiter,
+    SecretHasher,
+    check_usable,
+    generate_key,
+    info_from_row,
+    parse_key,
+    parse_scopes,
+    utcnow,
+)
+from audit.checkpoint import LogSigningKey
+from audit.errors import AuthenticationError, RateLimitedError, RecordConflictError, RecordNotFoundError
+from audit.events import AuditEvent, Decision, EventDraft, EventType
+from audit.log import AuditLog
+from audit.models import ApiKey, Consent, FaceReference, Generation, Subject, Tenant
+from audit.query import EventPage, EventQuery, query_events
+from audit.records import ConsentInfo, GenerationInfo, SubjectInfo, TenantInfo
+from audit.store import Store
+
+SYSTEM_ACTOR = "system"
+
+
+class Ledger:
+    """Everything the gate reads and everything an auditor asks about, over one ``Store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        origin: str,
+        signing_key: LogSigningKey | None = None,
+        checkpoint_every: int = 256,
+        hasher: SecretHasher | None = None,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        self.store = store
+        self.log = AuditLog(store, origin=origin, signing_key=signing_key, checkpoint_every=checkpoint_every)
+        self._hasher = hasher or SecretHasher()
+        self._rate_limiter = rate_limiter or RateLimiter()
+
+    # -- tenants -------------------------------------------------------------------------------------------
+
+    def create_tenant(self, tenant_id: str, name: str | None = None, *, actor: str = SYSTEM_ACTOR) -> TenantInfo:
+        _check_slug(tenant_id, "tenant id")
+        with self.store.write() as session:
+            if session.get(Tenant, tenant_id) is not None:
+                raise RecordConflictError(f"tenant {tenant_id!r} already exists")
+            row = Tenant(id=tenant_id, name=name or tenant_id, created_at=utcnow())
+            session.add(row)
+            self.log.append(
+                EventDraft(type=EventType.TENANT_CREATED, tenant_id=tenant_id, actor=actor, data={"name": row.name}),
+                session=session,
+            )
+            return TenantInfo(id=row.id, name=row.name, created_at=row.created_at)
+
+    def tenant(self, tenant_id: str) -> TenantInfo:
+        with self.store.read() as session:
+            row = session.get(Tenant, tenant_id)
+            if row is None:
+                raise RecordNotFoundError(f"no tenant {tenant_id!r}; create it first (`xp tenants create`)")
+            return TenantInfo(id=row.id, name=row.name, created_at=row.created_at)
+
+    # -- API keys ------------------------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        tenant_id: str,
+        *,
+        scopes: Iterable[str] | str,
+        name: str = "",
+        expires_at: datetime | None = None,
+        rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE,
+        actor: str = SYSTEM_ACTOR,
+        decision: dict[str, Any] | None = None,
+    ) -> NewApiKey:
+        scope_list = parse_scopes(scopes)
+        if not scope_list:
+            raise ValueError("a key needs at least one scope")
+        now = utcnow()
+        if expires_at is not None and expires_at <= now:
+            raise ValueError(f"expiry {expires_at.isoformat()} is in the past")
+        key_id, full_key, secret = generate_key()
+        digest = self._hasher.hash(secret)
+        with self.store.write() as session:
+            _require(session, Tenant, tenant_id, "tenant")
+            row = ApiKey(
+                id=key_id,
+                tenant_id=tenant_id,
+                name=name or key_id,
+                secret_hash=digest,
+                scopes=" ".join(scope_list),
+                rate_limit_per_minute=rate_limit_per_minute,
+                created_at=now,
+                created_by=actor,
+                expires_at=expires_at,
+                revoked_at=None,
+            )
+            session.add(row)
+            session.flush()
+            info = info_from_row(row)
+            self.log.append(
+                EventDraft(
+                    type=EventType.KEY_CREATED,
+                    tenant_id=tenant_id,
+                    actor=actor,
+                    data=_decided(decision) | {
+                        "key_id": key_id,
+                        "name": info.name,
+                        "scopes": list(scope_list),
+                        "expires_at": _iso(expires_at),
+                        "rate_limit_per_minute": rate_limit_per_minute,
+                    },
+                ),
+                session=session,
+            )
+        return NewApiKey(info=info, secret=full_key)
+
+    def revoke_key(
+        self, key_id: str, *, actor: str = SYSTEM_ACTOR, reason: str = "", decision: dict[str, Any] | None = None
+    ) -> ApiKeyInfo:
+        with self.store.write() as session:
+            row = _require(session, ApiKey, key_id, "API key")
+            if row.revoked_at is not None:
+                raise RecordConflictError(f"API key {key_id} was already revoked at {row.revoked_at.isoformat()}")
+            row.revoked_at = utcnow()
+            session.flush()
+            self.log.append(
+                EventDraft(
+                    type=EventType.KEY_REVOKED,
+                    tenant_id=row.tenant_id,
+                    actor=actor,
+                    data=_decided(decision) | {"key_id": key_id, "reason": reason},
+                ),
+                session=session,
+            )
+            return info_from_row(row)
+
+    def keys(self, tenant_id: str | None = None) -> list[ApiKeyInfo]:
+        with self.store.read() as session:
+            query = select(ApiKey).order_by(ApiKey.created_at)
+            if tenant_id is not None:
+                query = query.where(ApiKey.tenant_id == tenant_id)
+            return [info_from_row(row) for row in session.scalars(query)]
+
+    def authenticate(self, api_key: str | None) -> ApiKeyInfo:
+        """The key's record when ``api_key`` is valid, unrevoked, unexpired and within its rate limit.
+
+        Every failure is logged (with the key id when the key is well-formed, never with the secret)."""
+        try:
+            if not api_key:
+                raise AuthenticationError("no API key given: pass api_key= or set XP_API_KEY")
+            key_id, secret = parse_key(api_key)
+        except AuthenticationError as exc:
+            self._log_auth_failure(None, None, exc)
+            raise
+        with self.store.read() as session:
+            row = session.get(ApiKey, key_id)
+            info = info_from_row(row) if row is not None else None
+            stored_hash = row.secret_hash if row is not None else None
+        if not self._hasher.check(stored_hash, secret) or info is None:
+            invalid = AuthenticationError(f"API key {key_id} is not valid")
+            self._log_auth_failure(key_id, info.tenant_id if info else None, invalid)
+            raise invalid
+        try:
+            check_usable(info, utcnow())
+        except AuthenticationError as exc:
+            self._log_auth_failure(key_id, info.tenant_id, exc)
+            raise
+        try:
+            self._rate_limiter.acquire(info.id, info.rate_limit_per_minute)
+        except RateLimitedError as exc:
+            self.log.append(
+                EventDraft(
+                    type=EventType.ACCESS_DENIED,
+                    tenant_id=info.tenant_id,
+                    actor=info.id,
+                    decision=Decision.DENY,
+                    data={"reason": "rate_limited", "message": exc.message, "retry_after": round(exc.retry_after, 3)},
+                )
+            )
+            raise
+        return info
+
+    def _log_auth_failure(self, key_id: str | None, tenant_id: str | None, exc: AuthenticationError) -> None:
+        self.log.append(
+            EventDraft(
+                type=EventType.AUTHENTICATION_FAILED,
+                tenant_id=tenant_id,
+                actor=key_id,
+                decision=Decision.DENY,
+                data={"reason": exc.message},
+            )
+        )
+
+    # -- subjects and consent ------------------------------------------------------------------------------
+
+    def register_subject(
+        self,
+        tenant_id: str,
+        name: str,
+        references: Sequence[tuple[np.ndarray, str]],
+        *,
+        model: str,
+        protected: bool = False,
+        actor: str = SYSTEM_ACTOR,
+        decision: dict[str, Any] | None = None,
+    ) -> SubjectInfo:
+        """Register a person by reference embeddings (each with the SHA-256 of the photo it came from)."""
+        if not references:
+            raise ValueError("a subject needs at least one reference photo with a face")
+        now = utcnow()
+        subject_id = "sub_" + secrets.token_hex(8)
+        with self.store.write() as session:
+            _require(session, Tenant, tenant_id, "tenant")
+            session.add(
+                Subject(
+                    id=subject_id, tenant_id=tenant_id, name=name, protected=protected, created_at=now, created_by=actor
+                )
+            )
+            session.flush()
+            for vector, photo_sha256 in references:
+                session.add(
+                    FaceReference(
+                        subject_id=subject_id,
+                        embedding=np.asarray(vector, dtype="<f4").tobytes(),
+                        model=model,
+                        photo_sha256=photo_sha256,
+                        created_at=now,
+                    )
+                )
+            self.log.append(
+                EventDraft(
+                    type=EventType.SUBJECT_REGISTERED,
+                    tenant_id=tenant_id,
+                    actor=actor,
+                    subject_id=subject_id,
+                    data=_decided(decision) | {
+                        "name": name,
+                        "protected": protected,
+                        "model": model,
+                        "photos_sha256": [sha for _, sha in references],
+                    },
+                ),
+                session=session,
+            )
+        return self.subject(subject_id)
+
+    def subject(self, subject_id: str) -> SubjectInfo:
+        with self.store.read() as session:
+            row = _require(session, Subject, subject_id, "subject")
+            count = len(session.scalars(select(FaceReference.id).where(FaceReference.subject_id == subject_id)).all())
+            return _subject_info(row, count)
+
+    def subjects(self, tenant_id: str | None = None, *, protected: bool | None = None) -> list[SubjectInfo]:
+        with self.store.read() as session:
+            query = select(Subject).order_by(Subject.created_at)
+            if tenant_id is not None:
+                query = query.where(Subject.tenant_id == tenant_id)
+            if protected is not None:
+                query = query.where(Subject.protected == protected)
+            rows = session.scalars(query).all()
+            counts: dict[str, int] = {}
+            for sid in session.scalars(select(FaceReference.subject_id)):
+                counts[sid] = counts.get(sid, 0) + 1
+            return [_subject_info(row, counts.get(row.id, 0)) for row in rows]
+
+    def face_references(self, subject_id: str) -> list[np.ndarray]:
+        with self.store.read() as session:
+            _require(session, Subject, subject_id, "subject")
+            blobs = session.scalars(select(FaceReference.embedding).where(FaceReference.subject_id == subject_id))
+            return [np.frombuffer(blob, dtype="<f4").astype(np.float32) for blob in blobs]
+
+    def protected_references(self, tenant_id: str) -> dict[str, list[np.ndarray]]:
+        """Reference embeddings of every person on ``tenant_id``'s protected list, by subject id."""
+        with self.store.read() as session:
+            rows = session.execute(
+                select(FaceReference.subject_id, FaceReference.embedding)
+                .join(Subject, Subject.id == FaceReference.subject_id)
+                .where(Subject.tenant_id == tenant_id, Subject.protected.is_(True))
+            ).all()
+        found: dict[str, list[np.ndarray]] = {}
+        for sid, blob in rows:
+            found.setdefault(sid, []).append(np.frombuffer(blob, dtype="<f4").astype(np.float32))
+        return found
+
+    def grant_consent(
+        self,
+        subject_id: str,
+        grantee_tenant_id: str,
+        *,
+        evidence_sha256: str,
+        evidence_kind: str = "signed-statement",
+        scopes: Iterable[str] | str = ("animate",),
+        purposes: Iterable[str] | str = (),
+        valid_from: datetime | None = None,
+        valid_until: datetime | None = None,
+        actor: str = SYSTEM_ACTOR,
+        decision: dict[str, Any] | None = None,
+    ) -> ConsentInfo:
+        if len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256):
+            raise ValueError("evidence_sha256 must be the 64-hex-digit SHA-256 of the consent evidence")
+        now = utcnow()
+        start = valid_from or now
+        if valid_until is not None and valid_until <= start:
+            raise ValueError("a consent must end after it starts")
+        scope_list, purpose_list = parse_scopes(scopes), parse_scopes(purposes)
+        if not scope_list:
+            raise ValueError("a consent needs at least one scope, e.g. animate")
+        consent_id = "con_" + secrets.token_hex(8)
+        with self.store.write() as session:
+            subject = _require(session, Subject, subject_id, "subject")
+            _require(session, Tenant, grantee_tenant_id, "tenant")
+            row = Consent(
+                id=consent_id,
+                subject_id=subject_id,
+                grantee_tenant_id=grantee_tenant_id,
+                scopes=" ".join(scope_list),
+                purposes=" ".join(purpose_list),
+                valid_from=start,
+                valid_until=valid_until,
+                evidence_sha256=evidence_sha256,
+                evidence_kind=evidence_kind,
+                recorded_by=actor,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            self.log.append(
+                EventDraft(
+                    type=EventType.CONSENT_GRANTED,
+                    tenant_id=subject.tenant_id,
+                    actor=actor,
+                    subject_id=subject_id,
+                    data=_decided(decision) | {
+                        "consent_id": consent_id,
+                        "grantee": grantee_tenant_id,
+                        "scopes": list(scope_list),
+                        "purposes": list(purpose_list),
+                        "valid_from": _iso(start),
+                        "valid_until": _iso(valid_until),
+                        "evidence_sha256": evidence_sha256,
+                        "evidence_kind": evidence_kind,
+                    },
+                ),
+                session=session,
+            )
+            return _consent_info(row)
+
+    def revoke_consent(
+        self, consent_id: str, *, actor: str = SYSTEM_ACTOR, reason: str = "", decision: dict[str, Any] | None = None
+    ) -> ConsentInfo:
+        with self.store.write() as session:
+            row = _require(session, Consent, consent_id, "consent")
+            if row.revoked_at is not None:
+                raise RecordConflictError(f"consent {consent_id} was already revoked at {row.revoked_at.isoformat()}")
+            row.revoked_at = utcnow()
+            row.revoked_by = actor
+            row.revocation_reason = reason or None
+            session.flush()
+            subject = _require(session, Subject, row.subject_id, "subject")
+            self.log.append(
+                EventDraft(
+                    type=EventType.CONSENT_REVOKED,
+                    tenant_id=subject.tenant_id,
+                    actor=actor,
+                    subject_id=row.subject_id,
+                    data=_decided(decision)
+                    | {"consent_id": consent_id, "grantee": row.grantee_tenant_id, "reason": reason},
+                ),
+                session=session,
+            )
+            return _consent_info(row)
+
+    def consent(self, consent_id: str) -> ConsentInfo:
+        with self.store.read() as session:
+            return _consent_info(_require(session, Consent, consent_id, "consent"))
+
+    def consents(self, *, subject_id: str | None = None, grantee_tenant_id: str | None = None) -> list[ConsentInfo]:
+        with self.store.read() as session:
+            query = select(Consent).order_by(Consent.created_at)
+            if subject_id is not None:
+                query = query.where(Consent.subject_id == subject_id)
+            if grantee_tenant_id is not None:
+                query = query.where(Consent.grantee_tenant_id == grantee_tenant_id)
+            return [_consent_info(row) for row in session.scalars(query)]
+
+    # -- generations ---------------------------------------------------------------------------------------
+
+    def record_denied(
+        self,
+        *,
+        tenant_id: str,
+        key_id: str,
+        action: str,
+        subject_id: str | None,
+        decision: dict[str, Any],
+        request: dict[str, Any],
+    ) -> AuditEvent:
+        event_type = EventType.GENERATION_DENIED if action == "animate" else EventType.ACCESS_DENIED
+        return self.log.append(
+            EventDraft(
+                type=event_type,
+                tenant_id=tenant_id,
+                actor=key_id,
+                subject_id=subject_id,
+                decision=Decision.DENY,
+                data={"action": action, "decision": decision, "request": request},
+            )
+        )
+
+    def record_requested(
+        self,
+        generation_id: str,
+        *,
+        tenant_id: str,
+        key_id: str,
+        subject_id: str | None,
+        consent_id: str | None,
+        decision: dict[str, Any],
+        source_sha256: str,
+        driving: str,
+        request: dict[str, Any],
+    ) -> AuditEvent:
+        now = utcnow()
+        with self.store.write() as session:
+            _require(session, Tenant, tenant_id, "tenant")
+            if session.get(Generation, generation_id) is not None:
+                raise RecordConflictError(f"generation {generation_id} already exists")
+            session.add(
+                Generation(
+                    id=generation_id,
+                    tenant_id=tenant_id,
+                    key_id=key_id,
+                    subject_id=subject_id,
+                    consent_id=consent_id,
+                    decision_id=str(decision.get("decision_id", "")),
+                    status="requested",
+                    source_sha256=source_sha256,
+                    driving=driving,
+                    created_at=now,
+                )
+            )
+            session.flush()
+            return self.log.append(
+                EventDraft(
+                    type=EventType.GENERATION_REQUESTED,
+                    tenant_id=tenant_id,
+                    actor=key_id,
+                    subject_id=subject_id,
+                    generation_id=generation_id,
+                    decision=Decision.ALLOW,
+                    data={
+                        "consent_id": consent_id,
+                        "decision": decision,
+                        "source_sha256": source_sha256,
+                        "driving": driving,
+                        "request": request,
+                    },
+                ),
+                session=session,
+            )
+
+    def record_completed(
+        self, generation_id: str, *, output_sha256: str, manifest_sha256: str | None, data: dict[str, Any]
+    ) -> AuditEvent:
+        outputs = {"output_sha256": output_sha256, "manifest_sha256": manifest_sha256, "watermark_id": generation_id}
+        return self._finish_generation(generation_id, EventType.GENERATION_COMPLETED, outputs, {**outputs, **data})
+
+    def record_failed(self, generation_id: str, *, error_code: str, message: str) -> AuditEvent:
+        data = {"error": error_code, "message": message}
+        return self._finish_generation(generation_id, EventType.GENERATION_FAILED, {"error_code": error_code}, data)
+
+    def _finish_generation(
+        self, generation_id: str, outcome: EventType, columns: dict[str, Any], data: dict[str, Any]
+    ) -> AuditEvent:
+        """Move a "requested" generation to its one final state and log it, in one transaction."""
+        with self.store.write() as session:
+            row = _require(session, Generation, generation_id, "generation")
+            if row.status != "requested":
+                raise RecordConflictError(f"generation {generation_id} is already {row.status}")
+            row.status = "completed" if outcome is EventType.GENERATION_COMPLETED else "failed"
+            for name, value in columns.items():
+                setattr(row, name, value)
+            row.finished_at = utcnow()
+            session.flush()
+            return self.log.append(
+                EventDraft(
+                    type=outcome,
+                    tenant_id=row.tenant_id,
+                    actor=row.key_id,
+                    subject_id=row.subject_id,
+                    generation_id=generation_id,
+                    data=data,
+                ),
+                session=session,
+            )
+
+    def record_verification(
+        self, *, tenant_id: str | None, actor: str | None, generation_id: str | None, data: dict[str, Any]
+    ) -> AuditEvent:
+        return self.log.append(
+            EventDraft(
+                type=EventType.VERIFICATION_PERFORMED,
+                tenant_id=tenant_id,
+                actor=actor,
+                generation_id=generation_id,
+                decision=Decision.ALLOW,
+                data=data,
+            )
+        )
+
+    def record_access(
+        self, *, tenant_id: str, actor: str, action: str, decision: dict[str, Any], request: dict[str, Any]
+    ) -> AuditEvent:
+        """An allowed read (the audit log, subjects, consents, keys): who looked, at what, under which policy."""
+        return self.log.append(
+            EventDraft(
+                type=EventType.ACCESS_ALLOWED,
+                tenant_id=tenant_id,
+                actor=actor,
+                subject_id=request.get("subject_id"),
+                generation_id=request.get("generation_id"),
+                decision=Decision.ALLOW,
+                data={"action": action, "decision": decision, "request": request},
+            )
+        )
+
+    def unfinished_generations(self, *, requested_before: datetime) -> list[GenerationInfo]:
+        """Generations still "requested" that began before ``requested_before``: their process most likely died."""
+        with self.store.read() as session:
+            rows = session.scalars(
+                select(Generation)
+                .where(Generation.status == "requested", Generation.created_at < requested_before)
+                .order_by(Generation.created_at)
+            ).all()
+            return [GenerationInfo.model_validate(row, from_attributes=True) for row in rows]
+
+    def generation(self, generation_id: str) -> GenerationInfo:
+        with self.store.read() as session:
+            row = _require(session, Generation, generation_id, "generation")
+            return GenerationInfo.model_validate(row, from_attributes=True)
+
+    def find_generation(self, generation_id: str) -> GenerationInfo | None:
+        try:
+            return self.generation(generation_id)
+        except RecordNotFoundError:
+            return None
+
+    # -- queries -------------------------------------------------------------------------------------------
+
+    def query(self, query: EventQuery | None = None, **filters: Any) -> EventPage:
+        """Events matching every filter given, oldest first, ``limit`` at a time; pass ``cursor`` from the
+        previous page's ``next_cursor`` to continue."""
+        chosen = query if query is not None else EventQuery(**filters)
+        with self.store.read() as session:
+            return query_events(session, chosen)
+
+    def events_for_generation(self, generation_id: str) -> list[AuditEvent]:
+        return self.query(generation_id=generation_id, limit=1000).events
+
+
+def _decided(decision: dict[str, Any] | None) -> dict[str, Any]:
+    """The policy decision that allowed a change, when the caller went through the gate."""
+    return {"decision": decision} if decision is not None else {}
+
+
+def _require(session: Session, model: Any, key: str, what: str) -> Any:
+    row = session.get(model, key)
+    if row is None:
+        raise RecordNotFoundError(f"no {what} {key!r}")
+    return row
+
+
+def _check_slug(value: str, what: str) -> None:
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '-', '_' or '.'")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _subject_info(row: Subject, references: int) -> SubjectInfo:
+    return SubjectInfo(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        protected=row.protected,
+        references=references,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+def _consent_info(row: Consent) -> ConsentInfo:
+    return ConsentInfo(
+        id=row.id,
+        subject_id=row.subject_id,
+        grantee_tenant_id=row.grantee_tenant_id,
+        scopes=tuple(row.scopes.split()),
+        purposes=tuple(row.purposes.split()),
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        evidence_sha256=row.evidence_sha256,
+        evidence_kind=row.evidence_kind,
+        recorded_by=row.recorded_by,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+        revocation_reason=row.revocation_reason,
+    )
+

@@ -1,0 +1,64 @@
+"""Typed views of the store's rows, as callers receive them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TenantInfo(_Record):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class SubjectInfo(_Record):
+    id: str
+    tenant_id: str
+    name: str
+    protected: bool
+    references: int
+    """How many reference face embeddings were registered."""
+    created_at: datetime
+    created_by: str | None
+
+
+class ConsentInfo(_Record):
+    id: str
+    subject_id: str
+    grantee_tenant_id: str
+    scopes: tuple[str, ...]
+    purposes: tuple[str, ...]
+    valid_from: datetime
+    valid_until: datetime | None
+    evidence_sha256: str
+    evidence_kind: str
+    recorded_by: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revocation_reason: str | None
+
+
+class GenerationInfo(_Record):
+    id: str
+    tenant_id: str
+    key_id: str
+    subject_id: str | None
+    consent_id: str | None
+    decision_id: str
+    status: str
+    """requested, completed or failed."""
+    source_sha256: str
+    driving: str
+    output_sha256: str | None
+    manifest_sha256: str | None
+    watermark_id: str | None
+    error_code: str | None
+    created_at: datetime
+    finished_at: datetime | None
