@@ -1,0 +1,90 @@
+"""``/v1/consents``: record a subject's consent on uploaded evidence, revoke it, list them."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from functools import partial
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from audit import ConsentInfo
+from xp_sdk.errors import InvalidInputError, XPError
+from xp_sdk.server.errors import renamed
+from xp_sdk.server.schemas import DataList, Revocation, multipart
+from xp_sdk.server.state import bearer_key, get_state, well_formed_key
+from xp_sdk.server.uploads import FilePart, Form, read_form
+
+router = APIRouter(prefix="/consents", tags=["consents"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ConsentInfo,
+    summary="Record a consent",
+    openapi_extra=multipart(
+        ("subject", "evidence"),
+        subject="string",
+        evidence="file",
+        evidence_kind="string",
+        tenant="string",
+        scopes="strings",
+        purposes="strings",
+        valid_from="string",
+        expires="string",
+    ),
+    description="multipart/form-data: `subject`, `evidence` (≤ 50 MiB; only its SHA-256 is kept), `evidence_kind` "
+    "(`bytes` for a statement given as bytes, else `file`: a video name makes it a consent video), optional "
+    "`tenant`, `scopes` and `purposes` (repeated), `valid_from` and `expires` (ISO 8601 with a timezone).",
+)
+async def grant_consent(request: Request) -> ConsentInfo:
+    state = get_state(request)
+    key = await run_in_threadpool(well_formed_key, state, request)
+    folder = state.upload_dir()
+    form = await read_form(
+        request,
+        folder,
+        {"evidence": FilePart(state.limits.evidence_bytes)},
+        field_bytes=state.limits.field_bytes,
+        max_fields=state.limits.max_fields,
+    )
+    try:
+        upload = form.require_file("evidence")
+        kind = form.get("evidence_kind") or "file"
+        if kind not in ("bytes", "file"):
+            raise InvalidInputError("evidence_kind must be 'bytes' or 'file'")
+        evidence: str | os.PathLike[str] | bytes = upload.path.read_bytes() if kind == "bytes" else upload.path
+        grant = partial(
+            state.service.grant_consent, key, form.require("subject"), evidence=evidence,
+            tenant=form.get("tenant") or None, scopes=form.values("scopes") or ("animate",),
+            purposes=form.values("purposes"), valid_from=_when(form, "valid_from"), expires=_when(form, "expires"),
+        )  # fmt: skip
+        return await run_in_threadpool(grant)
+    except XPError as exc:
+        raise renamed(exc, form.renames()) from None
+    finally:
+        state.discard(folder)
+
+
+def _when(form: Form, name: str) -> datetime | None:
+    value = form.get(name)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} must be an ISO 8601 date and time, got {value!r}") from exc
+
+
+@router.post("/{consent_id}/revoke", response_model=ConsentInfo, summary="Revoke a consent")
+def revoke_consent(consent_id: str, request: Request, body: Revocation | None = None) -> ConsentInfo:
+    reason = body.reason if body is not None else ""
+    return get_state(request).service.revoke_consent(bearer_key(request), consent_id, reason=reason)
+
+
+@router.get("", response_model=DataList[ConsentInfo], summary="Consents granted to the caller's tenant")
+def list_consents(request: Request, subject: str | None = None) -> DataList[ConsentInfo]:
+    state = get_state(request)
+    return DataList[ConsentInfo](data=state.service.consents(bearer_key(request), subject=subject))

@@ -1,0 +1,121 @@
+"""Request and response bodies of the HTTP API that are not already a result type of the SDK."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit import ApiKeyInfo, LogVerification, NewApiKey
+from xp_sdk.results import AnimationResult
+from xp_sdk.server.jobs import JobProgress, JobState, JobStatus
+from xp_sdk.verify import Verification
+
+T = TypeVar("T")
+
+
+class DataList(BaseModel, Generic[T]):
+    data: list[T]
+
+
+class AnimationJobView(BaseModel):
+    """An animation job as a client sees it; ``result.output`` is the output's file name."""
+
+    object: Literal["animation.job"] = "animation.job"
+    id: str
+    status: JobStatus
+    generation_id: str
+    tenant_id: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: JobProgress
+    result: AnimationResult | None
+    error: dict[str, Any] | None = Field(description="the typed error body, when the job failed or was cancelled")
+    output_url: str | None = Field(description="where to download the output, once the job has succeeded")
+    version: int
+
+    @classmethod
+    def of(cls, job: JobState) -> AnimationJobView:
+        result = job.result.model_copy(update={"output": Path(job.result.output.name)}) if job.result else None
+        return cls(
+            id=job.id, status=job.status, generation_id=job.generation_id, tenant_id=job.tenant_id,
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at, progress=job.progress,
+            result=result, error=job.error, version=job.version,
+            output_url=f"/v1/animations/{job.id}/output" if job.status is JobStatus.SUCCEEDED else None,
+        )  # fmt: skip
+
+
+class VerificationView(Verification):
+    still: str | None = Field(default=None, description="a JPEG of the middle frame as a data: URL (?still=true)")
+
+
+class NewKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str | None = None
+    scopes: list[str] | str
+    name: str = ""
+    expires: datetime | None = None
+    rate_limit_per_minute: int = 60
+
+
+class NewKeyView(BaseModel):
+    info: ApiKeyInfo
+    secret: str = Field(description="shown once, never again")
+
+    @classmethod
+    def of(cls, key: NewApiKey) -> NewKeyView:
+        return cls(info=key.info, secret=key.secret)
+
+
+class Revocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = ""
+
+
+class WitnessedNotes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    witnessed: list[str] = Field(default_factory=list, description="signed checkpoint notes kept outside the server")
+
+
+class LogVerificationView(BaseModel):
+    tree_size: int
+    root_hash: str
+    checkpoints: int
+    latest_checkpoint_size: int
+    unsigned_tail: int
+    witnessed: int
+    seconds: float
+
+    @classmethod
+    def of(cls, checked: LogVerification) -> LogVerificationView:
+        return cls.model_validate(checked.to_dict())
+
+
+class CheckpointNote(BaseModel):
+    note: str | None = Field(description="the signed note (C2SP), or None when the log is empty")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+def multipart(required: tuple[str, ...], **fields: str) -> dict[str, Any]:
+    """OpenAPI for a multipart body read by ``uploads.read_form`` (FastAPI cannot see it): each field is
+    ``"file"``, ``"files"`` (repeated), ``"string"`` or ``"strings"`` (repeated)."""
+    shapes: dict[str, dict[str, Any]] = {
+        "file": {"type": "string", "format": "binary"},
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "string": {"type": "string"},
+        "strings": {"type": "array", "items": {"type": "string"}},
+    }
+    schema = {"type": "object", "properties": {name: shapes[kind] for name, kind in fields.items()}}
+    if required:
+        schema["required"] = list(required)
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
