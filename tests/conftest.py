@@ -112,7 +112,7 @@ def driving_codes(faces: Path) -> Callable[[str], list[Any]]:
 
 @pytest.fixture(scope="session")
 def provenance_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with a watermark key and a development C2PA CA and signer (as `xp keys init` makes)."""
+    """A home with a watermark key and a development C2PA CA and signer (as `xp init` makes)."""
     from xp_sdk.home import Home
     from xp_sdk.provenance import init_provenance_keys
 

@@ -1,13 +1,14 @@
 """One generation, in order: engine → watermark (per frame, streamed) → H.264 → C2PA signature → publish.
 
-This is the only module that knows the whole order. The gate (authentication, consent, policy) and the audit
-events slot in around it as they are built; until then the caller passes the consent and decision ids it has.
+The gate (authentication, consent, policy) and the audit events wrap it in ``xp_sdk.client``; the
+``before_publish`` hook is where the "completed" event is written, so no output exists without it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,16 +49,23 @@ def generate(
     consent_id: str | None = None,
     policy_decision_id: str | None = None,
     watermark_method: str = DEFAULT_METHOD,
+    payload: Payload | None = None,
+    before_publish: Callable[[Generation], None] | None = None,
 ) -> Generation:
-    """Animate, mark every frame, sign, and only then publish ``out``; on any failure no file is left."""
+    """Animate, mark every frame, sign, and only then publish ``out``; on any failure no file is left.
+
+    ``payload`` carries the generation id (a fresh one by default). ``before_publish`` sees the finished,
+    signed generation just before ``out`` appears; if it raises, nothing is published."""
     out_path = Path(out)
     if out_path.suffix.lower() != ".mp4":
         raise InvalidInputError(f"output {out_path} must end in .mp4")
     if not out_path.parent.is_dir():
         raise InvalidInputError(f"the folder for {out_path} does not exist")
-    payload = Payload.new()
+    payload = payload or Payload.new()
     marker = FrameMarker(keys.watermark_key, payload, get_method(watermark_method))
-    unsigned = out_path.with_name(f".{out_path.stem}.{secrets.token_hex(4)}.unsigned.mp4")
+    stem = f".{out_path.stem}.{secrets.token_hex(4)}"
+    unsigned = out_path.with_name(f"{stem}.unsigned.mp4")
+    signed_path = out_path.with_name(f"{stem}.signed.mp4")
     try:
         animation = animate(
             source, unsigned, driving=driving, template=template, options=options, progress=progress,
@@ -66,12 +74,12 @@ def generate(
         with provenance_errors():
             signed = sign_video(
                 unsigned,
-                out_path,
+                signed_path,
                 assertion=GenerationAssertion(
                     generation_id=payload.hex,
                     consent_id=consent_id,
                     policy_decision_id=policy_decision_id,
-                    engine=ENGINE_NAME,
+                    engine=_engine_name(options),
                     engine_version=ENGINE_VERSION,
                     models=(ModelRef(name=FACE_LANDMARKER.name, sha256=FACE_LANDMARKER.sha256),),
                 ),
@@ -80,17 +88,26 @@ def generate(
                 credentials=keys.credentials,
                 title=out_path.name,
             )
+        generation = Generation(
+            generation_id=payload.hex,
+            output=out_path,
+            watermark_method=marker.method,
+            manifest_label=signed.label,
+            manifest_sha256=signed.manifest_sha256,
+            output_sha256=signed.file_sha256,
+            animation=animation,
+        )
+        if before_publish is not None:
+            before_publish(generation)
+        os.replace(signed_path, out_path)
     finally:
         unsigned.unlink(missing_ok=True)
-    return Generation(
-        generation_id=payload.hex,
-        output=out_path,
-        watermark_method=marker.method,
-        manifest_label=signed.label,
-        manifest_sha256=signed.manifest_sha256,
-        output_sha256=signed.file_sha256,
-        animation=animation,
-    )
+        signed_path.unlink(missing_ok=True)
+    return generation
+
+
+def _engine_name(options: AnimateOptions | None) -> str:
+    return "xp-diffusion" if options is not None and options.engine == "diffusion" else ENGINE_NAME
 
 
 def _ingredients(

@@ -1,4 +1,4 @@
-"""The deployment's home: where keys (and, later, the database) live, with owner-only permissions."""
+"""The deployment's home: where keys, the database, policies and settings live, with owner-only permissions."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ class Home:
     @property
     def watermark_key_path(self) -> Path:
         return self.keys_dir / "watermark.key"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The Ed25519 key that signs the audit log's checkpoints."""
+        return self.keys_dir / "audit-log.key"
+
+    @property
+    def database_path(self) -> Path:
+        """The embedded SQLite database (unless the settings name another database)."""
+        return self.root / "xp.db"
+
+    @property
+    def policies_dir(self) -> Path:
+        """Operator Cedar policies, loaded after the defaults."""
+        return self.root / "policies"
 
     def ensure(self) -> None:
         for directory in (self.root, self.keys_dir):

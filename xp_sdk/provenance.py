@@ -57,7 +57,7 @@ def load_provenance_keys(home: Home) -> ProvenanceKeys:
     """The keys under ``home``; a production signer replaces the development one when ``XP_SIGNING_CHAIN`` and
     ``XP_SIGNING_KEY`` name PEM files, and ``XP_TRUST_ANCHORS`` names the anchors to trust."""
     if not home.watermark_key_path.exists():
-        raise NotInitializedError(f"no provenance keys in {home.root}; run `xp keys init` (or set XP_HOME)")
+        raise NotInitializedError(f"no provenance keys in {home.root}; run `xp init` (or set XP_HOME)")
     with provenance_errors():
         watermark_key = WatermarkKey.load(home.watermark_key_path)
         chain, private_key = os.environ.get("XP_SIGNING_CHAIN"), os.environ.get("XP_SIGNING_KEY")

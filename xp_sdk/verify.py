@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from watermark import DEFAULT_METHOD, DEFAULT_P_THRESHOLD, detect_watermark
 from watermark.reading import ManifestReport, ManifestState, read_manifest
-from xp_sdk.errors import InvalidInputError, XPError
+from xp_sdk.errors import InvalidInputError, UntrustedMediaError
 from xp_sdk.provenance import ProvenanceKeys, provenance_errors
 
 
@@ -40,12 +40,8 @@ class Verification(_Frozen):
     consistent: bool | None
     """Whether the manifest's soft binding names the payload the frames carry (None when either is missing)."""
     generation: dict[str, object] | None = None
-    """The audited generation record, once an audit store is configured (not built yet: always None)."""
-
-
-class UntrustedMediaError(XPError):
-    code = "untrusted_media"
-    exit_code = 8
+    """The audited generation record (``Client.verify`` fills it from the audit log; None when the id is not on
+    record, or when verifying offline with ``verify`` alone). Another tenant sees only id, status and time."""
 
 
 def verify(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +13,8 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from xp_sdk.cli import app, main
+from xp_sdk.cli import main
 from xp_sdk.engine import AnimateOptions, MotionTemplate, Progress, animate
 from xp_sdk.engine.animate import prepare_source
 from xp_sdk.engine.images import load_image
@@ -388,24 +386,6 @@ def _home_with_keys(provenance_home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("XP_HOME", str(provenance_home))
 
 
-def test_cli_animate_prints_json(faces: Path, tmp_path: Path) -> None:
-    out = tmp_path / "cli.mp4"
-    result = CliRunner().invoke(
-        app,
-        ["animate", "--source", str(faces / "source" / ASTRONAUT), "--out", str(out),
-         "--driving", str(faces / "driving" / D1), "--no-audio", "--json"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["output"] == str(out)
-    assert report["frames"] == 16
-    assert report["fps"] == pytest.approx(30.0)
-    assert (report["width"], report["height"]) == (512, 512)
-    assert report["frames_without_face"] == 0
-    clip = _inspect(out)
-    assert clip.frames == 16 and clip.audio == [] and (clip.width, clip.height) == (512, 512)
-
-
 def _run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     monkeypatch.setattr(sys, "argv", ["xp", *args])
     with pytest.raises(SystemExit) as exit_info:
@@ -413,48 +393,6 @@ def _run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     code = exit_info.value.code
     assert isinstance(code, int)
     return code
-
-
-def test_cli_error_is_one_line_with_the_exit_code(
-    faces: Path,
-    bad: dict[str, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    out = tmp_path / "out.mp4"
-    code = _run_main(
-        monkeypatch, "animate", "--source", str(bad["gray.png"]), "--out", str(out),
-        "--driving", str(faces / "driving" / D1), "--json",
-    )  # fmt: skip
-    captured = capsys.readouterr()
-    assert code == NoFaceError.exit_code == 3
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("error: no face found")
-    assert captured.out == ""
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("driving_name", "error"), [("still.png", UnsupportedFormatError), ("empty.mp4", UnreadableVideoError)]
-)
-def test_cli_input_errors_exit_2(
-    faces: Path,
-    bad: dict[str, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    driving_name: str,
-    error: type[XPError],
-) -> None:
-    photo, out, driving = str(faces / "source" / ASTRONAUT), str(tmp_path / "o.mp4"), str(bad[driving_name])
-    code = _run_main(monkeypatch, "animate", "--source", photo, "--out", out, "--driving", driving)
-    assert code == error.exit_code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert driving_name in lines[0]
-    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

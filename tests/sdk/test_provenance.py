@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +12,9 @@ import av
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from watermark.attacks import get_attack
 from watermark.reading import ManifestState
-from xp_sdk.cli import app, main
 from xp_sdk.engine import AnimateOptions
 from xp_sdk.errors import AlreadyInitializedError, NoFaceError, NotInitializedError
 from xp_sdk.generate import Generation, generate
@@ -168,7 +164,7 @@ def test_keys_are_owner_only_and_never_replaced(tmp_path: Path) -> None:
 
 
 def test_a_home_without_keys_says_how_to_make_them(tmp_path: Path) -> None:
-    with pytest.raises(NotInitializedError, match="xp keys init"):
+    with pytest.raises(NotInitializedError, match="xp init"):
         load_provenance_keys(Home(tmp_path))
 
 
@@ -181,45 +177,3 @@ def test_another_deployments_key_finds_no_mark(made: Made, tmp_path: Path) -> No
 
 # --- the command line --------------------------------------------------------------------------------------
 
-
-def test_cli_keys_init_anchor_animate_verify(faces: Path, tmp_path: Path) -> None:
-    runner = CliRunner()
-    home = str(tmp_path / "home")
-    init = runner.invoke(app, ["keys", "init", "--home", home, "--json"])
-    assert init.exit_code == 0, init.output
-    assert Path(json.loads(init.stdout)["trust_anchor"]).is_file()
-    anchor = runner.invoke(app, ["keys", "anchor", "--home", home])
-    assert anchor.stdout.startswith("-----BEGIN CERTIFICATE-----")
-    out = tmp_path / "clip.mp4"
-    animated = runner.invoke(
-        app,
-        ["animate", "--source", str(faces / "source" / ASTRONAUT), "--template", "smile", "--max-side", "384",
-         "--out", str(out), "--home", home, "--json"],
-    )  # fmt: skip
-    assert animated.exit_code == 0, animated.output
-    generation = json.loads(animated.stdout)
-    assert generation["watermark_id"] == generation["generation_id"] and generation["output"] == str(out)
-    checked = runner.invoke(app, ["verify", str(out), "--home", home, "--json"])
-    assert checked.exit_code == 0, checked.output
-    verdict = json.loads(checked.stdout)
-    assert verdict["c2pa"]["state"] == "trusted"
-    assert verdict["watermark"]["detected"] is True
-    assert verdict["watermark"]["payload"] == generation["generation_id"]
-    assert verdict["watermark"]["p_value"] < 1e-9
-    assert verdict["generation"] is None  # no audit store yet
-    human = runner.invoke(app, ["verify", str(out), "--home", home])
-    assert "c2pa:       trusted" in human.stdout and generation["generation_id"] in human.stdout
-
-
-def test_cli_animate_without_keys_exits_with_one_line(
-    faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(sys, "argv", ["xp", "animate", "--source", str(faces / "source" / ASTRONAUT),
-                                      "--template", "blink", "--out", str(tmp_path / "o.mp4"),
-                                      "--home", str(tmp_path / "empty")])  # fmt: skip
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    assert exit_info.value.code == NotInitializedError.exit_code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "xp keys init" in err[0]
-    assert not (tmp_path / "o.mp4").exists()

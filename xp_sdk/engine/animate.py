@@ -5,6 +5,10 @@ decode + analysis in one thread, retarget + warp in the caller's thread, encodin
 window of motion codes (not frames) is held to choose the reference frame; a ten-minute video never needs
 ten minutes of frames in memory. Every check on the inputs happens before the first frame is generated, and
 the output file appears only when it is complete.
+
+``engine="diffusion"`` adds a refinement stage after the warp (:mod:`xp_sdk.engine.diffusion`): windows of warp
+frames are buffered, refined on the GPU by a diffusers pipeline, and emitted in order, still in bounded memory.
+Its weights are checked (models.toml, sha256 pins) before the first frame is generated.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import cv2
 import numpy as np
 
+from xp_sdk.engine.diffusion.config import DiffusionConfig
 from xp_sdk.engine.driving import StageClock, iter_motion_codes
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import check_image_array, load_image
@@ -30,6 +35,11 @@ from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import VideoWriter, probe_video
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
 from xp_sdk.errors import InvalidInputError, NoFaceError
+
+if TYPE_CHECKING:
+    from xp_sdk.engine.diffusion.components import DiffusionComponents
+
+Engine = Literal["warp", "diffusion"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,10 @@ class AnimateOptions:
     crf: int = 18
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     warp: WarpConfig = field(default_factory=WarpConfig)
+    engine: Engine = "warp"
+    """"warp": the CPU warp alone. "diffusion": the warp refined by a diffusion model (needs weights, a GPU)."""
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    """Settings of the diffusion engine; unused by the warp engine."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,30 @@ class AnimationResult:
     frames_without_face: int
     seconds: float
     stage_seconds: dict[str, float]
+    engine: Engine = "warp"
+
+
+class _FrameStream(Protocol):
+    """Turns retargeted faces into output frames; may hold some back (a window) until ``flush``."""
+
+    def push(self, target: TargetFace) -> list[np.ndarray]: ...
+
+    def flush(self) -> list[np.ndarray]: ...
+
+
+class _WarpStream:
+    def __init__(self, generator: WarpGenerator, timings: dict[str, float]) -> None:
+        self._generator = generator
+        self._timings = timings
+
+    def push(self, target: TargetFace) -> list[np.ndarray]:
+        t0 = time.perf_counter()
+        frame = self._generator.render(target)
+        self._timings["warp"] += time.perf_counter() - t0
+        return [frame]
+
+    def flush(self) -> list[np.ndarray]:
+        return []
 
 
 class _Failure:
@@ -108,11 +146,14 @@ def animate(
     options: AnimateOptions | None = None,
     progress: ProgressCallback | None = None,
     frame_filter: FrameFilter | None = None,
+    diffusion_components: DiffusionComponents | None = None,
 ) -> AnimationResult:
     """Animate ``source`` with a driving video or a motion template and write an H.264 MP4 to ``out``.
 
     ``frame_filter`` sees every generated frame just before it is encoded, on the encoder thread, and returns the
     frame to encode (the SDK watermarks there); its time is reported as the "filter" stage.
+    ``diffusion_components``: with ``engine="diffusion"``, models already built (tests, or a caller who loads
+    its own) instead of those named in models.toml.
     """
     opts = options or AnimateOptions()
     if (driving is None) == (template is None):
@@ -120,6 +161,14 @@ def animate(
     out_path = Path(out)
     if out_path.suffix.lower() != ".mp4":
         raise InvalidInputError(f"output {out_path} must end in .mp4 (H.264 MP4 is what the engine writes)")
+    if opts.engine not in ("warp", "diffusion"):
+        raise InvalidInputError(f"engine must be 'warp' or 'diffusion', got {opts.engine!r}")
+    if opts.engine == "diffusion":
+        opts.diffusion.validate()
+        if diffusion_components is None:
+            from xp_sdk.engine.diffusion.registry import require_weights
+
+            require_weights(opts.diffusion.models)
     started = time.perf_counter()
     motion: _MotionSource
     if driving is not None:
@@ -130,22 +179,34 @@ def animate(
         motion = _TemplateMotion(tpl)
     image, face = prepare_source(source, opts)
     retargeter = Retargeter(face, RetargetOptions(opts.expression_scale, opts.pose_scale))
-    generator = WarpGenerator(image, face, opts.warp)
+    warp = WarpGenerator(image, face, opts.warp)
     height, width = image.shape[:2]
     timings = {"analysis": 0.0, "warp": 0.0, "filter": 0.0, "encode": 0.0}
+    stream: _FrameStream
+    if opts.engine == "diffusion":
+        from xp_sdk.engine.diffusion.generator import open_diffusion_generator
+
+        timings["diffusion"] = 0.0
+        stream = open_diffusion_generator(image, face, warp, opts.diffusion, diffusion_components, timings)
+    else:
+        stream = _WarpStream(warp, timings)
     frames = 0
     audio = driving if (driving is not None and opts.keep_audio) else None
     with VideoWriter(out_path, width=width, height=height, fps=motion.fps, crf=opts.crf, audio_from=audio) as writer:
         encoder = _EncoderThread(writer, timings, frame_filter)
-        try:
-            for target in motion.targets(retargeter, face):
-                t0 = time.perf_counter()
-                frame = generator.render(target)
-                timings["warp"] += time.perf_counter() - t0
+
+        def emit(ready: list[np.ndarray]) -> None:
+            nonlocal frames
+            for frame in ready:
                 encoder.put(frame)
                 frames += 1
                 if progress is not None:
                     progress(Progress("generate", frames, motion.total))
+
+        try:
+            for target in motion.targets(retargeter, face):
+                emit(stream.push(target))
+            emit(stream.flush())
         except BaseException:
             encoder.cancel()
             raise
@@ -161,6 +222,7 @@ def animate(
         frames_without_face=motion.frames_without_face,
         seconds=time.perf_counter() - started,
         stage_seconds=timings,
+        engine=opts.engine,
     )
 
 
@@ -329,6 +391,7 @@ class _VideoMotion(_MotionSource):
 __all__ = [
     "AnimateOptions",
     "AnimationResult",
+    "Engine",
     "Progress",
     "ProgressCallback",
     "animate",

@@ -1,0 +1,218 @@
+"""What every command shares: the deployment options, JSON or human output, times, progress, the client."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xp_sdk.client import Client
+from xp_sdk.config import Settings
+from xp_sdk.errors import AuthenticationError, InvalidInputError, XPError
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (nothing else goes to stdout).")
+]
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", help="The deployment's home (default: $XP_HOME, else a per-user folder).", show_default=False
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="API key (default: $XP_API_KEY; prefer the variable, arguments show up in process lists).",
+        show_default=False,
+    ),
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///… or postgresql://… (default: $XP_DATABASE_URL, else the home's setting, else xp.db there).",
+        show_default=False,
+    ),
+]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+# -- output --------------------------------------------------------------------------------------------------
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    """JSON on stdout, or the human rendering."""
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    else:
+        human()
+
+
+def note(message: str) -> None:
+    """A remark for the person at the terminal: stderr, one line, never part of the data."""
+    typer.echo(f"note: {message}", err=True)
+
+
+def stdout_console() -> Console:
+    """Rich output on stdout; wide enough when piped that ids are not folded."""
+    return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False, highlight=False)
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    table = Table(title=title, title_justify="left", show_edge=False, box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("-" if cell is None or cell == "" else str(cell) for cell in row))
+    console = stdout_console()
+    with console.capture() as captured:
+        console.print(table)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+# -- times ---------------------------------------------------------------------------------------------------
+
+
+def parse_time(text: str | None, *, option: str, future: bool) -> datetime | None:
+    """An ISO 8601 time (UTC when no offset is given) or a duration: ``30d``, ``12h``, ``90m``, ``2w``, ``45s``;
+    a duration counts forward from now when ``future`` (expiry), backward otherwise (``--since 1h``)."""
+    if text is None:
+        return None
+    match = _DURATION.match(text)
+    if match:
+        delta = timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+        now = datetime.now(UTC)
+        return now + delta if future else now - delta
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"{option} {text!r} is not a time: give ISO 8601 (2027-01-01T00:00Z) or a duration (30d, 12h, 90m)"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def parse_duration(text: str, *, option: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InvalidInputError(f"{option} {text!r} is not a duration: give e.g. 90m, 12h or 2d")
+    return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+
+
+def future_time(text: str | None, *, option: str) -> datetime | None:
+    value = parse_time(text, option=option, future=True)
+    if value is not None and value <= datetime.now(UTC):
+        raise InvalidInputError(f"{option} {text!r} is in the past")
+    return value
+
+
+def split_list(values: Sequence[str] | None) -> list[str]:
+    """``--scope a,b --scope c`` → ``[a, b, c]``."""
+    return [item for value in values or () for item in value.replace(",", " ").split()]
+
+
+# -- the client ----------------------------------------------------------------------------------------------
+
+
+def api_key_given(home: Path | None, api_key: str | None, database_url: str | None) -> bool:
+    """Whether a command would run with an API key: --api-key, XP_API_KEY, or (rarely) the home's config.json."""
+    if api_key or os.environ.get("XP_API_KEY"):
+        return True
+    try:
+        return Settings.resolve(home=home, database_url=database_url).api_key is not None
+    except XPError:
+        return False
+
+
+@contextmanager
+def open_client(home: Path | None, api_key: str | None, database_url: str | None) -> Iterator[Client]:
+    """A ``Client`` for one command, closed after it; a missing key is reported in the CLI's own words."""
+    client = Client(api_key, home=home, database_url=database_url)
+    try:
+        yield client
+    except AuthenticationError as exc:
+        if not api_key_given(home, api_key, database_url):
+            raise AuthenticationError(
+                "no API key: pass --api-key or set XP_API_KEY (`xp init` printed the first one)"
+            ) from exc
+        raise
+    finally:
+        client.close()
+
+
+# -- progress and the engine's native logging ----------------------------------------------------------------
+
+
+@contextmanager
+def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[Any], None] | None]:
+    """A rich progress bar (frames, fps, ETA) on stderr when it is a terminal; nothing otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None, fps=0.0)
+
+        def update(p: Any) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            stage = getattr(p, "stage", None)
+            bar.update(
+                task,
+                description=f"{description} ({stage})" if stage else description,
+                completed=p.done,
+                total=p.total,
+                fps=p.done / elapsed if elapsed > 0 else 0.0,
+            )
+
+        yield update
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Drop what native libraries (MediaPipe, TFLite) write straight to file descriptor 2 while the engine runs,
+    so stderr carries only the progress bar, notes and errors. Python's own ``sys.stderr`` keeps working.
+    ``XP_DEBUG=1`` leaves the descriptor alone."""
+    if os.environ.get("XP_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    original = sys.stderr
+    replacement = open(saved, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    try:
+        os.dup2(devnull, 2)
+        sys.stderr = replacement
+        yield
+    finally:
+        replacement.flush()
+        sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+        replacement.close()

@@ -1,0 +1,213 @@
+"""``xp subjects`` and ``xp consents``: who may be animated, and on whose agreement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from audit import ConsentInfo, SubjectInfo
+from xp_sdk.cli.common import (
+    ApiKeyOption,
+    DatabaseUrlOption,
+    HomeOption,
+    JsonFlag,
+    emit,
+    future_time,
+    open_client,
+    print_table,
+    split_list,
+    when,
+)
+
+subjects_app = typer.Typer(no_args_is_help=True, help="People who may be animated, and protected persons.")
+consents_app = typer.Typer(no_args_is_help=True, help="Consent records: who agreed, for which tenant and purpose.")
+
+
+def subject_view(info: SubjectInfo) -> dict[str, Any]:
+    return info.model_dump(mode="json")
+
+
+def consent_status(info: ConsentInfo, now: datetime) -> str:
+    if info.revoked_at is not None and info.revoked_at <= now:
+        return "revoked"
+    if info.valid_until is not None and info.valid_until <= now:
+        return "expired"
+    if info.valid_from > now:
+        return "pending"
+    return "active"
+
+
+def consent_view(info: ConsentInfo, now: datetime | None = None) -> dict[str, Any]:
+    return {**info.model_dump(mode="json"), "status": consent_status(info, now or datetime.now(UTC))}
+
+
+# -- subjects ------------------------------------------------------------------------------------------------
+
+
+@subjects_app.command("register")
+def subjects_register(
+    name: Annotated[str, typer.Option("--name", help="The person's name.")],
+    photos: Annotated[
+        list[Path], typer.Option("--photo", help="A reference photo showing their face; repeat for more.")
+    ],
+    protected: Annotated[
+        bool,
+        typer.Option("--protected", help="A protected person: nobody in this tenant may animate their face."),
+    ] = False,
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a person from reference photos (only face embeddings and photo hashes are stored)."""
+    with open_client(home, api_key, database_url) as client:
+        info = client.subjects.register(name, list(photos), protected=protected)
+    kind = "protected person" if info.protected else "subject"
+    emit(subject_view(info), as_json, lambda: typer.echo(
+        f"registered {kind} {info.id} ({info.name}, {info.references} reference photo"
+        f"{'s' if info.references != 1 else ''})"))  # fmt: skip
+
+
+@subjects_app.command("list")
+def subjects_list(
+    protected: Annotated[
+        bool | None, typer.Option("--protected/--not-protected", help="Only protected persons, or only others.")
+    ] = None,
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List this tenant's subjects."""
+    with open_client(home, api_key, database_url) as client:
+        subjects = client.subjects.list(protected=protected)
+    emit({"subjects": [subject_view(s) for s in subjects]}, as_json, lambda: print_table(
+        None, ("id", "name", "protected", "references", "registered"),
+        [(s.id, s.name, "yes" if s.protected else "no", s.references, when(s.created_at)) for s in subjects],
+    ))  # fmt: skip
+
+
+@subjects_app.command("show")
+def subjects_show(
+    subject_id: Annotated[str, typer.Argument(metavar="ID", help="The subject's id.")],
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """One subject, with the consents this tenant holds for them."""
+    with open_client(home, api_key, database_url) as client:
+        info = client.subjects.get(subject_id)
+        consents = client.consents.list(subject=subject_id)
+    now = datetime.now(UTC)
+    data = {**subject_view(info), "consents": [consent_view(c, now) for c in consents]}
+
+    def human() -> None:
+        typer.echo(f"subject    {info.id}")
+        typer.echo(f"name       {info.name}")
+        typer.echo(f"tenant     {info.tenant_id}")
+        typer.echo(f"protected  {'yes' if info.protected else 'no'}")
+        typer.echo(f"references {info.references}")
+        typer.echo(f"registered {when(info.created_at)} UTC by {info.created_by or '-'}")
+        if consents:
+            _consent_table(consents, now)
+        else:
+            typer.echo("consents   none for this tenant")
+
+    emit(data, as_json, human)
+
+
+# -- consents ------------------------------------------------------------------------------------------------
+
+
+@consents_app.command("grant")
+def consents_grant(
+    subject: Annotated[str, typer.Option("--subject", help="The subject's id.")],
+    evidence: Annotated[
+        Path, typer.Option("--evidence", help="The signed statement or consent video (only its SHA-256 is stored).")
+    ],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Who may animate (default: the calling key's tenant).")
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="When the consent lapses: 2027-01-01T00:00Z, or 30d, 12h.", show_default=False),
+    ] = None,
+    purposes: Annotated[
+        list[str] | None,
+        typer.Option("--purpose", help="A purpose it covers; repeat for more (default: any purpose)."),
+    ] = None,
+    scopes: Annotated[
+        list[str] | None, typer.Option("--scope", help="What it allows; repeat or comma-separate (default: animate).")
+    ] = None,
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record a subject's consent to be animated by a tenant."""
+    until = future_time(expires, option="--expires")
+    with open_client(home, api_key, database_url) as client:
+        info = client.consents.grant(
+            subject,
+            evidence=evidence,
+            tenant=tenant,
+            scopes=split_list(scopes) or ["animate"],
+            purposes=split_list(purposes),
+            expires=until,
+        )
+
+    def human() -> None:
+        lapse = f"until {when(info.valid_until)} UTC" if info.valid_until else "until revoked"
+        purposes_text = ", ".join(info.purposes) or "any purpose"
+        typer.echo(
+            f"granted consent {info.id}: {info.subject_id} → tenant {info.grantee_tenant_id} "
+            f"({', '.join(info.scopes)}; {purposes_text}; {lapse}); evidence sha256 {info.evidence_sha256[:16]}…"
+        )
+
+    emit(consent_view(info), as_json, human)
+
+
+@consents_app.command("revoke")
+def consents_revoke(
+    consent_id: Annotated[str, typer.Argument(metavar="ID", help="The consent's id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a consent; animations that relied on it are refused from now on."""
+    with open_client(home, api_key, database_url) as client:
+        info = client.consents.revoke(consent_id, reason=reason)
+    emit(consent_view(info), as_json, lambda: typer.echo(f"revoked consent {info.id} ({info.subject_id})"))
+
+
+@consents_app.command("list")
+def consents_list(
+    subject: Annotated[str | None, typer.Option("--subject", help="Only this subject's consents.")] = None,
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the consents granted to this tenant."""
+    with open_client(home, api_key, database_url) as client:
+        consents = client.consents.list(subject=subject)
+    now = datetime.now(UTC)
+    emit({"consents": [consent_view(c, now) for c in consents]}, as_json, lambda: _consent_table(consents, now))
+
+
+def _consent_table(consents: list[ConsentInfo], now: datetime) -> None:
+    print_table(
+        None,
+        ("consent", "subject", "tenant", "scopes", "purposes", "status", "granted", "until"),
+        [
+            (c.id, c.subject_id, c.grantee_tenant_id, ",".join(c.scopes), ",".join(c.purposes) or "any",
+             consent_status(c, now), when(c.created_at), when(c.valid_until))
+            for c in consents
+        ],
+    )  # fmt: skip

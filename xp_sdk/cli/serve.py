@@ -1,0 +1,39 @@
+"""``xp serve``: the deployment over HTTP (the real enforcement point; see SECURITY.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xp_sdk.cli.common import HomeOption
+from xp_sdk.errors import InvalidInputError
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (put TLS in front beyond loopback).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    home: HomeOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Animations run at once (with --ray: Ray actors).")
+    ] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run generations on Ray actors: local, auto, host:port or ray://host:10001 (needs the ray extra, "
+            "the home on a filesystem every node shares, and PostgreSQL).",
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0, help="GPUs each actor holds.")] = 0.0,
+) -> None:
+    """Serve the Client's operations over HTTP, with the verification page at /."""
+    from xp_sdk.server.serve import serve as run_server
+
+    try:
+        run_server(host=host, port=port, home=home, workers=workers, ray_address=ray, gpus_per_worker=gpus_per_worker)
+    except ImportError as exc:
+        raise InvalidInputError(f"--ray needs the ray extra: pip install 'xp-sdk[ray]' ({exc})") from exc

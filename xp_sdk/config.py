@@ -1,0 +1,88 @@
+"""One settings object: arguments, then ``XP_*`` environment variables, then the home's ``config.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from policy import DEFAULT_FACE_MATCH_THRESHOLD
+from xp_sdk.errors import HomeError, InvalidInputError
+from xp_sdk.home import Home
+
+CONFIG_FILE = "config.json"
+_ENV = {
+    "database_url": "XP_DATABASE_URL",
+    "api_key": "XP_API_KEY",
+    "face_match_threshold": "XP_FACE_MATCH_THRESHOLD",
+    "log_origin": "XP_LOG_ORIGIN",
+}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    home: Path
+    database_url: str = Field(description="sqlite:///… (default: xp.db in the home) or postgresql://…")
+    api_key: SecretStr | None = None
+    face_match_threshold: float = Field(default=DEFAULT_FACE_MATCH_THRESHOLD, ge=-1.0, le=1.0)
+    log_origin: str = Field(default="xp-sdk/audit", description="the name signed checkpoints carry")
+    policy_paths: tuple[Path, ...] = ()
+    checkpoint_every: int = Field(default=256, ge=1)
+
+    @classmethod
+    def resolve(cls, *, home: str | os.PathLike[str] | None = None, **arguments: Any) -> Settings:
+        """Arguments win over the environment, which wins over ``<home>/config.json``."""
+        resolved_home = Home.resolve(home)
+        values: dict[str, Any] = read_config_file(resolved_home)
+        for name, variable in _ENV.items():
+            if os.environ.get(variable):
+                values[name] = os.environ[variable]
+        values.update({k: v for k, v in arguments.items() if v is not None})
+        values.setdefault("database_url", f"sqlite:///{resolved_home.database_path}")
+        values.setdefault("policy_paths", (resolved_home.policies_dir,) if resolved_home.policies_dir.is_dir() else ())
+        try:
+            return cls(home=resolved_home.root, **values)
+        except ValidationError as exc:
+            raise InvalidInputError(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
+
+    def masked(self) -> dict[str, Any]:
+        """For ``xp config show``: every setting, secrets and database passwords hidden."""
+        data = self.model_dump(mode="json")
+        data["api_key"] = "***" if self.api_key is not None else None
+        data["database_url"] = mask_password(self.database_url)
+        return data
+
+
+def read_config_file(home: Home) -> dict[str, Any]:
+    path = home.root / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HomeError(f"{path} must hold a JSON object")
+    return data
+
+
+def write_config_file(home: Home, values: dict[str, Any]) -> None:
+    path = home.root / CONFIG_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password, if any, replaced by ***."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    credentials, _, rest = tail.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{head}://{user}:***@{rest}" if ":" in credentials else url

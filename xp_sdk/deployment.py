@@ -1,0 +1,170 @@
+"""A deployment: its home, settings, audit ledger, provenance keys and policy, opened together."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit import (
+    AuditError,
+    Ledger,
+    LogIntegrityError,
+    LogSigningKey,
+    LogVerifierKey,
+    NewApiKey,
+    RecordConflictError,
+    RecordNotFoundError,
+    Store,
+    StoreError,
+)
+from audit import (
+    AuthenticationError as AuditAuthenticationError,
+)
+from audit import (
+    RateLimitedError as AuditRateLimitedError,
+)
+from policy import Policy, PolicyError, Scope
+from xp_sdk.config import Settings, read_config_file, write_config_file
+from xp_sdk.errors import (
+    AlreadyInitializedError,
+    AuditIntegrityError,
+    AuditStoreError,
+    AuthenticationError,
+    ConflictError,
+    HomeError,
+    InvalidInputError,
+    NotFoundError,
+    NotInitializedError,
+    RateLimitedError,
+)
+from xp_sdk.home import Home
+from xp_sdk.provenance import ProvenanceKeys, init_provenance_keys, load_provenance_keys
+
+DEFAULT_TENANT = "default"
+LOG_KEY_NAME = "xp-sdk-audit"
+ADMIN_SCOPES = tuple(scope.value for scope in Scope)
+
+
+@contextmanager
+def audit_errors() -> Iterator[None]:
+    """Re-raise the audit and policy packages' errors as ``XPError``s a caller can act on."""
+    try:
+        yield
+    except AuditAuthenticationError as exc:
+        raise AuthenticationError(exc.message) from exc
+    except AuditRateLimitedError as exc:
+        raise RateLimitedError(exc.message, retry_after=exc.retry_after) from exc
+    except RecordNotFoundError as exc:
+        raise NotFoundError(exc.message) from exc
+    except RecordConflictError as exc:
+        raise ConflictError(exc.message) from exc
+    except LogIntegrityError as exc:
+        raise AuditIntegrityError(exc.message, seq=exc.seq) from exc
+    except StoreError as exc:
+        raise AuditStoreError(exc.message) from exc
+    except AuditError as exc:
+        raise AuditStoreError(exc.message) from exc
+    except PolicyError as exc:
+        raise HomeError(f"the policy set does not load: {exc}") from exc
+
+
+@dataclass
+class Deployment:
+    settings: Settings
+    ledger: Ledger
+    provenance: ProvenanceKeys = field(repr=False)
+    policy: Policy
+    log_verifier: LogVerifierKey
+
+    @property
+    def home(self) -> Home:
+        return Home(self.settings.home)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Deployment:
+        home = Home(settings.home)
+        if not home.audit_key_path.exists():
+            raise NotInitializedError(f"{home.root} is not an xp-sdk home yet; run `xp init` (or set XP_HOME)")
+        with audit_errors():
+            try:
+                log_key = LogSigningKey.load(home.audit_key_path)
+            except (OSError, ValueError) as exc:
+                raise HomeError(f"cannot read the audit log key {home.audit_key_path}: {exc}") from exc
+            policy = Policy.load(settings.policy_paths)
+            store = Store.open(settings.database_url)
+            ledger = Ledger(
+                store, origin=settings.log_origin, signing_key=log_key, checkpoint_every=settings.checkpoint_every
+            )
+        return cls(settings, ledger, load_provenance_keys(home), policy, log_key.public_key)
+
+    def close(self) -> None:
+        self.ledger.store.dispose()
+
+
+@dataclass(frozen=True)
+class Initialized:
+    """What ``xp init`` made. ``api_key`` is the first admin key, shown once."""
+
+    home: Path
+    database_url: str
+    tenant: str
+    api_key: NewApiKey = field(repr=False)
+    log_verifier_key: str
+    """The audit log's public key (C2SP vkey), for witnesses and ``xp audit verify`` elsewhere."""
+    trust_anchor: Path
+
+
+def init_deployment(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    database_url: str | None = None,
+    tenant: str = DEFAULT_TENANT,
+    organization: str = "xp-sdk development",
+) -> Initialized:
+    """Make a home: provenance keys, the audit log key, settings, the database, a tenant and an admin key."""
+    resolved = Home.resolve(home)
+    if resolved.audit_key_path.exists():
+        raise AlreadyInitializedError(
+            f"{resolved.root} is already initialized; use it, or point XP_HOME at a new folder"
+        )
+    resolved.ensure()
+    config = read_config_file(resolved)
+    if database_url is not None:
+        config["database_url"] = database_url
+    config.setdefault("log_origin", f"xp-sdk/{secrets.token_hex(4)}")
+    resolved.policies_dir.mkdir(mode=0o700, exist_ok=True)
+    if not resolved.watermark_key_path.exists():
+        init_provenance_keys(resolved, organization=organization)
+    log_key = LogSigningKey.generate(LOG_KEY_NAME)
+    settings = Settings.resolve(home=resolved.root, **{k: v for k, v in config.items() if k == "database_url"})
+    with audit_errors():
+        Store.open(settings.database_url).dispose()
+    write_config_file(resolved, config)
+    log_key.save(resolved.audit_key_path)
+    deployment = Deployment.open(Settings.resolve(home=resolved.root))
+    try:
+        with audit_errors():
+            with suppress(RecordConflictError):  # a shared PostgreSQL database may already know the tenant
+                deployment.ledger.create_tenant(tenant)
+            admin = deployment.ledger.create_key(tenant, scopes=ADMIN_SCOPES, name="admin (xp init)")
+            deployment.ledger.log.checkpoint()
+    finally:
+        deployment.close()
+    return Initialized(
+        home=resolved.root,
+        database_url=deployment.settings.database_url,
+        tenant=tenant,
+        api_key=admin,
+        log_verifier_key=log_key.public_key.to_vkey(),
+        trust_anchor=resolved.signing_dir / "ca.pem",
+    )
+
+
+def check_tenant_id(tenant: str) -> str:
+    if not tenant or not all(c.isalnum() or c in "-_." for c in tenant):
+        raise InvalidInputError(f"tenant {tenant!r} must be letters, digits, '-', '_' or '.'")
+    return tenant

@@ -1,0 +1,575 @@
+"""``Service``: every gated operation over one deployment, for any caller presenting an API key.
+
+The embedded ``Client`` and the HTTP server both run on it, so the gate, the audit events and the order of one
+generation are written once. Safe to share across threads: the database pool and the policy set are shared, the
+face embedder sits behind a lock, and every call authenticates afresh (a revoked key stops working at once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit import (
+    ApiKeyInfo,
+    AuditEvent,
+    ConsentInfo,
+    Decision,
+    EventPage,
+    EventQuery,
+    GenerationInfo,
+    InclusionProof,
+    LogVerification,
+    NewApiKey,
+    RecordNotFoundError,
+    SubjectInfo,
+)
+from policy import Action, Scope
+from watermark import Payload
+from xp_sdk.deployment import Deployment, audit_errors
+from xp_sdk.engine import AnimateOptions, ProgressCallback
+from xp_sdk.engine.diffusion import require_weights
+from xp_sdk.engine.identity import IdentityEmbedder
+from xp_sdk.engine.images import check_image_array, load_image
+from xp_sdk.engine.models import FACE_RECOGNIZER_SFACE
+from xp_sdk.errors import InvalidInputError, NoFaceError, XPError
+from xp_sdk.gate import Caller, Gate
+from xp_sdk.generate import Generation, generate
+from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
+from xp_sdk.verify import Verification, verify
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
+PhotoInput = str | os.PathLike[str] | np.ndarray
+
+
+class Service:
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.gate = Gate(
+            deployment.ledger, deployment.policy, face_match_threshold=deployment.settings.face_match_threshold
+        )
+        self._embedder: IdentityEmbedder | None = None
+        self._embedder_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._embedder_lock:
+            if self._embedder is not None:
+                self._embedder.close()
+                self._embedder = None
+        self.deployment.close()
+
+    # -- the gate ------------------------------------------------------------------------------------------
+
+    def caller(self, api_key: str | None) -> Caller:
+        return self.gate.authenticate(api_key)
+
+    def authorized(self, api_key: str | None, action: Action, **request: Any) -> Caller:
+        """The caller, carrying the decision that allowed ``action`` (a deny is logged and raised)."""
+        caller = self.caller(api_key)
+        decision = self.gate.authorize(caller, action, subject_id=request.get("subject_id"), request=request)
+        return dataclasses.replace(caller, decision=decision)
+
+    def _decision(self, caller: Caller) -> dict[str, Any] | None:
+        return caller.decision_record(self.deployment.policy.digest)
+
+    def _record_read(self, caller: Caller, action: Action, **request: Any) -> None:
+        """Reads are decisions too: logged after they are served, so a query never returns its own event."""
+        with audit_errors():
+            self.deployment.ledger.record_access(
+                tenant_id=caller.tenant_id,
+                actor=caller.key.id,
+                action=action.value,
+                decision=self._decision(caller) or {},
+                request={k: v for k, v in request.items() if v is not None},
+            )
+
+    def embed(self, image: np.ndarray, what: str) -> np.ndarray:
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = IdentityEmbedder()
+            embedding = self._embedder.embed(image)
+        if embedding is None:
+            raise NoFaceError(f"no face found in {what}; use a photo where one face is clearly visible")
+        return embedding
+
+    # -- generation ----------------------------------------------------------------------------------------
+
+    def animate(
+        self,
+        api_key: str | None,
+        source: PhotoInput,
+        *,
+        subject: str,
+        out: str | os.PathLike[str],
+        driving: str | os.PathLike[str] | None = None,
+        template: str | None = None,
+        options: AnimateOptions | None = None,
+        purpose: str | None = None,
+        progress: ProgressCallback | None = None,
+        generation_id: str | None = None,
+    ) -> AnimationResult:
+        """Authenticate → consent, face match, protected persons, Cedar → audit "requested" → engine →
+        watermark → H.264 → C2PA → audit "completed" → publish ``out``. A refusal raises an
+        ``AccessDeniedError`` subclass after logging it; a failure after "requested" logs "failed"; either way
+        no file is left.
+
+        ``generation_id`` (16 hex digits, fresh by default) lets a job server name the generation before it
+        runs, so a generation whose worker died can still be marked failed."""
+        caller = self.caller(api_key)
+        if (driving is None) == (template is None):
+            raise InvalidInputError("give exactly one of driving= (a video) or template= (a motion template name)")
+        if options is not None and options.engine == "diffusion":
+            # A deployment without diffusion weights is a configuration problem, not a request to audit.
+            require_weights(options.diffusion.models)
+        payload = _payload(generation_id)
+        driving_ref = _driving_ref(driving, template)
+        request: dict[str, Any] = {"out": Path(out).name, "driving": driving_ref}
+        try:
+            image, source_sha256 = read_photo(source)
+            request["source_sha256"] = source_sha256
+            probe = self.embed(image, "the source photo")
+        except XPError as exc:
+            self._refuse_input(caller, subject, request, exc)
+            raise
+        clearance = self.gate.clear_animation(caller, subject_id=subject, probe=probe, purpose=purpose, request=request)
+        ledger = self.deployment.ledger
+        with audit_errors():
+            requested = ledger.record_requested(
+                payload.hex,
+                tenant_id=caller.tenant_id,
+                key_id=caller.key.id,
+                subject_id=subject,
+                consent_id=clearance.consent_id,
+                decision={**clearance.decision.to_dict(), **clearance.facts},
+                source_sha256=source_sha256,
+                driving=driving_ref,
+                request=request,
+            )
+        completed: list[AuditEvent] = []
+
+        def record_completed(generation: Generation) -> None:
+            with audit_errors():
+                completed.append(
+                    ledger.record_completed(
+                        generation.generation_id,
+                        output_sha256=generation.output_sha256,
+                        manifest_sha256=generation.manifest_sha256,
+                        data={
+                            "manifest_label": generation.manifest_label,
+                            "watermark_method": generation.watermark_method,
+                            "frames": generation.animation.frames,
+                            "fps": generation.animation.fps,
+                            "output_name": Path(generation.output).name,
+                        },
+                    )
+                )
+
+        try:
+            generation = generate(
+                image,
+                out,
+                keys=self.deployment.provenance,
+                driving=driving,
+                template=template,
+                options=options,
+                progress=progress,
+                consent_id=clearance.consent_id,
+                policy_decision_id=clearance.decision.decision_id,
+                payload=payload,
+                before_publish=record_completed,
+            )
+        except BaseException as exc:
+            if not completed:
+                code = exc.code if isinstance(exc, XPError) else type(exc).__name__
+                with audit_errors():
+                    ledger.record_failed(payload.hex, error_code=code, message=str(exc)[:500])
+            raise
+        # Sign the tree head that now holds "completed", so the published output is covered by a checkpoint.
+        with audit_errors():
+            ledger.log.checkpoint()
+        return AnimationResult.from_generation(
+            generation,
+            subject_id=subject,
+            consent_id=clearance.consent_id,
+            decision_id=clearance.decision.decision_id,
+            face_similarity=clearance.face.similarity,
+            requested_seq=requested.seq,
+            completed_seq=completed[0].seq,
+        )
+
+    def _refuse_input(self, caller: Caller, subject: str, request: dict[str, Any], exc: XPError) -> None:
+        with audit_errors():
+            self.deployment.ledger.record_denied(
+                tenant_id=caller.tenant_id,
+                key_id=caller.key.id,
+                action=Action.ANIMATE.value,
+                subject_id=subject,
+                decision={"allowed": False, "reasons": [{"code": exc.code, "message": exc.message}]},
+                request=request,
+            )
+
+    # -- verification --------------------------------------------------------------------------------------
+
+    def verify(
+        self, api_key: str | None, path: str | os.PathLike[str], *, trust_anchors: str | None = None
+    ) -> Verification:
+        """C2PA state, watermark payload and the audited generation behind ``path``. Never raises for a
+        missing or broken mark: the report says so."""
+        caller = self.authorized(api_key, Action.VERIFY, path=Path(path).name)
+        report = verify(path, keys=self.deployment.provenance, trust_anchors=trust_anchors)
+        record: dict[str, object] | None = None
+        if report.generation_id is not None:
+            with audit_errors():
+                found = self.deployment.ledger.find_generation(report.generation_id)
+            if found is not None:
+                record = _generation_view(found, caller, sha256_file(Path(path)))
+        with audit_errors():
+            self.deployment.ledger.record_verification(
+                tenant_id=caller.tenant_id,
+                actor=caller.key.id,
+                generation_id=report.generation_id,
+                data={
+                    "file_name": Path(path).name,
+                    "c2pa": report.c2pa.state.value,
+                    "watermark_detected": report.watermark.detected,
+                    "p_value": report.watermark.p_value,
+                    "consistent": report.consistent,
+                    "generation_on_record": record is not None,
+                    "decision": self._decision(caller),
+                },
+            )
+        return report.model_copy(update={"generation": record})
+
+    # -- audit ---------------------------------------------------------------------------------------------
+
+    def _audit_scope(self, api_key: str | None, tenant: str | None, **request: Any) -> tuple[Caller, str | None]:
+        """The reader, and the tenant it may see: its own, unless the key administers keys (then any, or all)."""
+        caller = self.authorized(api_key, Action.AUDIT_READ, tenant=tenant, **request)
+        if Scope.KEYS_ADMIN.value in caller.key.scopes:
+            return caller, tenant
+        if tenant is not None and tenant != caller.tenant_id:
+            raise InvalidInputError(f"this key reads tenant {caller.tenant_id!r} only, not {tenant!r}")
+        return caller, caller.tenant_id
+
+    def audit_query(
+        self,
+        api_key: str | None,
+        *,
+        tenant: str | None = None,
+        subject: str | None = None,
+        generation_id: str | None = None,
+        decision: str | None = None,
+        type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> EventPage:
+        caller, scoped = self._audit_scope(api_key, tenant, operation="audit.query")
+        try:
+            query = EventQuery(
+                tenant=scoped, subject=subject, generation_id=generation_id,
+                decision=Decision(decision) if decision else None, type=type,
+                since=since, until=until, limit=limit, cursor=cursor,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise InvalidInputError(f"invalid audit query: {exc}") from exc
+        with audit_errors():
+            try:
+                page = self.deployment.ledger.query(query)
+            except ValueError as exc:
+                raise InvalidInputError(str(exc)) from exc
+        filters = query.model_dump(mode="json", exclude={"limit"}, exclude_none=True)
+        self._record_read(caller, Action.AUDIT_READ, operation="audit.query", returned=len(page.events), **filters)
+        return page
+
+    def audit_show(self, api_key: str | None, generation_id: str) -> GenerationAudit:
+        """A generation's record, its events, and each event's inclusion proof against a signed checkpoint."""
+        caller, scoped = self._audit_scope(api_key, None, operation="audit.show", generation_id=generation_id)
+        ledger = self.deployment.ledger
+        with audit_errors():
+            record = ledger.generation(generation_id)
+            if scoped is not None and record.tenant_id != scoped:
+                raise InvalidInputError(f"generation {generation_id} belongs to another tenant")
+            events = ledger.events_for_generation(generation_id)
+            proofs: list[InclusionProof] = [ledger.log.inclusion_proof(event.seq) for event in events]
+        self._record_read(caller, Action.AUDIT_READ, operation="audit.show", generation_id=generation_id)
+        return GenerationAudit(
+            generation=record,
+            events=events,
+            proofs=[p.to_dict() for p in proofs],
+            log_verifier_key=self.deployment.log_verifier.to_vkey(),
+        )
+
+    def audit_verify(self, api_key: str | None, *, witnessed: Iterable[str] = ()) -> LogVerification:
+        """Recompute every hash, link and signed root; raise ``AuditIntegrityError`` at the first fault."""
+        caller = self.authorized(api_key, Action.AUDIT_READ, operation="audit.verify")
+        with audit_errors():
+            checked = self.deployment.ledger.log.verify(self.deployment.log_verifier, witnessed=list(witnessed))
+        self._record_read(caller, Action.AUDIT_READ, operation="audit.verify", tree_size=checked.tree_size)
+        return checked
+
+    def audit_consistency(
+        self, api_key: str | None, old_size: int, new_size: int | None = None
+    ) -> ConsistencyProofView:
+        """Prove the log's first ``old_size`` events are a prefix of the signed tree of ``new_size`` (default: the
+        latest checkpoint), for a witness holding an older checkpoint."""
+        caller = self.authorized(api_key, Action.AUDIT_READ, operation="audit.consistency")
+        log = self.deployment.ledger.log
+        with audit_errors():
+            notes = {c.checkpoint.tree_size: c for c in log.checkpoints()}
+            target = new_size if new_size is not None else max(notes, default=0)
+            if target not in notes:
+                raise InvalidInputError(
+                    f"no signed checkpoint at tree size {target}; sizes: {', '.join(map(str, sorted(notes))) or 'none'}"
+                )
+            try:
+                proof = log.consistency_proof(old_size, target)
+            except ValueError as exc:
+                raise InvalidInputError(str(exc)) from exc
+        self._record_read(caller, Action.AUDIT_READ, operation="audit.consistency", old_size=old_size, new_size=target)
+        return ConsistencyProofView(
+            old_size=proof.old_size, new_size=proof.new_size, old_root=proof.old_root,
+            new_root=notes[target].checkpoint.root_hash.hex(), path=list(proof.path),
+            checkpoint=notes[target].to_text(),
+        )  # fmt: skip
+
+    def audit_abandoned(
+        self, api_key: str | None, *, older_than: timedelta, close: bool = False
+    ) -> list[GenerationInfo]:
+        """Generations left "requested" for longer than ``older_than`` (a process died mid-generation); with
+        ``close`` (needs keys:admin) each gets its "failed" event (``abandoned``), so the record says how it ended."""
+        action = Action.MANAGE_KEYS if close else Action.AUDIT_READ
+        caller = self.authorized(api_key, action, operation="audit.abandoned", close=close)
+        ledger = self.deployment.ledger
+        with audit_errors():
+            stale = ledger.unfinished_generations(requested_before=datetime.now(UTC) - older_than)
+            if Scope.KEYS_ADMIN.value not in caller.key.scopes:
+                stale = [g for g in stale if g.tenant_id == caller.tenant_id]
+            if close:
+                for generation in stale:
+                    ledger.record_failed(
+                        generation.id,
+                        error_code="abandoned",
+                        message=f"closed by {caller.key.id}: still requested after {older_than}",
+                    )
+                stale = [ledger.generation(g.id) for g in stale]
+        self._record_read(caller, action, operation="audit.abandoned", close=close, returned=len(stale))
+        return stale
+
+    def audit_checkpoint(self, api_key: str | None) -> str | None:
+        """Sign the current tree head now; the signed note, for a witness to keep."""
+        caller = self.authorized(api_key, Action.AUDIT_READ, operation="audit.checkpoint")
+        # Logged first, so the checkpoint it asked for also covers the asking.
+        self._record_read(caller, Action.AUDIT_READ, operation="audit.checkpoint")
+        with audit_errors():
+            signed = self.deployment.ledger.log.checkpoint()
+        return signed.to_text() if signed is not None else None
+
+    def audit_checkpoints(self, api_key: str | None) -> list[str]:
+        caller = self.authorized(api_key, Action.AUDIT_READ, operation="audit.checkpoints")
+        with audit_errors():
+            notes = [c.to_text() for c in self.deployment.ledger.log.checkpoints()]
+        self._record_read(caller, Action.AUDIT_READ, operation="audit.checkpoints", returned=len(notes))
+        return notes
+
+    # -- subjects and consent ------------------------------------------------------------------------------
+
+    def register_subject(
+        self, api_key: str | None, name: str, photos: Sequence[PhotoInput], *, protected: bool = False
+    ) -> SubjectInfo:
+        """Register a person from one or more reference photos (each must show their face)."""
+        caller = self.authorized(api_key, Action.REGISTER_SUBJECT, name=name, protected=protected)
+        if not name.strip():
+            raise InvalidInputError("a subject needs a name")
+        if not photos:
+            raise InvalidInputError("register a subject with at least one reference photo")
+        references: list[tuple[np.ndarray, str]] = []
+        for index, photo in enumerate(photos):
+            image, digest = read_photo(photo)
+            what = f"reference photo {photo}" if not isinstance(photo, np.ndarray) else f"reference photo #{index}"
+            references.append((self.embed(image, what), digest))
+        with audit_errors():
+            return self.deployment.ledger.register_subject(
+                caller.tenant_id,
+                name.strip(),
+                references,
+                model=f"sface:{FACE_RECOGNIZER_SFACE.sha256[:16]}",
+                protected=protected,
+                actor=caller.key.id,
+                decision=self._decision(caller),
+            )
+
+    def subject(self, api_key: str | None, subject_id: str) -> SubjectInfo:
+        caller = self.authorized(api_key, Action.AUDIT_READ, subject_id=subject_id)
+        with audit_errors():
+            found = self.deployment.ledger.subject(subject_id)
+        self._record_read(caller, Action.AUDIT_READ, operation="subjects.get", subject_id=subject_id)
+        return found
+
+    def subjects(self, api_key: str | None, *, protected: bool | None = None) -> list[SubjectInfo]:
+        caller = self.authorized(api_key, Action.AUDIT_READ, operation="subjects.list")
+        with audit_errors():
+            found = self.deployment.ledger.subjects(caller.tenant_id, protected=protected)
+        self._record_read(caller, Action.AUDIT_READ, operation="subjects.list", returned=len(found))
+        return found
+
+    def grant_consent(
+        self,
+        api_key: str | None,
+        subject: str,
+        *,
+        evidence: str | os.PathLike[str] | bytes,
+        tenant: str | None = None,
+        scopes: Iterable[str] = ("animate",),
+        purposes: Iterable[str] = (),
+        valid_from: datetime | None = None,
+        expires: datetime | None = None,
+    ) -> ConsentInfo:
+        """Record ``subject``'s consent for ``tenant`` (default: the caller's). ``evidence`` is the signed
+        statement or consent video (a path or its bytes); only its SHA-256 is stored."""
+        caller = self.authorized(api_key, Action.GRANT_CONSENT, subject_id=subject)
+        if isinstance(evidence, bytes):
+            if not evidence:
+                raise InvalidInputError("consent evidence is empty")
+            digest, kind = hashlib.sha256(evidence).hexdigest(), "signed-statement"
+        else:
+            file = Path(evidence)
+            if not file.is_file():
+                raise InvalidInputError(f"consent evidence {file} does not exist or is not a file")
+            if file.stat().st_size == 0:
+                raise InvalidInputError(f"consent evidence {file} is empty")
+            digest = sha256_file(file)
+            kind = "consent-video" if file.suffix.lower() in VIDEO_SUFFIXES else "signed-statement"
+        with audit_errors():
+            try:
+                return self.deployment.ledger.grant_consent(
+                    subject,
+                    tenant or caller.tenant_id,
+                    evidence_sha256=digest,
+                    evidence_kind=kind,
+                    scopes=tuple(scopes),
+                    purposes=tuple(purposes),
+                    valid_from=valid_from,
+                    valid_until=expires,
+                    actor=caller.key.id,
+                    decision=self._decision(caller),
+                )
+            except ValueError as exc:
+                raise InvalidInputError(str(exc)) from exc
+
+    def revoke_consent(self, api_key: str | None, consent_id: str, *, reason: str = "") -> ConsentInfo:
+        caller = self.authorized(api_key, Action.REVOKE_CONSENT, consent_id=consent_id)
+        with audit_errors():
+            return self.deployment.ledger.revoke_consent(
+                consent_id, actor=caller.key.id, reason=reason, decision=self._decision(caller)
+            )
+
+    def consents(self, api_key: str | None, *, subject: str | None = None) -> list[ConsentInfo]:
+        caller = self.authorized(api_key, Action.AUDIT_READ, operation="consents.list")
+        with audit_errors():
+            found = self.deployment.ledger.consents(subject_id=subject, grantee_tenant_id=caller.tenant_id)
+        self._record_read(caller, Action.AUDIT_READ, operation="consents.list", subject_id=subject, returned=len(found))
+        return found
+
+    # -- API keys ------------------------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        api_key: str | None,
+        *,
+        tenant: str | None = None,
+        scopes: Iterable[str] | str,
+        name: str = "",
+        expires: datetime | None = None,
+        rate_limit_per_minute: int = 60,
+    ) -> NewApiKey:
+        """Mint a key; its secret is in the result once and never again. A new tenant is created on first use."""
+        caller = self.authorized(api_key, Action.MANAGE_KEYS, tenant=tenant, operation="keys.create")
+        chosen = tenant or caller.tenant_id
+        known = {s.value for s in Scope}
+        wanted = scopes.replace(",", " ").split() if isinstance(scopes, str) else list(scopes)
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise InvalidInputError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        ledger = self.deployment.ledger
+        with audit_errors():
+            try:
+                ledger.tenant(chosen)
+            except RecordNotFoundError:
+                ledger.create_tenant(chosen, actor=caller.key.id)
+            try:
+                return ledger.create_key(
+                    chosen, scopes=wanted, name=name, expires_at=expires,
+                    rate_limit_per_minute=rate_limit_per_minute, actor=caller.key.id, decision=self._decision(caller),
+                )  # fmt: skip
+            except ValueError as exc:
+                raise InvalidInputError(str(exc)) from exc
+
+    def keys(self, api_key: str | None, *, tenant: str | None = None) -> list[ApiKeyInfo]:
+        caller = self.authorized(api_key, Action.MANAGE_KEYS, operation="keys.list")
+        with audit_errors():
+            found = self.deployment.ledger.keys(tenant)
+        self._record_read(caller, Action.MANAGE_KEYS, operation="keys.list", tenant=tenant, returned=len(found))
+        return found
+
+    def revoke_key(self, api_key: str | None, key_id: str, *, reason: str = "") -> ApiKeyInfo:
+        caller = self.authorized(api_key, Action.MANAGE_KEYS, operation="keys.revoke", key_id=key_id)
+        with audit_errors():
+            return self.deployment.ledger.revoke_key(
+                key_id, actor=caller.key.id, reason=reason, decision=self._decision(caller)
+            )
+
+
+def read_photo(source: PhotoInput) -> tuple[np.ndarray, str]:
+    """The photo as RGB and the SHA-256 that identifies it in the log (of the file, or of the pixels)."""
+    if isinstance(source, np.ndarray):
+        image = check_image_array(source, name="source photo")
+        return image, hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+    image = load_image(source)
+    return image, sha256_file(Path(source))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _payload(generation_id: str | None) -> Payload:
+    if generation_id is None:
+        return Payload.new()
+    if len(generation_id) != 16 or any(c not in "0123456789abcdef" for c in generation_id):
+        raise InvalidInputError(f"generation id {generation_id!r} must be 16 lowercase hex digits")
+    return Payload.from_hex(generation_id)
+
+
+def _driving_ref(driving: str | os.PathLike[str] | None, template: str | None) -> str:
+    if driving is not None:
+        file = Path(driving)
+        if not file.is_file():
+            raise InvalidInputError(f"driving video {file} does not exist or is not a file")
+        return f"sha256:{sha256_file(file)}"
+    return f"template:{template}"
+
+
+def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -> dict[str, object]:
+    """The whole record for its own tenant (or an admin key); for anyone else, only that it exists and when."""
+    same = record.tenant_id == caller.tenant_id or Scope.KEYS_ADMIN.value in caller.key.scopes
+    view: dict[str, object] = (
+        record.model_dump(mode="json")
+        if same
+        else {"id": record.id, "status": record.status, "created_at": record.created_at.isoformat()}
+    )
+    view["file_matches_record"] = record.output_sha256 == file_sha256
+    return view
