@@ -45,10 +45,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
+REPO = Path(__file__).resolve().parent.parent
+# First, so that `audit` is the package and not bench/audit.py beside this script (its workers inherit the path).
+sys.path.insert(0, str(REPO))
 
-from watermark import (
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from watermark import (  # noqa: E402
     METHOD_NAMES,
     Payload,
     WatermarkKey,
@@ -56,9 +60,14 @@ from watermark import (
     get_method,
     mark_video,
 )
-from watermark.attacks import UnmarkedVariant, get_attack, select_evenly, standard_attacks, unmarked_variant_specs
+from watermark.attacks import (  # noqa: E402
+    UnmarkedVariant,
+    get_attack,
+    select_evenly,
+    standard_attacks,
+    unmarked_variant_specs,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 P_THRESHOLD = 1e-9
 TARGET_RATE = 0.95
 TARGET_PSNR = 38.0

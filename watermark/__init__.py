@@ -30,9 +30,14 @@ def detect_watermark(
     method: str = DEFAULT_METHOD,
     p_threshold: float = DEFAULT_P_THRESHOLD,
     max_frames: int | None = None,
+    expected: Payload | None = None,
 ) -> WatermarkDetection:
-    """Look for a mark made with ``key``. Never raises for "no mark": that is ``detected=False``, p-value 1."""
-    return detect_in_video(Path(path), key, get_method(method), p_threshold=p_threshold, max_frames=max_frames)
+    """Look for a mark made with ``key``. Never raises for "no mark": that is ``detected=False``, p-value 1.
+
+    ``expected``: check for that one payload (a read-back of a mark just made) rather than search for any."""
+    return detect_in_video(
+        Path(path), key, get_method(method), p_threshold=p_threshold, max_frames=max_frames, expected=expected
+    )
 
 
 __all__ = [

@@ -165,6 +165,7 @@ class Service:
                         data={
                             "manifest_label": generation.manifest_label,
                             "watermark_method": generation.watermark_method,
+                            "watermark_strength": generation.watermark_strength,
                             "frames": generation.animation.frames,
                             "fps": generation.animation.fps,
                             "output_name": Path(generation.output).name,

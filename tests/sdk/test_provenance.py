@@ -16,7 +16,7 @@ import pytest
 from watermark.attacks import get_attack
 from watermark.reading import ManifestState
 from xp_sdk.engine import AnimateOptions
-from xp_sdk.errors import AlreadyInitializedError, NoFaceError, NotInitializedError
+from xp_sdk.errors import AlreadyInitializedError, NoFaceError, NotInitializedError, ProvenanceFailedError
 from xp_sdk.generate import Generation, generate
 from xp_sdk.home import Home
 from xp_sdk.provenance import ProvenanceKeys, init_provenance_keys, load_provenance_keys
@@ -136,6 +136,29 @@ def test_each_generation_gets_its_own_id(faces: Path, keys: ProvenanceKeys, tmp_
         assert verify(done.output, keys=keys).watermark.payload == done.generation_id
         ids.add(done.generation_id)
     assert len(ids) == 2
+
+
+def test_a_mark_that_does_not_read_back_is_made_again_stronger(
+    faces: Path, keys: ProvenanceKeys, tmp_path: Path
+) -> None:
+    # 2 % of the strength rounds the pattern away in 8-bit pixels: the first try cannot read back.
+    done = generate(
+        faces / "source" / ASTRONAUT, tmp_path / "o.mp4", keys=keys, template="blink",
+        options=AnimateOptions(max_side=384), watermark_strengths=(0.02, 1.4),
+    )  # fmt: skip
+    assert done.watermark_strength == 1.4
+    assert verify(done.output, keys=keys).watermark.payload == done.generation_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]
+
+
+def test_a_mark_that_never_reads_back_publishes_nothing(faces: Path, keys: ProvenanceKeys, tmp_path: Path) -> None:
+    with pytest.raises(ProvenanceFailedError, match="could not be read back") as raised:
+        generate(
+            faces / "source" / ASTRONAUT, tmp_path / "o.mp4", keys=keys, template="blink",
+            options=AnimateOptions(max_side=384), watermark_strengths=(0.02,),
+        )  # fmt: skip
+    assert raised.value.code == "watermark_unreadable"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_refused_photo_leaves_no_file(keys: ProvenanceKeys, tmp_path: Path) -> None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from watermark.methods.base import EmbeddingMethod
-from watermark.methods.tiled import TiledMethod
+from watermark.methods.tiled import TiledConfig, TiledMethod
 
 DEFAULT_METHOD = "tiled"
 METHOD_NAMES = ("tiled", "dwtdctsvd")
+ADJUSTABLE_STRENGTH = frozenset({"tiled"})
+"""Methods whose embedding strength can be raised without changing their detector."""
 
 
-def get_method(name: str = DEFAULT_METHOD) -> EmbeddingMethod:
+def get_method(name: str = DEFAULT_METHOD, *, strength: float = 1.0) -> EmbeddingMethod:
+    """The method called ``name``; ``strength`` scales its embedding energy (and its energy budget) for a
+    picture that carries the mark too weakly at 1. Detection is the same at any strength."""
+    if not strength > 0:
+        raise ValueError(f"a watermark strength must be above 0, got {strength}")
+    if strength != 1.0 and name not in ADJUSTABLE_STRENGTH:
+        raise ValueError(f"the {name!r} method has a fixed strength: its detector depends on it")
     if name == "tiled":
-        return TiledMethod()
+        return TiledMethod(TiledConfig().scaled(strength))
     if name == "dwtdctsvd":
         from watermark.methods.dwtdctsvd import DwtDctSvdMethod
 
