@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -29,11 +30,25 @@ def serve(
         ),
     ] = None,
     gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0, help="GPUs each actor holds.")] = 0.0,
+    close_abandoned_after: Annotated[
+        int | None,
+        typer.Option(
+            "--close-abandoned-after",
+            metavar="MINUTES",
+            min=10,
+            help="Close generations still 'requested' this long after they began (their server died). Make it "
+            "longer than the longest generation any server of the deployment runs. Off unless given.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Client's operations over HTTP, with the verification page at /."""
     from xp_sdk.server.serve import serve as run_server
 
+    abandoned = timedelta(minutes=close_abandoned_after) if close_abandoned_after is not None else None
     try:
-        run_server(host=host, port=port, home=home, workers=workers, ray_address=ray, gpus_per_worker=gpus_per_worker)
+        run_server(
+            host=host, port=port, home=home, workers=workers, ray_address=ray, gpus_per_worker=gpus_per_worker,
+            close_abandoned_after=abandoned,
+        )  # fmt: skip
     except ImportError as exc:
         raise InvalidInputError(f"--ray needs the ray extra: pip install 'xp-sdk[ray]' ({exc})") from exc

@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from xp_sdk.server.limits import BodyLimit, ClientRateLimit, Limits
 from xp_sdk.server.routes import api, page
 from xp_sdk.server.schemas import Health
 from xp_sdk.server.state import ServerState
+from xp_sdk.server.sweeper import AbandonedSweeper
 from xp_sdk.service import Service
 
 DESCRIPTION = """Provenance-gated portrait animation. Every request carries `Authorization: Bearer <API key>`;
@@ -45,10 +47,12 @@ def create_app(
     retention_s: float = 3600.0,
     ray_address: str | None = None,
     gpus_per_worker: float = 0.0,
+    close_abandoned_after: timedelta | None = None,
 ) -> FastAPI:
     """``workers``: animations that run at once (each takes about one core), or with ``ray_address`` the number
-    of Ray actors holding the models. A ``Deployment`` passed in stays the caller's to close; one opened here
-    from ``Settings`` closes with the app."""
+    of Ray actors holding the models. ``close_abandoned_after``: close generations left "requested" longer than
+    this (see ``xp_sdk.server.sweeper``; off by default). A ``Deployment`` passed in stays the caller's to close;
+    one opened here from ``Settings`` closes with the app."""
     owned = isinstance(settings_or_deployment, Settings)
     deployment = (
         Deployment.open(settings_or_deployment)
@@ -93,9 +97,21 @@ def create_app(
         heavy=anyio.CapacityLimiter(max(1, os.cpu_count() or 1)),
     )
 
+    sweeper = (
+        AbandonedSweeper(
+            deployment.ledger, older_than=close_abandoned_after, active=chosen_runner.active_generation_ids
+        )
+        if close_abandoned_after is not None
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if sweeper is not None:
+            sweeper.start()
         yield
+        if sweeper is not None:
+            await run_in_threadpool(sweeper.stop)
         # Running generations stop at their next frame and are logged "failed"; none is left half-published.
         await run_in_threadpool(partial(chosen_runner.shutdown, wait=False))
         if owned:

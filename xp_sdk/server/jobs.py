@@ -128,6 +128,10 @@ class JobRunner(Protocol):
 
     def shutdown(self, *, wait: bool = True) -> None: ...
 
+    def active_generation_ids(self) -> set[str]:
+        """The generation ids of the jobs queued or running now."""
+        ...
+
 
 def run_animation(service: Service, job: AnimationJob, progress: ProgressCallback) -> AnimationResult:
     """What a worker does with a job, wherever it runs."""
@@ -149,10 +153,10 @@ def remove_inputs(job: AnimationJob) -> None:
         job.out.parent.rmdir()
 
 
-def fail_abandoned(ledger: Ledger, generation_id: str, reason: str) -> bool:
+def fail_abandoned(ledger: Ledger, generation_id: str, reason: str, error_code: str = "worker_lost") -> bool:
     """Mark a generation failed whose worker is gone; False when it never reached "requested" or already ended."""
     try:
-        ledger.record_failed(generation_id, error_code="worker_lost", message=reason[:500])
+        ledger.record_failed(generation_id, error_code=error_code, message=reason[:500])
     except (RecordNotFoundError, RecordConflictError):
         return False
     return True
@@ -241,6 +245,10 @@ class JobTable(Generic[_E]):
                 self._by_idempotency[remembered] = job.id
         self._queue.put(job.id)
         return entry.state, True
+
+    def active_generation_ids(self) -> set[str]:
+        with self.lock:
+            return {e.job.generation_id for e in self._entries.values() if not e.state.status.finished}
 
     def get(self, job_id: str) -> _E | None:
         """The caller holds ``lock``."""
@@ -334,6 +342,9 @@ class TableRunner(Generic[_E]):
 
     def cancel(self, job_id: str) -> JobState | None:
         return self._jobs.cancel(job_id)
+
+    def active_generation_ids(self) -> set[str]:
+        return self._jobs.active_generation_ids()
 
 
 @dataclass

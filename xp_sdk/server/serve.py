@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import time
+from datetime import timedelta
 from types import TracebackType
 
 import uvicorn
@@ -26,6 +27,7 @@ def serve(
     log_level: str = "info",
     ray_address: str | None = None,
     gpus_per_worker: float = 0.0,
+    close_abandoned_after: timedelta | None = None,
 ) -> None:
     """Serve the deployment in ``home`` (default: ``XP_HOME``) until interrupted.
 
@@ -34,10 +36,11 @@ def serve(
     (a reverse proxy) for anything but loopback: API keys travel in the Authorization header.
 
     With ``ray_address`` generations run on ``workers`` Ray actors that hold the models (see
-    ``xp_sdk.server.ray_runner`` for what the cluster must share)."""
+    ``xp_sdk.server.ray_runner`` for what the cluster must share). ``close_abandoned_after``: see
+    ``xp_sdk.server.sweeper``."""
     app = create_app(
         Settings.resolve(home=home), workers=workers, limits=limits, ray_address=ray_address,
-        gpus_per_worker=gpus_per_worker,
+        gpus_per_worker=gpus_per_worker, close_abandoned_after=close_abandoned_after,
     )  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, timeout_keep_alive=15)
 
