@@ -41,17 +41,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
+# Run as a script, Python puts bench/ first on sys.path, where bench/audit.py would shadow the audit package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from xp_sdk.engine import AnimateOptions, animate
-from xp_sdk.engine.animate import Progress, prepare_source
-from xp_sdk.engine.driving import StageClock, iter_motion_codes
-from xp_sdk.engine.motion import MotionCode
-from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference
-from xp_sdk.engine.templates import MotionTemplate, dump_template, load_template
-from xp_sdk.engine.video import VideoWriter, probe_video, read_frames
-from xp_sdk.engine.warp import WarpGenerator
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from xp_sdk.engine import AnimateOptions, animate  # noqa: E402
+from xp_sdk.engine.animate import Progress, prepare_source  # noqa: E402
+from xp_sdk.engine.driving import StageClock, iter_motion_codes  # noqa: E402
+from xp_sdk.engine.motion import MotionCode  # noqa: E402
+from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference  # noqa: E402
+from xp_sdk.engine.templates import MotionTemplate, dump_template, load_template  # noqa: E402
+from xp_sdk.engine.video import VideoWriter, probe_video, read_frames  # noqa: E402
+from xp_sdk.engine.warp import WarpGenerator  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVING_NAME = "lp_d5_hist.mp4"

@@ -17,12 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+# Run as a script, Python puts bench/ first on sys.path, where bench/audit.py would shadow the audit package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from xp_sdk.engine import animate
-from xp_sdk.engine.evaluate import QualityReport, evaluate_files
-from xp_sdk.engine.video import read_frames
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from xp_sdk.engine import animate  # noqa: E402
+from xp_sdk.engine.evaluate import QualityReport, evaluate_files  # noqa: E402
+from xp_sdk.engine.video import read_frames  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = {"expression_ratio": 0.35, "identity_min": 0.7, "jitter_ratio": 1.2}

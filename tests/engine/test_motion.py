@@ -241,7 +241,27 @@ def test_encoder_codes_are_relative_to_the_first_frame(d1_faces: list[Any]) -> N
         assert math.degrees(math.acos(max(-1.0, min(1.0, cos)))) < 2.0
         assert np.allclose(code.blendshapes, face.blendshapes)
         assert code.shape is not None
-        assert np.abs(code.shape - canonical_shape(face)).mean() < 0.02
+        # Up to scale: codes keep the first frame's skull size, canonical_shape uses each frame's iris distance.
+        own = canonical_shape(face)
+        own *= topology.skull_size(code.shape) / topology.skull_size(own)
+        assert np.abs(code.shape - own).mean() < 0.02
+
+
+def test_a_blink_does_not_rescale_the_face(d1_faces: list[Any]) -> None:
+    # MediaPipe's iris centres drift inwards while the lids are closed; scaling each frame by its own iris
+    # distance made the whole face zoom at every blink (the chin moved 0.1 inter-ocular units on this clip).
+    encoder = MotionEncoder()
+    codes = [encoder.encode(face) for face in d1_faces]
+    shapes = [c.shape for c in codes]
+    assert all(s is not None for s in shapes)
+    opening = [topology.eye_opening(s, 0) for s in shapes]  # type: ignore[arg-type]
+    closed = [i for i, o in enumerate(opening) if o < 0.3 * opening[0]]
+    assert closed, "lp_d1 blinks"
+    iris = [d1_faces[i].inter_ocular / d1_faces[0].inter_ocular for i in closed]
+    assert min(iris) < 0.97  # the drift is there ...
+    chin = [s[topology.CHIN, 1] for s in shapes]  # type: ignore[index]
+    assert max(abs(chin[i] - chin[0]) for i in closed) < 0.04  # ... and does not move the chin
+    assert max(abs(c.log_scale) for c in codes) < 0.02  # nor zoom the head
 
 
 def test_encoder_translation_and_scale_track_the_head(d1_faces: list[Any]) -> None:

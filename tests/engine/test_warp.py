@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from xp_sdk.engine import topology
-from xp_sdk.engine.motion import BLENDSHAPE_INDEX, MotionCode
+from xp_sdk.engine.eyelids import LidPainter
+from xp_sdk.engine.faces import FaceAnalyzer
+from xp_sdk.engine.motion import BLENDSHAPE_INDEX, MotionCode, canonical_shape
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
 
@@ -262,6 +264,43 @@ def test_blink_pulls_the_upper_lid_down(
         assert back[y, x, 1] < y - 0.05 * face.inter_ocular  # sampled from well above
         assert abs(back[y, x, 0] - x) < 0.05 * face.inter_ocular
         assert np.allclose(still[y, x], [x, y], atol=0.01)
+
+
+@pytest.mark.parametrize("name", ["lp_d30.jpg", "lp_s7.jpg"])
+def test_a_blink_reads_as_closed_eyes(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator], name: str
+) -> None:
+    # MediaPipe's upper-lid contour lies on the eyeball below the lashes; pulling only it down smeared the
+    # lashes and the top of the iris over the eye, which MediaPipe still read as about two-thirds open.
+    # The lash line and the lid skin above it now come down, so the rendered blink reads as closed.
+    _, face = photo_faces[name]
+    frame = generators(name).render(Retargeter(face).from_template(_blink_code()))
+    with FaceAnalyzer() as analyzer:
+        seen = analyzer.analyze_photo(frame)
+    before, after = canonical_shape(face), canonical_shape(seen)
+    kept = np.mean([topology.eye_opening(after, eye) / topology.eye_opening(before, eye) for eye in (0, 1)])
+    assert kept < 0.5  # (0.54 and 0.63 before the lash line moved; MediaPipe reads no warp as fully shut)
+
+
+@pytest.mark.parametrize("name", ["lp_d30.jpg", "lp_s7.jpg"])
+def test_a_closed_eye_is_lid_skin_not_stretched_lashes(photo_faces: dict[str, Any], name: str) -> None:
+    # Without painting, the lash band is stretched over the closed eye as dark facets; the painted lid is the
+    # photo's own lid tone, smooth, with a lash line at the closure.
+    image, face = photo_faces[name]
+    target = Retargeter(face).from_template(_blink_code())
+    frames = {
+        paint: WarpGenerator(image, face, WarpConfig(paint_lids=paint)).render(target) for paint in (False, True)
+    }
+    pts = target.landmarks[:, :2]
+    painter = LidPainter(image, face.landmarks)
+    for eye, (upper, _lower) in enumerate(topology.EYES):
+        # The lid just above the closure, over the middle of the eye.
+        middle = pts[list(upper[2:-2])]
+        above = np.round(middle - np.array([0.0, 0.05 * topology.inter_ocular(pts)])).astype(int)
+        tone = painter.tones[eye]
+        error = {p: float(np.mean(np.abs(frames[p][above[:, 1], above[:, 0]].astype(float) - tone))) for p in frames}
+        assert error[True] < 0.6 * error[False], (eye, error)
+        assert painter.closure(pts, eye) > 0.85
 
 
 # --- region of interest -------------------------------------------------------------------------------------

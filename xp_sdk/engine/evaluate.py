@@ -12,9 +12,14 @@ mistakes.
 
 Pose-free expression shape (per frame)
     The 478 landmarks ``P`` (pixels, z on the x scale) are centred on the mean ``c`` of the ``RIGID`` points,
-    de-rotated with the head rotation ``R`` (row vectors: ``C = (P - c) @ R``) and divided by the
-    inter-ocular distance of that frame, measured in 3-D so that it does not shrink when the head turns.
-    Only the ``EXPRESSIVE`` points' x, y are kept. The result is in inter-ocular (IOD) units.
+    de-rotated with the head rotation ``R`` (row vectors: ``C = (P - c) @ R``) and scaled to inter-ocular
+    (IOD) units: the track's first shape is divided by its own inter-ocular distance, measured in 3-D so that
+    it does not shrink when the head turns; every later shape is scaled so that its ``SKULL`` points (3-D
+    RMS spread) have the first shape's size, and its de-rotation refined on the ``RIGID`` points. The skull
+    size, not each frame's iris distance, sets the scale because MediaPipe's iris centres drift inwards when
+    the lids close (about 5 % during an eye squeeze on lp_d7): dividing each frame by its own iris distance
+    made every blink a zoom of the whole face, scored as chin, mouth and brow motion. Only the ``EXPRESSIVE``
+    points' x, y are kept.
 
 expression_error
     Each sequence of shapes is centred on its own temporal mean (over the scored frames), which removes the
@@ -146,10 +151,13 @@ def canonical_shape(face: FaceAnalysis, anchor: np.ndarray | None = None) -> np.
     """
     points = face.landmarks.astype(np.float64)
     centred = (points - points[_RIGID].mean(axis=0)) @ face.rotation
-    iod = float(np.linalg.norm(centred[_IRIS_A] - centred[_IRIS_B]))
-    if not math.isfinite(iod) or iod <= 1e-6:
+    if anchor is None:
+        size = float(np.linalg.norm(centred[_IRIS_A] - centred[_IRIS_B]))
+    else:
+        size = topology.skull_size(centred) / topology.skull_size(anchor)
+    if not math.isfinite(size) or size <= 1e-6:
         return None
-    shape: np.ndarray = centred / iod
+    shape: np.ndarray = centred / size
     if anchor is not None:
         shape = shape @ kabsch(shape[_RIGID], anchor[_RIGID])
     return shape

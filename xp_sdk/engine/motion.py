@@ -80,12 +80,16 @@ def canonical_and_rotation(face: FaceAnalysis, anchor: np.ndarray | None = None)
     pts = face.landmarks.astype(np.float64)
     rot = face.rotation
     canon = (pts - rigid_centre(pts)) @ rot
-    canon /= max(topology.inter_ocular(canon), 1e-6)
-    if anchor is not None:
-        refine = kabsch(canon[list(topology.RIGID)], anchor[list(topology.RIGID)])
-        canon = canon @ refine
-        rot = rot @ refine
+    if anchor is None:
         canon /= max(topology.inter_ocular(canon), 1e-6)
+        return canon, rot
+    # Later frames are scaled to the anchor's skull size, not to their own iris distance: MediaPipe's iris
+    # centres drift when the lids close, and a per-frame iris scale turns every blink into a fake zoom of the
+    # whole face (chin, mouth and brows move by up to 0.1 inter-ocular units).
+    canon *= topology.skull_size(anchor) / max(topology.skull_size(canon), 1e-6)
+    refine = kabsch(canon[list(topology.RIGID)], anchor[list(topology.RIGID)])
+    canon = canon @ refine
+    rot = rot @ refine
     return canon, rot
 
 
@@ -102,21 +106,23 @@ class MotionEncoder:
     """Turns the face analyses of a video's frames, in order, into motion codes."""
 
     def __init__(self) -> None:
-        self._origin: tuple[np.ndarray, float] | None = None
+        self._origin: tuple[np.ndarray, float, float] | None = None
         self._anchor: np.ndarray | None = None
 
     def encode(self, face: FaceAnalysis) -> MotionCode:
-        centre = rigid_centre(face.landmarks.astype(np.float64))[:2]
-        iod = max(face.inter_ocular, 1e-6)
+        points = face.landmarks.astype(np.float64)
+        centre = rigid_centre(points)[:2]
+        # Head size from the skull points (3-D, so turning the head does not shrink it), not the iris distance.
+        size = max(topology.skull_size(points), 1e-6)
         shape, rotation = canonical_and_rotation(face, self._anchor)
         if self._origin is None:
-            self._origin = (centre, iod)
+            self._origin = (centre, max(face.inter_ocular, 1e-6), size)
             self._anchor = shape
-        origin, origin_iod = self._origin
+        origin, origin_iod, origin_size = self._origin
         return MotionCode(
             rotation=matrix_to_euler(rotation),
             translation=(centre - origin) / origin_iod,
-            log_scale=math.log(iod / origin_iod),
+            log_scale=math.log(size / origin_size),
             blendshapes=face.blendshapes.astype(np.float64),
             shape=shape,
         )

@@ -75,6 +75,11 @@ class Retargeter:
         self._iod = topology.inter_ocular((pts - self._centre) @ self._rotation)
         self._rig: ExpressionRig | None = None
         self._eye_open = [max(topology.eye_opening(self._canonical, e), 1e-3) for e in (0, 1)]
+        self._iris_place = []
+        for upper, lower in topology.EYES:
+            iris = list(topology.IRIS_A if upper == topology.EYE_A_UPPER else topology.IRIS_B)
+            top, bottom = _lid_curves(self._canonical, upper, lower, self._canonical[iris, 0])
+            self._iris_place.append((self._canonical[iris, 1] - top) / np.maximum(bottom - top, 1e-3))
 
     @property
     def rig(self) -> ExpressionRig:
@@ -129,6 +134,7 @@ class Retargeter:
             upper, lower = topology.EYES[eye]
             up = list(upper[1:-1])
             lo = list(lower[1:-1])
+            iris = list(topology.IRIS_A if eye == 0 else topology.IRIS_B)
             gap = out[lo, 1] - out[up, 1]
             wanted = self._eye_open[eye] * min(max(ratio, 0.0), 1.6)
             current = max(topology.eye_opening(out, eye), 1e-3)
@@ -136,9 +142,24 @@ class Retargeter:
             # Blinks are mostly the upper lid coming down.
             out[up, 1] -= 0.8 * change
             out[lo, 1] += 0.2 * change
-            iris = topology.IRIS_A if eye == 0 else topology.IRIS_B
-            out[list(iris), 1] -= 0.4 * float(np.mean(change))
+            out[up, 1] = np.minimum(out[up, 1], out[lo, 1])  # a lid never passes the other
+            # The iris keeps its place between the lids in the photo (as a fraction of the opening), so a
+            # closing lid squeezes it instead of crossing it (a crossed iris renders as a spike through the lid).
+            top, bottom = _lid_curves(out, upper, lower, out[iris, 0])
+            out[iris, 1] = top + self._iris_place[eye] * np.maximum(bottom - top, 0.0)
         return out
+
+
+def _lid_curves(
+    points: np.ndarray, upper: Sequence[int], lower: Sequence[int], xs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """y of the upper and lower lid contours at ``xs`` (linear between contour points)."""
+    curves = []
+    for contour in (upper, lower):
+        xy = points[list(contour), :2]
+        order = np.argsort(xy[:, 0])
+        curves.append(np.interp(xs, xy[order, 0], xy[order, 1]))
+    return curves[0], curves[1]
 
 
 def _opening_ratio(shape: np.ndarray, reference: np.ndarray, eye: int) -> float:

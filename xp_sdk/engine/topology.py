@@ -36,6 +36,11 @@ NOSE_TIP = 1
 # Points that move with the skull, not with expression: used for pose and alignment.
 RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 234, 454, 127, 356, 33, 263, 133, 362)
 
+# The skull points of RIGID without the eye corners (a squint moves those): their spread measures the face's
+# size. The iris distance does not: MediaPipe's iris centres drift inwards when the lids close (about 5 % in a
+# squeeze), which would read as the whole face shrinking at every blink.
+SKULL = tuple(i for i in RIGID if i not in (33, 263, 133, 362))
+
 # Points whose motion is the expression: lips, eyes, brows, jaw line. Used by quality evaluation.
 EXPRESSIVE = tuple(
     sorted(
@@ -63,6 +68,12 @@ def eye_opening(points: np.ndarray, eye: int) -> float:
     up = points[list(upper[2:-2]), 1]
     lo = points[list(lower[2:-2]), 1]
     return float(np.mean(lo - up))
+
+
+def skull_size(points: np.ndarray) -> float:
+    """RMS distance of the SKULL points from their mean (3-D when given), in the units of ``points``."""
+    skull = points[list(SKULL)]
+    return float(np.sqrt(((skull - skull.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
 
 def mouth_opening(points: np.ndarray) -> float:

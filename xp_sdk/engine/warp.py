@@ -23,6 +23,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from xp_sdk.engine import topology
+from xp_sdk.engine.eyelids import LidPainter
 from xp_sdk.engine.faces import FaceAnalysis
 from xp_sdk.engine.mouth import MouthPainter
 from xp_sdk.engine.retarget import TargetFace
@@ -35,6 +36,7 @@ _RINGS = ((1.25, 0.85, 0.55), (1.7, 0.5, 0.15), (2.4, 0.15, 0.0))
 class WarpConfig:
     map_cells: int = 256  # resolution of the backward map along the region's longer side
     paint_mouth: bool = True
+    paint_lids: bool = True
 
 
 class WarpGenerator:
@@ -62,12 +64,16 @@ class WarpGenerator:
         rw, rh = rx1 - rx0, ry1 - ry0
         self._origin = np.array([rx0, ry0], dtype=np.float64)
 
+        self._lids = _EyelidRig(pts)
         border = _rectangle_points(rw, rh, per_side=10)
-        self._source_ctrl = np.vstack([pts - self._origin, np.vstack(rings) - self._origin, border])
-        self._n_moving = len(pts) + len(outer)
+        self._source_ctrl = np.vstack(
+            [pts - self._origin, self._lids.lash_source - self._origin, np.vstack(rings) - self._origin, border]
+        )
+        self._n_face = len(pts) + len(self._lids.lash_source)
+        self._n_moving = self._n_face + len(outer)
         simplices = Delaunay(self._source_ctrl, qhull_options="QJ").simplices
-        # Triangles made only of face landmarks are drawn last, so the face wins where the warp folds.
-        face_only = (simplices < len(pts)).all(axis=1)
+        # Triangles made only of face points are drawn last, so the face wins where the warp folds.
+        face_only = (simplices < self._n_face).all(axis=1)
         self._triangles = np.vstack([simplices[~face_only], simplices[face_only]])
         self._source_tri = np.concatenate(
             [self._source_ctrl[self._triangles].transpose(0, 2, 1), np.ones((len(self._triangles), 1, 3))], axis=1
@@ -91,14 +97,16 @@ class WarpGenerator:
         self._roi_image = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
         self._feather = _feather_mask(rw, rh, self.roi, (w, h))
         self._mouth = MouthPainter(image, face.landmarks) if c.paint_mouth else None
+        self._lid_painter = LidPainter(image, face.landmarks) if c.paint_lids else None
 
     def control_displacement(self, target: TargetFace) -> np.ndarray:
         """Displacement of every control point for one frame, in region pixels."""
         face_disp = target.landmarks - self._source_landmarks
         ring_disp = face_disp[self._ring_parent] * self._ring_weights[:, None]
         disp = np.zeros_like(self._source_ctrl)
+        disp[len(face_disp) : self._n_face] = self._lids.lash_displacement(target, face_disp)
         disp[: len(face_disp)] = face_disp
-        disp[len(face_disp) : self._n_moving] = ring_disp
+        disp[self._n_face : self._n_moving] = ring_disp
         return disp
 
     def backward_map(self, target: TargetFace) -> np.ndarray:
@@ -149,6 +157,8 @@ class WarpGenerator:
         if self._mouth is not None:
             local = target.landmarks - self._origin
             self._mouth.paint(warped, local)
+        if self._lid_painter is not None:
+            self._lid_painter.paint(warped, target.landmarks - self._origin)
         frame = self.image.copy()
         rx0, ry0, rx1, ry1 = self.roi
         if self._feather is None:
@@ -159,6 +169,72 @@ class WarpGenerator:
                 np.uint8
             )
         return frame
+
+
+class _EyelidRig:
+    """The upper lid's lash line as extra control points, so a closing eye is covered by lid, not smeared.
+
+    MediaPipe puts its upper-lid contour on the eyeball just below the lashes, with the lashes and the lid
+    above it. Moving only that contour down stretches the lashes and the top of the iris over the whole eye,
+    which looks like a smear, not a closed eye (and MediaPipe reads it as still two-thirds open). Here a
+    lash-line point sits above each contour point; as the eye closes, the band between the two shrinks to
+    nothing (the lid covers that strip of eyeball), and the lid skin above the lashes (the next two mesh rings)
+    slides down with the lash line instead of being stretched.
+    """
+
+    # Rings of the face mesh above each upper lid (MediaPipe's "EyeUpper1" and "EyeUpper2"), and how much of
+    # the lash line's extra motion each follows.
+    _RINGS = (
+        ((247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 221, 189)),
+        ((467, 260, 259, 257, 258, 286, 414), (342, 445, 444, 443, 442, 441, 413)),
+    )
+    _FOLLOW = (0.5, 0.0)
+    _LASH = 0.5  # lash line, as a fraction of the way from the contour to the first ring
+
+    def __init__(self, landmarks: np.ndarray) -> None:
+        pts = landmarks[:, :2]
+        self._iod = max(topology.inter_ocular(pts), 1e-6)
+        upper: list[int] = []
+        lower: list[int] = []
+        followers: list[tuple[int, int, float]] = []  # (landmark, lash point, weight)
+        offsets = []
+        for eye, (up, lo) in enumerate(topology.EYES):
+            mid_up, mid_lo = list(up[1:-1]), list(lo[1:-1])
+            base = len(upper)
+            upper += mid_up
+            lower += mid_lo
+            rings = self._RINGS[eye]
+            first = np.array(rings[0])
+            # Each contour point's ring partner is the ring point nearest to it across the eye (x).
+            partner = [int(first[np.argmin(np.abs(pts[first, 0] - pts[i, 0]))]) for i in mid_up]
+            for i, r in zip(mid_up, partner, strict=True):
+                offsets.append(self._LASH * min(pts[r, 1] - pts[i, 1], 0.0))
+            for ring, weight in zip(rings, self._FOLLOW, strict=True):
+                for r in ring:
+                    k = int(np.argmin(np.abs(pts[mid_up, 0] - pts[r, 0])))
+                    followers.append((r, base + k, weight))
+        self._upper = np.array(upper)
+        self._lower = np.array(lower)
+        self._offset = np.array(offsets)  # (N,) y offset of the lash line above the contour, pixels (<= 0)
+        self._gap = np.maximum(pts[self._lower, 1] - pts[self._upper, 1], 1.0)
+        self._followers = np.array([f[0] for f in followers])
+        self._leaders = np.array([f[1] for f in followers])
+        self._weights = np.array([f[2] for f in followers])[:, None]
+        self.lash_source = pts[self._upper] + np.stack([np.zeros_like(self._offset), self._offset], axis=1)
+
+    def lash_displacement(self, target: TargetFace, face_disp: np.ndarray) -> np.ndarray:
+        """Displacement of the lash points; also moves the rings above the lid along (``face_disp``, in place)."""
+        pts = target.landmarks
+        gap = pts[self._lower, 1] - pts[self._upper, 1]
+        closing = np.clip(gap / self._gap, 0.0, 1.0)
+        scale = topology.inter_ocular(pts) / self._iod  # the head's size in this frame, relative to the photo
+        lash = pts[self._upper].copy()
+        lash[:, 1] += self._offset * closing * scale
+        disp: np.ndarray = lash - self.lash_source
+        # The rings keep their offset from the lash line (weight 1) or part of it: lid skin slides, not stretches.
+        pull = disp[self._leaders] - face_disp[self._followers]
+        face_disp[self._followers] += self._weights * pull
+        return disp
 
 
 def _rectangle_points(w: int, h: int, per_side: int) -> np.ndarray:

@@ -1,0 +1,131 @@
+"""Closed-eye lids for a warp: lid skin and a lash line painted where the driving eye closes.
+
+In an open-eyed photo the lid skin that covers a closed eye is folded away under the crease: there is nothing to
+warp into place, so a warp can only stretch the lash band over the eye, which reads as dark facets. Here the
+covered eye is painted with the photo's own lid tone (sampled between the lashes and the brow), shaded darker
+towards the closure, with a lash line along it, faded in as the eye closes.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from xp_sdk.engine import topology
+
+# The first two face-mesh rings above each upper lid (MediaPipe's "EyeUpper1" and "EyeUpper2").
+_RINGS = (
+    ((247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 221, 189)),
+    ((467, 260, 259, 257, 258, 286, 414), (342, 445, 444, 443, 442, 441, 413)),
+)
+_START, _FULL = 0.35, 0.85
+"""Closure (1 − opening / photo's opening) at which painting starts, and at which it is fully opaque."""
+
+
+class LidPainter:
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray) -> None:
+        pts = landmarks[:, :2]
+        self.tones: list[np.ndarray] = []
+        self.lashes: list[np.ndarray] = []
+        self.source_openings: list[float] = []
+        for eye, (upper, _lower) in enumerate(topology.EYES):
+            first, second = (pts[list(ring)] for ring in _RINGS[eye])
+            # Lid skin: just above the second ring, clear of the lashes and the crease's shadow, below the brow.
+            self.tones.append(_median(image, second + (second - first) * 0.5))
+            contour = pts[list(upper[1:-1])]
+            # The lashes: the darkest of the band just above the upper-lid contour.
+            band = np.vstack([contour + (first.mean(axis=0) - contour.mean(axis=0)) * f for f in (0.15, 0.3)])
+            self.lashes.append(_darkest(image, band))
+            self.source_openings.append(max(topology.eye_opening(pts, eye), 1.0))
+        self.iod = max(topology.inter_ocular(pts), 1.0)
+
+    def closure(self, target: np.ndarray, eye: int) -> float:
+        return float(np.clip(1.0 - topology.eye_opening(target, eye) / self.source_openings[eye], 0.0, 1.0))
+
+    def paint(self, frame: np.ndarray, target: np.ndarray) -> None:
+        """Paint closing lids into ``frame`` (in place); ``target`` are the frame's landmarks."""
+        scale = topology.inter_ocular(target[:, :2]) / self.iod
+        for eye, (upper, lower) in enumerate(topology.EYES):
+            strength = float(np.clip((self.closure(target, eye) - _START) / (_FULL - _START), 0.0, 1.0))
+            if strength <= 0.01:
+                continue
+            strength = strength * strength * (3 - 2 * strength)  # smoothstep: no visible onset
+            ring = target[list(_RINGS[eye][1]), :2]
+            closing_line = target[list(upper), :2]
+            bottom = target[list(lower), :2]
+            self._paint_eye(frame, eye, ring, closing_line, bottom, strength, scale)
+
+    def _paint_eye(
+        self,
+        frame: np.ndarray,
+        eye: int,
+        ring: np.ndarray,
+        closing_line: np.ndarray,
+        bottom: np.ndarray,
+        strength: float,
+        scale: float,
+    ) -> None:
+        # The lid: from the second ring above the lashes (the stretched skin under the brow) down to the lower
+        # lid, so nothing of the eye shows through.
+        poly = np.vstack([_by_x(ring), _by_x(bottom)[::-1]])
+        h, w = frame.shape[:2]
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 4
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 5
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 4 or y1 - y0 < 3:
+            return
+        origin = np.array([x0, y0], dtype=np.float64)
+        bw, bh = x1 - x0, y1 - y0
+        mask = np.zeros((bh, bw), np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        feather = max(0.6, 0.012 * self.iod * scale)
+        alpha = cv2.GaussianBlur(mask, (0, 0), feather).astype(np.float32) / 255.0 * strength
+
+        # Shade: the lid's tone at the top, a little darker towards the closure (the lid curves away there).
+        line = _by_x(closing_line) - origin
+        top = _by_x(ring) - origin
+        xs = np.arange(bw, dtype=np.float32)
+        y_top = np.interp(xs, top[:, 0], top[:, 1])
+        y_line = np.interp(xs, line[:, 0], line[:, 1])
+        ys = np.arange(bh, dtype=np.float32)[:, None]
+        down = np.clip((ys - y_top[None, :]) / np.maximum(y_line - y_top, 1.0)[None, :], 0.0, 1.0)
+        # The top of the lid melts into the skin above it rather than ending at an edge.
+        alpha *= np.clip(down / 0.55, 0.0, 1.0) ** 1.5
+        tone = self.tones[eye]
+        layer = tone[None, None, :] * (1.0 - 0.12 * down[..., None] ** 2)
+
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        a = alpha[..., None]
+        painted = roi * (1 - a) + layer * a
+
+        # The lash line along the closure, fading towards the corners.
+        lash_mask = np.zeros((bh, bw), np.uint8)
+        thickness = max(1, round(0.03 * self.iod * scale))
+        cv2.polylines(lash_mask, [np.round(line * 16).astype(np.int32)], False, 255, thickness, cv2.LINE_AA, shift=4)
+        span = max(float(np.ptp(line[:, 0])), 1.0)
+        corners = np.clip(1.0 - np.abs(xs - float(line[:, 0].mean())) / (0.5 * span), 0.0, 1.0) ** 0.5
+        lash_alpha = cv2.GaussianBlur(lash_mask, (0, 0), 0.6).astype(np.float32) / 255.0 * corners[None, :]
+        la = (lash_alpha * strength)[..., None]
+        painted = painted * (1 - la) + self.lashes[eye][None, None, :] * la
+        frame[y0:y1, x0:x1] = np.clip(painted, 0, 255).astype(np.uint8)
+
+
+def _by_x(points: np.ndarray) -> np.ndarray:
+    return points[np.argsort(points[:, 0])]
+
+
+def _pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    xy = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
+    pixels: np.ndarray = image[xy[:, 1], xy[:, 0]].astype(np.float64)
+    return pixels
+
+
+def _median(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return np.median(_pixels(image, points), axis=0)  # type: ignore[no-any-return]
+
+
+def _darkest(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    pixels = _pixels(image, points)
+    luma = pixels @ np.array([0.299, 0.587, 0.114])
+    return pixels[luma <= np.percentile(luma, 25)].mean(axis=0)  # type: ignore[no-any-return]
