@@ -13,11 +13,6 @@ import numpy as np
 
 from xp_sdk.engine import topology
 
-# The first two face-mesh rings above each upper lid (MediaPipe's "EyeUpper1" and "EyeUpper2").
-_RINGS = (
-    ((247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 221, 189)),
-    ((467, 260, 259, 257, 258, 286, 414), (342, 445, 444, 443, 442, 441, 413)),
-)
 _START, _FULL = 0.35, 0.85
 """Closure (1 − opening / photo's opening) at which painting starts, and at which it is fully opaque."""
 
@@ -29,7 +24,7 @@ class LidPainter:
         self.lashes: list[np.ndarray] = []
         self.source_openings: list[float] = []
         for eye, (upper, _lower) in enumerate(topology.EYES):
-            first, second = (pts[list(ring)] for ring in _RINGS[eye])
+            first, second = (pts[list(ring)] for ring in topology.UPPER_LID_RINGS[eye])
             # Lid skin: just above the second ring, clear of the lashes and the crease's shadow, below the brow.
             self.tones.append(_median(image, second + (second - first) * 0.5))
             contour = pts[list(upper[1:-1])]
@@ -50,7 +45,7 @@ class LidPainter:
             if strength <= 0.01:
                 continue
             strength = strength * strength * (3 - 2 * strength)  # smoothstep: no visible onset
-            ring = target[list(_RINGS[eye][1]), :2]
+            ring = target[list(topology.UPPER_LID_RINGS[eye][1]), :2]
             closing_line = target[list(upper), :2]
             bottom = target[list(lower), :2]
             self._paint_eye(frame, eye, ring, closing_line, bottom, strength, scale)

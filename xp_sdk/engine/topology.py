@@ -19,6 +19,12 @@ EYE_A_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 EYE_B_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
 EYE_B_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
 EYES = ((EYE_A_UPPER, EYE_A_LOWER), (EYE_B_UPPER, EYE_B_LOWER))
+UPPER_LID_RINGS = (
+    ((247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 221, 189)),
+    ((467, 260, 259, 257, 258, 286, 414), (342, 445, 444, 443, 442, 441, 413)),
+)
+"""Per eye (in ``EYES`` order), the first two face-mesh rings above the upper lid (MediaPipe's "EyeUpper1" and
+"EyeUpper2"): the lid skin between the lashes and the brow."""
 IRIS_A = (468, 469, 470, 471, 472)
 IRIS_B = (473, 474, 475, 476, 477)
 

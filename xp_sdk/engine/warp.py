@@ -182,12 +182,7 @@ class _EyelidRig:
     slides down with the lash line instead of being stretched.
     """
 
-    # Rings of the face mesh above each upper lid (MediaPipe's "EyeUpper1" and "EyeUpper2"), and how much of
-    # the lash line's extra motion each follows.
-    _RINGS = (
-        ((247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 221, 189)),
-        ((467, 260, 259, 257, 258, 286, 414), (342, 445, 444, 443, 442, 441, 413)),
-    )
+    # How much of the lash line's extra motion each ring above the lid (``topology.UPPER_LID_RINGS``) follows.
     _FOLLOW = (0.5, 0.0)
     _LASH = 0.5  # lash line, as a fraction of the way from the contour to the first ring
 
@@ -203,7 +198,7 @@ class _EyelidRig:
             base = len(upper)
             upper += mid_up
             lower += mid_lo
-            rings = self._RINGS[eye]
+            rings = topology.UPPER_LID_RINGS[eye]
             first = np.array(rings[0])
             # Each contour point's ring partner is the ring point nearest to it across the eye (x).
             partner = [int(first[np.argmin(np.abs(pts[first, 0] - pts[i, 0]))]) for i in mid_up]
