@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine import topology
+from xp_sdk.engine.images import pixels_at
 
 _START, _FULL = 0.35, 0.85
 """Closure (1 − opening / photo's opening) at which painting starts, and at which it is fully opaque."""
@@ -109,18 +110,11 @@ def _by_x(points: np.ndarray) -> np.ndarray:
     return points[np.argsort(points[:, 0])]
 
 
-def _pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    xy = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
-    pixels: np.ndarray = image[xy[:, 1], xy[:, 0]].astype(np.float64)
-    return pixels
-
-
 def _median(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return np.median(_pixels(image, points), axis=0)  # type: ignore[no-any-return]
+    return np.median(pixels_at(image, points), axis=0)  # type: ignore[no-any-return]
 
 
 def _darkest(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    pixels = _pixels(image, points)
+    pixels = pixels_at(image, points)
     luma = pixels @ np.array([0.299, 0.587, 0.114])
     return pixels[luma <= np.percentile(luma, 25)].mean(axis=0)  # type: ignore[no-any-return]

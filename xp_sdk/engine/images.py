@@ -67,3 +67,11 @@ def _check_size(file: Path, width: int, height: int, max_pixels: int) -> None:
             f"{file} is {width}×{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
             f"{max_pixels / 1e6:.0f} MP. Downscale the photo first (the output is capped at a smaller size anyway)"
         )
+
+
+def pixels_at(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The colours of ``image`` at the (x, y) ``points``, rounded to the nearest pixel and clamped to the image."""
+    h, w = image.shape[:2]
+    xy = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
+    pixels: np.ndarray = image[xy[:, 1], xy[:, 0]].astype(np.float64)
+    return pixels

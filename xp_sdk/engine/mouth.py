@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine import topology
+from xp_sdk.engine.images import pixels_at
 
 
 class MouthPainter:
@@ -95,6 +96,4 @@ def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    xy = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
-    return image[xy[:, 1], xy[:, 0]].astype(np.float64).mean(axis=0)  # type: ignore[no-any-return]
+    return pixels_at(image, points).mean(axis=0)  # type: ignore[no-any-return]
