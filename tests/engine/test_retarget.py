@@ -319,3 +319,25 @@ def test_template_pitch_moves_the_nose_vertically(astronaut: Any) -> None:
     shift = target.landmarks[topology.NOSE_TIP] - astronaut.landmarks[topology.NOSE_TIP, :2]
     assert abs(shift[1]) > 0.05 * astronaut.inter_ocular
     assert abs(shift[1]) > abs(shift[0])
+
+
+def test_lips_closing_from_an_open_reference_meet_and_never_cross(d18: list[MotionCode], astronaut: Any) -> None:
+    # The astronaut smiles with parted lips, so the chosen reference is an open-mouthed driving frame; when
+    # the driver shuts the mouth, the plain difference closes the photo's lips further than they are open.
+    from xp_sdk.engine.motion import canonical_shape
+
+    reference = d18[choose_reference(d18, astronaut)]
+    closed = min(d18, key=lambda c: topology.mouth_opening(c.shape))
+    plain = canonical_shape(astronaut) + (closed.shape - reference.shape)  # type: ignore[operator]
+    assert topology.mouth_opening(plain) < -0.05  # the lips would pass through each other
+    retargeter = Retargeter(astronaut)
+    upper, lower = list(topology.LIPS_UPPER_INNER), list(topology.LIPS_LOWER_INNER)
+    for code in d18:
+        points = retargeter.from_video(code, reference).landmarks
+        # In the photo's own (nearly upright) frame the lower inner lip never rises above the upper one.
+        assert (points[lower, 1] >= points[upper, 1] - 0.01 * astronaut.inter_ocular).all()
+    pressed = retargeter.from_video(closed, reference).landmarks
+    assert abs(topology.mouth_opening(pressed)) < 0.02 * astronaut.inter_ocular  # shut, not crossed
+    # Everything but the inner lips still follows the driver: the chin rises with the closing jaw.
+    rest = retargeter.from_video(reference, reference).landmarks
+    assert pressed[topology.CHIN, 1] < rest[topology.CHIN, 1] - 0.05 * astronaut.inter_ocular

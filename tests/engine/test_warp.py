@@ -326,3 +326,82 @@ def test_roi_always_contains_the_face(photo_faces: dict[str, Any], generators: C
         fx0, fy0, fx1, fy1 = face.bbox
         assert 0 <= x0 <= fx0 and 0 <= y0 <= fy0, name
         assert fx1 <= x1 <= image.shape[1] and fy1 <= y1 <= image.shape[0], name
+
+
+# --- where the warp squeezes: lips pressed shut, lids closing -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def astronaut_lips_pressed(
+    photo_faces: dict[str, Any], driving_codes: Callable[[str], list[MotionCode | None]]
+) -> TargetFace:
+    """The astronaut's parted smile driven shut: lp_d18's most closed frame against its reference."""
+    codes = [c for c in driving_codes("lp_d18.mp4") if c is not None]
+    face = photo_faces["skimage_astronaut.png"][1]
+    reference = codes[choose_reference(codes, face)]
+    closed = min(codes, key=lambda c: topology.mouth_opening(c.shape))
+    return Retargeter(face).from_video(closed, reference)
+
+
+def test_mouth_and_eyes_are_mapped_at_full_resolution(
+    photo_faces: dict[str, Any], astronaut_lips_pressed: TargetFace
+) -> None:
+    # Lips pressed over the photo's teeth squeeze them into a pixel or two. A half-resolution map blended
+    # neighbouring cells whose sources lie far apart there (stair-stepped blocks of teeth); around the mouth
+    # and eyes the map is now exactly the full-resolution one.
+    image, face = photo_faces["skimage_astronaut.png"]
+    target = astronaut_lips_pressed
+    coarse = WarpGenerator(image, face, WarpConfig(paint_mouth=False, paint_lids=False))
+    exact = WarpGenerator(image, face, WarpConfig(map_cells=4096, paint_mouth=False, paint_lids=False))
+    assert coarse._step > 1 and exact._step == 1
+    x0, y0, _, _ = coarse.roi
+    rows, cols = _box(target.landmarks[list(topology.LIPS_UPPER_OUTER + topology.LIPS_LOWER_OUTER)], 0, image.shape)
+    mouth = (slice(rows.start - y0, rows.stop - y0), slice(cols.start - x0, cols.stop - x0))
+    assert np.abs(coarse.backward_map(target)[mouth] - exact.backward_map(target)[mouth]).max() < 1e-3
+    frame, reference = coarse.render(target), exact.render(target)
+    assert np.array_equal(frame[rows, cols], reference[rows, cols])
+
+
+def test_lips_pressed_over_a_parted_smile_meet_in_a_soft_seam(
+    photo_faces: dict[str, Any], generators: Callable[[str], WarpGenerator], astronaut_lips_pressed: TargetFace
+) -> None:
+    image, face = photo_faces["skimage_astronaut.png"]
+    target = astronaut_lips_pressed
+    assert topology.mouth_opening(target.landmarks) < 0.3 * topology.mouth_opening(face.landmarks)
+    painted = generators("skimage_astronaut.png").render(target)
+    plain = WarpGenerator(image, face, WarpConfig(paint_mouth=False)).render(target)
+    rows, cols = _box(topology.inner_mouth_polygon(target.landmarks), 2, image.shape)
+
+    seam = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(seam, [np.round(topology.inner_mouth_polygon(target.landmarks)).astype(np.int32)], 1)
+    seam = seam.astype(bool)
+    # Squeezed into the seam, the photo's teeth and cavity alias into a speckled line of white and black
+    # pixels; the painted seam is even, and no lighter than the lips around it.
+    assert _luma(painted)[seam].std() < 0.5 * _luma(plain)[seam].std()
+    pts = target.landmarks
+    lip_middles = np.vstack(
+        [
+            (pts[list(topology.LIPS_UPPER_OUTER[2:-2])] + pts[list(topology.LIPS_UPPER_INNER[2:-2])]) / 2,
+            (pts[list(topology.LIPS_LOWER_OUTER[2:-2])] + pts[list(topology.LIPS_LOWER_INNER[2:-2])]) / 2,
+        ]
+    )
+    lips = np.round(lip_middles).astype(int)
+    assert _luma(painted)[seam].mean() < _luma(painted)[lips[:, 1], lips[:, 0]].mean()
+    # Nothing outside the mouth box is painted.
+    outside = np.ones(image.shape[:2], bool)
+    outside[rows.start - 3 : rows.stop + 3, cols.start - 3 : cols.stop + 3] = False
+    assert np.array_equal(painted[outside], plain[outside])
+
+
+def test_holes_in_the_map_take_the_motion_around_them() -> None:
+    from xp_sdk.engine.warp import _fill_holes
+
+    ys, xs = np.mgrid[0:64, 0:80].astype(np.float32)
+    field = np.stack([0.1 * xs + 2.0, -0.05 * ys], axis=-1)  # a smooth (linear) displacement
+    known = np.ones((64, 80), bool)
+    known[20:40, 30:55] = False  # a large hole, as lips folded over each other leave
+    known[5, :] = False  # and a one-cell crack
+    filled = _fill_holes(np.where(known[..., None], field, 0.0).astype(np.float32), known)
+    assert np.array_equal(filled[known], field[known])
+    assert np.abs(filled[~known] - field[~known]).max() < 0.6  # about the field's change over a few cells
+    assert np.abs(filled[~known]).min() > 0.0  # never left at zero (the unmoved photo)

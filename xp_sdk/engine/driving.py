@@ -28,7 +28,10 @@ def iter_motion_codes(
     smoothing: SmoothingConfig | None = None,
     clock: StageClock | None = None,
 ) -> Iterator[MotionCode | None]:
-    """One smoothed motion code per driving frame, or None where no usable face was found."""
+    """One smoothed motion code per driving frame, or None where no usable face was found.
+
+    With a smoothing look-ahead, codes come out a few frames behind the decoding; still one per frame, in order.
+    """
     encoder = MotionEncoder()
     smoother = MotionSmoother(fps, smoothing)
     with FaceAnalyzer(video=True, max_faces=1) as analyzer:
@@ -38,10 +41,12 @@ def iter_motion_codes(
             code = None
             # The minimum face size is stated for 480-pixel frames and scales with the frame.
             if faces and faces[0].size >= MIN_VIDEO_FACE_PX * min(rgb.shape[:2]) / 480:
-                code = smoother(encoder.encode(faces[0]))
+                code = encoder.encode(faces[0])
+            ready = smoother.push(code)
             if clock is not None:
                 clock.seconds += time.perf_counter() - t0
-            yield code
+            yield from ready
+        yield from smoother.flush()
 
 
 def record_template(path: str | os.PathLike[str], *, name: str, stride: int = 2) -> MotionTemplate:

@@ -9,6 +9,7 @@ own pose and expression.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from xp_sdk.engine import topology
 from xp_sdk.engine.faces import FaceAnalysis
+from xp_sdk.errors import InvalidInputError
 
 BLENDSHAPE_NAMES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
@@ -172,29 +174,93 @@ class SmoothingConfig:
     shape_beta: float = 10.0
     blendshape_min_cutoff: float = 5.0
     blendshape_beta: float = 1.0
+    lookahead_frames: int = 3
+    """Frames of the future each code is smoothed with (0: causal, as a live camera needs). A causal One Euro
+    filter trails fast motion by about a frame, which on a blink or a syllable is much of the motion; with a
+    look-ahead the forward pass is averaged with a backward pass and the two lags cancel."""
+
+    def __post_init__(self) -> None:
+        if self.lookahead_frames < 0:
+            raise InvalidInputError(f"smoothing lookahead_frames must be 0 or more, got {self.lookahead_frames}")
+
+
+def _code_parts(code: MotionCode) -> list[np.ndarray]:
+    parts = [np.concatenate([code.rotation, code.translation, [code.log_scale]]), code.blendshapes]
+    return parts if code.shape is None else [*parts, code.shape]
+
+
+def _with_parts(code: MotionCode, parts: list[np.ndarray]) -> MotionCode:
+    pose = parts[0]
+    return replace(
+        code,
+        rotation=pose[:3],
+        translation=pose[3:5],
+        log_scale=float(pose[5]),
+        blendshapes=parts[1],
+        shape=parts[2] if len(parts) > 2 else None,
+    )
 
 
 class MotionSmoother:
+    """Smooths a stream of codes; with a look-ahead, each code comes out ``lookahead_frames`` pushes later.
+
+    ``push`` takes the next code (None for a frame without a face, which ends a run: filters restart after
+    it) and returns the codes now ready, in order; ``flush`` returns the rest at the end of the stream.
+    """
+
     def __init__(self, fps: float, config: SmoothingConfig | None = None) -> None:
-        c = config or SmoothingConfig()
-        self._pose = OneEuroFilter(fps, c.pose_min_cutoff, c.pose_beta)
-        self._shape = OneEuroFilter(fps, c.shape_min_cutoff, c.shape_beta)
-        self._blend = OneEuroFilter(fps, c.blendshape_min_cutoff, c.blendshape_beta)
+        self._fps = fps
+        self._config = c = config or SmoothingConfig()
+        self._params = [
+            (c.pose_min_cutoff, c.pose_beta),
+            (c.blendshape_min_cutoff, c.blendshape_beta),
+            (c.shape_min_cutoff, c.shape_beta),
+        ]
+        self._forward = self._filters()
+        # Codes not yet returned: (code, its parts, the forward filter's value).
+        self._pending: deque[tuple[MotionCode, list[np.ndarray], list[np.ndarray]]] = deque()
+
+    def _filters(self) -> list[OneEuroFilter]:
+        return [OneEuroFilter(self._fps, cutoff, beta) for cutoff, beta in self._params]
+
+    def push(self, code: MotionCode | None) -> list[MotionCode | None]:
+        if code is None:
+            ready: list[MotionCode | None] = [*self.flush(), None]
+            return ready
+        parts = _code_parts(code)
+        forward = [f(x) for f, x in zip(self._forward, parts, strict=False)]
+        self._pending.append((code, parts, forward))
+        return [self._emit() for _ in range(len(self._pending) - self._config.lookahead_frames)]
+
+    def flush(self) -> list[MotionCode | None]:
+        ready: list[MotionCode | None] = [self._emit() for _ in range(len(self._pending))]
+        self._forward = self._filters()
+        return ready
+
+    def _emit(self) -> MotionCode:
+        code, parts, forward = self._pending[0]
+        if self._config.lookahead_frames == 0:
+            self._pending.popleft()
+            return _with_parts(code, forward)
+        # A fresh filter run backwards from the newest pending code lags the other way; the mean cancels.
+        backward = self._filters()
+        value = parts
+        for _, later, _ in reversed(self._pending):
+            value = [f(x) for f, x in zip(backward, later, strict=False)]
+        self._pending.popleft()
+        return _with_parts(code, [(a + b) / 2.0 for a, b in zip(forward, value, strict=True)])
 
     def __call__(self, code: MotionCode) -> MotionCode:
-        pose = self._pose(np.concatenate([code.rotation, code.translation, [code.log_scale]]))
-        shape = None if code.shape is None else self._shape(code.shape)
-        return replace(
-            code,
-            rotation=pose[:3],
-            translation=pose[3:5],
-            log_scale=float(pose[5]),
-            blendshapes=self._blend(code.blendshapes),
-            shape=shape,
-        )
+        """Smooth one code causally (look-ahead ignored): for live streams that cannot wait."""
+        parts = _code_parts(code)
+        return _with_parts(code, [f(x) for f, x in zip(self._forward, parts, strict=False)])
 
 
-def smooth(codes: Iterable[MotionCode], fps: float, config: SmoothingConfig | None = None) -> Iterator[MotionCode]:
+def smooth(
+    codes: Iterable[MotionCode | None], fps: float, config: SmoothingConfig | None = None
+) -> Iterator[MotionCode | None]:
+    """The codes smoothed, one out for each in, Nones kept in place."""
     smoother = MotionSmoother(fps, config)
     for code in codes:
-        yield smoother(code)
+        yield from smoother.push(code)
+    yield from smoother.flush()

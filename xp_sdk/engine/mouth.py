@@ -28,11 +28,17 @@ class MouthPainter:
         self.cavity = np.clip(hue * np.array([92.0, 52.0, 50.0]) * brightness, 0, 255)
         self.throat = self.cavity * 0.35
         self.teeth = np.clip(np.array([222.0, 214.0, 198.0]) * brightness, 0, 238)
+        # The seam where lips press together: the lip tone, deepened.
+        self.seam = np.clip(lips * 0.6, 0, 255)
         self.source_opening = max(topology.mouth_opening(pts), 0.0)
 
     def paint(self, frame: np.ndarray, target: np.ndarray) -> None:
-        """Paint the interior into ``frame`` (in place) where the target mouth opens beyond the photo's."""
+        """Paint the interior into ``frame`` (in place) where the target mouth opens beyond the photo's, or
+        the seam of pressed lips where it closes a photo's open mouth."""
         opening = topology.mouth_opening(target)
+        if opening < self.source_opening - 1.0:
+            self._paint_seam(frame, target, opening)
+            return
         if opening <= self.source_opening + 1.0:
             return
         strength = float(np.clip(1.0 - self.source_opening / opening, 0.0, 1.0))
@@ -88,6 +94,29 @@ class MouthPainter:
         roi = frame[y0:y1, x0:x1].astype(np.float32)
         a = alpha[..., None]
         frame[y0:y1, x0:x1] = np.clip(roi * (1 - a) + layer * a, 0, 255).astype(np.uint8)
+
+
+    def _paint_seam(self, frame: np.ndarray, target: np.ndarray, opening: float) -> None:
+        # The warp squeezes the photo's teeth and cavity into the few pixels between the lips, where they
+        # alias into a speckled line; pressed lips show a soft dark seam instead.
+        strength = float(np.clip(1.0 - max(opening, 0.0) / self.source_opening, 0.0, 1.0))
+        poly = topology.inner_mouth_polygon(target)
+        h, w = frame.shape[:2]
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 3
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 4
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 3 or y1 - y0 < 1:
+            return
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        origin = np.array([x0, y0])
+        cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+        upper = target[list(topology.LIPS_UPPER_INNER), :2]
+        lower = target[list(topology.LIPS_LOWER_INNER), :2]
+        middle = np.round(((upper + lower) / 2 - origin) * 16).astype(np.int32)
+        cv2.polylines(mask, [middle], False, 255, thickness=1, lineType=cv2.LINE_AA, shift=4)
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.5).astype(np.float32)[..., None] / 255.0 * (0.85 * strength)
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + self.seam[None, None, :] * alpha, 0, 255).astype(np.uint8)
 
 
 def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

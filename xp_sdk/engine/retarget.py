@@ -98,6 +98,7 @@ class Retargeter:
                 _opening_ratio(code.shape, reference.shape, eye) ** max(o.expression_scale, 0.0) for eye in (0, 1)
             ]
             canonical = self._set_eye_openings(canonical, ratios)
+        canonical = self._keep_lips_apart(canonical)
         rel = code.rotation_matrix() @ reference.rotation_matrix().T
         return self._pose(
             canonical,
@@ -127,6 +128,25 @@ class Retargeter:
         centre[:2] += translation * self._iod
         projected = (canonical @ rotation.T) * scale + centre
         return TargetFace(landmarks=projected[:, :2], rotation=rotation, centre=centre[:2], scale=scale)
+
+    @staticmethod
+    def _keep_lips_apart(canonical: np.ndarray) -> np.ndarray:
+        """Inner lips that the relative motion pushes through each other meet at their midline instead.
+
+        A driver closing from an open reference (chosen to match a parted, smiling photo) moves the photo's
+        lips by more than the photo's opening; the rest of the motion is kept as it is (lips pressed together
+        read as pressed lips), only the inner contours stop where they meet.
+        """
+        upper = list(topology.LIPS_UPPER_INNER[1:-1])
+        lower = list(topology.LIPS_LOWER_INNER[1:-1])
+        crossed = canonical[lower, 1] < canonical[upper, 1]
+        if not crossed.any():
+            return canonical
+        out = canonical.copy()
+        middle = (canonical[upper, 1] + canonical[lower, 1]) / 2.0
+        out[np.array(upper)[crossed], 1] = middle[crossed]
+        out[np.array(lower)[crossed], 1] = middle[crossed]
+        return out
 
     def _set_eye_openings(self, canonical: np.ndarray, ratios: Sequence[float]) -> np.ndarray:
         out = canonical.copy()
