@@ -405,3 +405,73 @@ def test_holes_in_the_map_take_the_motion_around_them() -> None:
     assert np.array_equal(filled[known], field[known])
     assert np.abs(filled[~known] - field[~known]).max() < 0.6  # about the field's change over a few cells
     assert np.abs(filled[~known]).min() > 0.0  # never left at zero (the unmoved photo)
+
+
+# --- a parted photo mouth: teeth that ride their lips ---------------------------------------------------------
+
+
+def test_only_a_parted_photo_mouth_gets_teeth_control_points(photo_faces: dict[str, Any]) -> None:
+    from xp_sdk.engine.mouth import TeethRig
+
+    for name in PHOTOS:
+        image, face = photo_faces[name]
+        rig = TeethRig(image, face.landmarks)
+        parted = topology.mouth_opening(face.landmarks) >= 2.5
+        assert (rig.count > 0) == parted, name
+    image, face = photo_faces["skimage_astronaut.png"]
+    assert TeethRig(image, face.landmarks).count >= 10  # the astronaut smiles with her teeth showing
+
+
+def test_opening_wider_than_the_photo_keeps_the_upper_teeth_unstretched(
+    photo_faces: dict[str, Any],
+    generators: Callable[[str], WarpGenerator],
+    jaw_targets: Callable[[str], TargetFace],
+) -> None:
+    # A warp used to stretch the smile's teeth over the whole opening (pale vertical streaks); they now move
+    # with the upper lip, keep their height, and the new gap below them is cavity.
+    from xp_sdk.engine.mouth import TeethRig
+
+    image, face = photo_faces["skimage_astronaut.png"]
+    target = jaw_targets("skimage_astronaut.png")
+    assert topology.mouth_opening(target.landmarks) > 2.5 * topology.mouth_opening(face.landmarks)
+    generator = generators("skimage_astronaut.png")
+    rig = TeethRig(image, face.landmarks)
+    upper = list(topology.LIPS_UPPER_INNER[3:-3])
+    lower = list(topology.LIPS_LOWER_INNER[3:-3])
+    gap = face.landmarks[lower, :2] - face.landmarks[upper, :2]
+    # Halfway down the upper teeth: sampled from the same place under the upper lip in the photo.
+    inside_teeth = 0.5 * rig.split * gap
+    where = target.landmarks[upper] + inside_teeth
+    expected = face.landmarks[upper, :2] + inside_teeth
+    back = generator.backward_map(target)
+    x0, y0, _, _ = generator.roi
+    cols = np.round(where[:, 0] - x0).astype(int)
+    rows = np.round(where[:, 1] - y0).astype(int)
+    sampled = back[rows, cols] + np.array([x0, y0])
+    assert np.abs(sampled - expected).max() < 1.0  # pixels, at the rounding of the sample point
+    # The painted gap is dark, the teeth above it bright.
+    frame = _luma(generator.render(target))
+    gap_mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(gap_mask, [np.round(rig.gap_polygon(target.landmarks)).astype(np.int32)], 1)
+    teeth = np.round(where).astype(int)
+    assert gap_mask.sum() > 0.3 * (topology.mouth_opening(target.landmarks) * np.ptp(where[:, 0]))
+    assert frame[gap_mask.astype(bool)].mean() < 0.5 * frame[teeth[:, 1], teeth[:, 0]].mean()
+
+
+def test_lips_closing_over_a_parted_mouth_squeeze_the_teeth_lines_between_them(
+    photo_faces: dict[str, Any], astronaut_lips_pressed: TargetFace
+) -> None:
+    from xp_sdk.engine.mouth import TeethRig
+
+    image, face = photo_faces["skimage_astronaut.png"]
+    rig = TeethRig(image, face.landmarks)
+    lines = rig.lines(astronaut_lips_pressed.landmarks)
+    n = rig.count // 2
+    top, bottom = lines[:n, 1], lines[n:, 1]
+    pts = astronaut_lips_pressed.landmarks
+    upper_y = pts[list(rig._upper), 1]
+    lower_y = pts[list(rig._lower), 1]
+    assert (top >= upper_y - 1e-6).all() and (bottom <= lower_y + 1e-6).all()
+    assert (bottom >= top - 1e-6).all()  # in order, never crossed
+    # With the photo's own landmarks the lines are where the rig put them.
+    assert np.allclose(rig.lines(face.landmarks), rig.source)

@@ -1,8 +1,11 @@
-"""Mouth interior for a photo whose mouth is closed (or less open) than the driving mouth.
+"""The mouth interior: teeth that ride their lips, and a painted cavity where the mouth opens wider than the photo's.
 
 A warp can only stretch the lips' pixels across the opening; real mouths show a dark cavity and teeth.
-The interior is painted from the photo's own colours (lip tone for the cavity, a teeth tone matched to the
-face's brightness), shaped by the inner lip contour of the output frame.
+For a photo with its lips closed, the interior is painted from the photo's own colours (lip tone for the
+cavity, a teeth tone matched to the face's brightness), shaped by the inner lip contour of the output frame.
+For a photo whose lips are parted (a smile showing teeth), :class:`TeethRig` adds warp control points inside
+the opening so its upper teeth move with the upper lip and its lower teeth with the lower lip, unstretched,
+as a jaw moves them; only the new gap between them is painted, as cavity.
 """
 
 from __future__ import annotations
@@ -13,9 +16,80 @@ import numpy as np
 from xp_sdk.engine import topology
 from xp_sdk.engine.images import pixels_at
 
+# Inner-lip gap (pixels) from which a photo's mouth counts as parted, with teeth or cavity worth keeping.
+_PARTED_PX = 2.5
+# Without a visible cavity between the teeth rows, the share of the gap taken to be upper teeth.
+_UPPER_TEETH_SHARE = 0.8
+# How much darker (luma) than the teeth on both sides a cavity between the rows must be.
+_VALLEY = 15.0
+# Half the width of the band (as a share of the photo's gap) that stretches when the mouth opens.
+_HINGE = 0.04
+
+
+class TeethRig:
+    """Control points inside a parted photo mouth: two lines either side of the gap between the teeth rows.
+
+    The line below the upper lip moves with it, the line above the lower lip with the lower lip, each by
+    its own lip's motion: what lies between lip and line (teeth) keeps its size. Opening wider than the
+    photo stretches only the thin band between the lines, which :class:`MouthPainter` covers with cavity;
+    closing squeezes everything in proportion, as before.
+    """
+
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray) -> None:
+        pts = landmarks[:, :2].astype(np.float64)
+        upper = np.array(topology.LIPS_UPPER_INNER[1:-1])
+        lower = np.array(topology.LIPS_LOWER_INNER[1:-1])
+        gap = pts[lower] - pts[upper]
+        self.active = topology.mouth_opening(pts) >= _PARTED_PX
+        keep = gap[:, 1] >= 1.5 if self.active else np.zeros(len(upper), bool)
+        self._upper, self._lower = upper[keep], lower[keep]
+        self._gap = gap[keep]
+        self.split = _teeth_split(image, pts[self._upper], self._gap) if keep.any() else _UPPER_TEETH_SHARE
+        self.source = self.lines(pts)
+
+    @property
+    def count(self) -> int:
+        return 2 * len(self._upper)
+
+    def lines(self, landmarks: np.ndarray) -> np.ndarray:
+        """(count, 2): the upper line then the lower line, for a frame's landmarks (pixels)."""
+        pts = landmarks[:, :2]
+        if self.count == 0:
+            return np.zeros((0, 2))
+        gap_now = pts[self._lower] - pts[self._upper]
+        # Opening: lines keep their distance to their own lip (teeth ride the lips). Closing: in proportion.
+        squeeze = np.clip(gap_now[:, 1] / self._gap[:, 1], 0.0, 1.0)[:, None]
+        top = pts[self._upper] + (self.split - _HINGE) * self._gap * squeeze
+        bottom = pts[self._lower] - (1.0 - self.split - _HINGE) * self._gap * squeeze
+        return np.vstack([top, bottom])
+
+    def gap_polygon(self, landmarks: np.ndarray) -> np.ndarray:
+        """The opening between the two lines in a frame, closed through the inner mouth corners (x, y)."""
+        lines = self.lines(landmarks)
+        n = len(self._upper)
+        corners = landmarks[list(topology.INNER_MOUTH_CORNERS), :2]
+        return np.vstack([corners[:1], lines[:n], corners[1:], lines[n:][::-1]])
+
+
+def _teeth_split(image: np.ndarray, upper: np.ndarray, gap: np.ndarray) -> float:
+    """Where, as a share of the gap below the upper lip, the upper teeth row ends.
+
+    A dark valley across the opening (the cavity between the two rows) marks it; without one (a smile shows
+    the upper teeth down to the lower lip), the upper teeth are taken to fill most of the gap, as they do in
+    most smiles: the jaw then opens below them.
+    """
+    fractions = np.linspace(0.2, 0.9, 15)
+    luma = np.array(
+        [float(np.dot(pixels_at(image, upper + f * gap).mean(axis=0), [0.299, 0.587, 0.114])) for f in fractions]
+    )
+    low = int(np.argmin(luma[1:-1])) + 1
+    if min(luma[:low].max(), luma[low + 1 :].max()) - luma[low] >= _VALLEY:
+        return float(fractions[low])
+    return _UPPER_TEETH_SHARE
+
 
 class MouthPainter:
-    def __init__(self, image: np.ndarray, landmarks: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray, teeth: TeethRig | None = None) -> None:
         pts = landmarks[:, :2]
         outer = pts[list(topology.LIPS_UPPER_OUTER[2:-2] + topology.LIPS_LOWER_OUTER[2:-2])]
         inner = pts[list(topology.LIPS_UPPER_INNER[2:-2] + topology.LIPS_LOWER_INNER[2:-2])]
@@ -31,6 +105,7 @@ class MouthPainter:
         # The seam where lips press together: the lip tone, deepened.
         self.seam = np.clip(lips * 0.6, 0, 255)
         self.source_opening = max(topology.mouth_opening(pts), 0.0)
+        self._teeth = teeth if teeth is not None and teeth.count else None
 
     def paint(self, frame: np.ndarray, target: np.ndarray) -> None:
         """Paint the interior into ``frame`` (in place) where the target mouth opens beyond the photo's, or
@@ -40,6 +115,9 @@ class MouthPainter:
             self._paint_seam(frame, target, opening)
             return
         if opening <= self.source_opening + 1.0:
+            return
+        if self._teeth is not None:
+            self._paint_gap(frame, target)
             return
         strength = float(np.clip(1.0 - self.source_opening / opening, 0.0, 1.0))
         poly = topology.inner_mouth_polygon(target)
@@ -95,6 +173,33 @@ class MouthPainter:
         a = alpha[..., None]
         frame[y0:y1, x0:x1] = np.clip(roi * (1 - a) + layer * a, 0, 255).astype(np.uint8)
 
+
+    def _paint_gap(self, frame: np.ndarray, target: np.ndarray) -> None:
+        # The photo's own teeth ride the lips (TeethRig); between them is only the stretched hinge band.
+        assert self._teeth is not None
+        poly = self._teeth.gap_polygon(target)
+        h, w = frame.shape[:2]
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 3
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 3 or y1 - y0 < 2:
+            return
+        origin = np.array([x0, y0])
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.8).astype(np.float32)[..., None] / 255.0
+        # Darker towards the middle of the gap, as a throat seen past the teeth.
+        n = len(poly) // 2
+        top, bottom = poly[1:n], poly[n + 1 :][::-1]
+        xs = np.arange(x0, x1, dtype=np.float32)
+        y_top = np.interp(xs, *_sorted_xy(top))
+        y_bottom = np.interp(xs, *_sorted_xy(bottom))
+        ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+        depth = np.clip((ys - y_top[None, :]) / np.maximum(y_bottom - y_top, 1.0)[None, :], 0.0, 1.0)
+        throat = np.sin(np.pi * depth)[..., None]
+        layer = self.cavity[None, None, :] * (1 - throat) + self.throat[None, None, :] * throat
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
 
     def _paint_seam(self, frame: np.ndarray, target: np.ndarray, opening: float) -> None:
         # The warp squeezes the photo's teeth and cavity into the few pixels between the lips, where they

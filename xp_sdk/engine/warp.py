@@ -25,7 +25,7 @@ from scipy.spatial import Delaunay
 from xp_sdk.engine import topology
 from xp_sdk.engine.eyelids import LidPainter
 from xp_sdk.engine.faces import FaceAnalysis
-from xp_sdk.engine.mouth import MouthPainter
+from xp_sdk.engine.mouth import MouthPainter, TeethRig
 from xp_sdk.engine.retarget import TargetFace
 
 # (ring scale around the face oval, motion kept above the face, motion kept below it)
@@ -65,12 +65,20 @@ class WarpGenerator:
         self._origin = np.array([rx0, ry0], dtype=np.float64)
 
         self._lids = _EyelidRig(pts)
+        self._teeth = TeethRig(image, pts)
         self._source_openings = (topology.mouth_opening(pts), *(topology.eye_opening(pts, e) for e in (0, 1)))
         border = _rectangle_points(rw, rh, per_side=10)
         self._source_ctrl = np.vstack(
-            [pts - self._origin, self._lids.lash_source - self._origin, np.vstack(rings) - self._origin, border]
+            [
+                pts - self._origin,
+                self._lids.lash_source - self._origin,
+                self._teeth.source - self._origin,
+                np.vstack(rings) - self._origin,
+                border,
+            ]
         )
-        self._n_face = len(pts) + len(self._lids.lash_source)
+        self._n_lash = len(pts) + len(self._lids.lash_source)
+        self._n_face = self._n_lash + self._teeth.count
         self._n_moving = self._n_face + len(outer)
         simplices = Delaunay(self._source_ctrl, qhull_options="QJ").simplices
         # Triangles made only of face points are drawn last, so the face wins where the warp folds.
@@ -97,7 +105,7 @@ class WarpGenerator:
 
         self._roi_image = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
         self._feather = _feather_mask(rw, rh, self.roi, (w, h))
-        self._mouth = MouthPainter(image, face.landmarks) if c.paint_mouth else None
+        self._mouth = MouthPainter(image, face.landmarks, self._teeth) if c.paint_mouth else None
         self._lid_painter = LidPainter(image, face.landmarks) if c.paint_lids else None
 
     def control_displacement(self, target: TargetFace) -> np.ndarray:
@@ -105,8 +113,9 @@ class WarpGenerator:
         face_disp = target.landmarks - self._source_landmarks
         ring_disp = face_disp[self._ring_parent] * self._ring_weights[:, None]
         disp = np.zeros_like(self._source_ctrl)
-        disp[len(face_disp) : self._n_face] = self._lids.lash_displacement(target, face_disp)
+        disp[len(face_disp) : self._n_lash] = self._lids.lash_displacement(target, face_disp)
         disp[: len(face_disp)] = face_disp
+        disp[self._n_lash : self._n_face] = self._teeth.lines(target.landmarks) - self._teeth.source
         disp[self._n_face : self._n_moving] = ring_disp
         return disp
 
