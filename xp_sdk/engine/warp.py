@@ -81,9 +81,13 @@ class WarpGenerator:
         self._n_face = self._n_lash + self._teeth.count
         self._n_moving = self._n_face + len(outer)
         simplices = Delaunay(self._source_ctrl, qhull_options="QJ").simplices
-        # Triangles made only of face points are drawn last, so the face wins where the warp folds.
+        # Triangles made only of face points are drawn last, so the face wins where the warp folds; among them
+        # the nearer ones last (MediaPipe depth), so a turning head's nose covers the cheek behind it.
         face_only = (simplices < self._n_face).all(axis=1)
-        self._triangles = np.vstack([simplices[~face_only], simplices[face_only]])
+        depth = np.concatenate([face.landmarks[:, 2], np.zeros(self._n_face - len(pts))])
+        face_tris = simplices[face_only]
+        far_first = np.argsort(-depth[face_tris].mean(axis=1), kind="stable")
+        self._triangles = np.vstack([simplices[~face_only], face_tris[far_first]])
         self._source_tri = np.concatenate(
             [self._source_ctrl[self._triangles].transpose(0, 2, 1), np.ones((len(self._triangles), 1, 3))], axis=1
         )[:, :2, :]  # (K, 2, 3): source x and y of each triangle's corners
@@ -165,7 +169,8 @@ class WarpGenerator:
     def _detail_boxes(self, out_ctrl: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Region boxes around a mouth or eye that the frame squeezes, where the map is made at full resolution.
 
-        A lid closing, or lips pressed shut over a photo's open mouth, squeezes many source pixels into a few:
+        A lid closing, lips pressed shut over a photo's open mouth, or an upper lip lifted towards the nose
+        squeezes many source pixels into a few:
         a half-resolution map blends neighbouring cells whose sources lie far apart there, and shows stair-
         stepped blocks of teeth or iris. Elsewhere (and in frames that squeeze nothing) half resolution is exact
         enough, and four times cheaper.
@@ -174,7 +179,9 @@ class WarpGenerator:
         openings = (topology.mouth_opening(out_ctrl), *(topology.eye_opening(out_ctrl, e) for e in (0, 1)))
         boxes = []
         for group, opening, source in zip(_DETAIL_GROUPS, openings, self._source_openings, strict=True):
-            if opening >= _SQUEEZED * source:
+            # A mouth opened far wider than the photo's squeezes the skin between lip and nose instead.
+            stretched = group is _DETAIL_GROUPS[0] and opening > source + _STRETCHED_PX
+            if opening >= _SQUEEZED * source and not stretched:
                 continue
             pts = out_ctrl[group]
             margin = 0.3 * float(np.ptp(pts[:, 0])) + 2.0
@@ -268,8 +275,10 @@ class _EyelidRig:
         return disp
 
 
-# A mouth or eye opened less than this share of the photo's own is squeezed enough to need the exact map.
+# A mouth or eye opened less than this share of the photo's own is squeezed enough to need the exact map; so
+# is a mouth opened this many pixels wider than the photo's.
 _SQUEEZED = 0.8
+_STRETCHED_PX = 3.0
 _DETAIL_GROUPS = (
     list(topology.LIPS_UPPER_OUTER + topology.LIPS_LOWER_OUTER),
     list(topology.EYE_A_UPPER + topology.EYE_A_LOWER),
