@@ -514,3 +514,22 @@ def test_a_mouth_opened_far_wider_than_the_photo_is_mapped_at_full_resolution(
     rows, cols = _box(lips, 0, image.shape)
     frame, reference = coarse.render(target), exact.render(target)
     assert np.array_equal(frame[rows, cols], reference[rows, cols])
+
+
+def test_a_wide_open_mouth_shows_a_tongue_not_a_black_hole(
+    generators: Callable[[str], WarpGenerator], jaw_targets: Callable[[str], TargetFace]
+) -> None:
+    target = jaw_targets("lp_d30.jpg")
+    frame = generators("lp_d30.jpg").render(target).astype(np.float64)
+    upper = target.landmarks[list(topology.LIPS_UPPER_INNER[4:-4])]
+    lower = target.landmarks[list(topology.LIPS_LOWER_INNER[4:-4])]
+    centre_x = int(round(float(upper[:, 0].mean())))
+    top, bottom = float(upper[:, 1].mean()), float(lower[:, 1].mean())
+
+    def at(depth: float) -> np.ndarray:
+        y = int(round(top + depth * (bottom - top)))
+        return frame[y - 1 : y + 2, centre_x - 2 : centre_x + 3].reshape(-1, 3).mean(axis=0)  # type: ignore[no-any-return]
+
+    throat, tongue = at(0.5), at(0.85)
+    assert _luma(tongue[None, :])[0] > _luma(throat[None, :])[0] + 20  # lighter than the throat above it
+    assert tongue[0] > 1.3 * tongue[1]  # and red, the lips' hue

@@ -22,6 +22,8 @@ _PARTED_PX = 2.5
 _UPPER_TEETH_SHARE = 0.8
 # How much darker (luma) than the teeth on both sides a cavity between the rows must be.
 _VALLEY = 15.0
+# Opening (as a share of the mouth's width) from which a tongue starts to show; fully at twice that.
+_TONGUE_FROM = 0.12
 # Half the width of the band (as a share of the photo's gap) that stretches when the mouth opens.
 _HINGE = 0.04
 
@@ -101,6 +103,8 @@ class MouthPainter:
         hue = lips / max(float(lips.max()), 1.0)
         self.cavity = np.clip(hue * np.array([92.0, 52.0, 50.0]) * brightness, 0, 255)
         self.throat = self.cavity * 0.35
+        # The tongue: the lip hue, a little deeper, lying on the floor of a wide-open mouth.
+        self.tongue = np.clip(lips * 0.78, 0, 255)
         self.teeth = np.clip(np.array([222.0, 214.0, 198.0]) * brightness, 0, 238)
         # The seam where lips press together: the lip tone, deepened.
         self.seam = np.clip(lips * 0.6, 0, 255)
@@ -150,6 +154,7 @@ class MouthPainter:
         throat_w = np.sin(np.pi * depth) * across
         tw = throat_w[..., None]
         layer = self.cavity[None, None, :] * (1 - tw) + self.throat[None, None, :] * tw
+        layer = self._with_tongue(layer, depth, across, opening, width)
 
         # Upper teeth hang from the upper lip; lower teeth show only when the mouth is open wide.
         teeth_h = min(0.16 * width, 0.42 * opening)
@@ -198,8 +203,24 @@ class MouthPainter:
         depth = np.clip((ys - y_top[None, :]) / np.maximum(y_bottom - y_top, 1.0)[None, :], 0.0, 1.0)
         throat = np.sin(np.pi * depth)[..., None]
         layer = self.cavity[None, None, :] * (1 - throat) + self.throat[None, None, :] * throat
+        width = float(np.ptp(poly[:, 0])) or 1.0
+        across = np.clip(1.0 - np.abs(xs - float(poly[:, 0].mean())) / (0.5 * width), 0.0, 1.0)[None, :]
+        layer = self._with_tongue(layer, depth, across, float(np.mean(y_bottom - y_top)), width)
         roi = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
+
+    def _with_tongue(
+        self, layer: np.ndarray, depth: np.ndarray, across: np.ndarray, opening: float, width: float
+    ) -> np.ndarray:
+        """``layer`` with a tongue on the floor of the opening, once it is open wide enough to show one.
+
+        Without it a wide-open mouth reads as a black hole."""
+        show = float(np.clip((opening / width - _TONGUE_FROM) / _TONGUE_FROM, 0.0, 1.0)) ** 0.5
+        if show <= 0.0:
+            return layer
+        floor = np.clip((depth - 0.45) / 0.35, 0.0, 1.0)
+        weight = (0.85 * show * floor * np.sqrt(across))[..., None]
+        return layer * (1 - weight) + self.tongue[None, None, :] * weight  # type: ignore[no-any-return]
 
     def _paint_seam(self, frame: np.ndarray, target: np.ndarray, opening: float) -> None:
         # The warp squeezes the photo's teeth and cavity into the few pixels between the lips, where they
