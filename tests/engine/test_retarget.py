@@ -81,15 +81,55 @@ def d18_widest(d18: list[MotionCode]) -> MotionCode:
 
 @pytest.mark.parametrize("clip", ["lp_d18.mp4", "lp_d7_hist.mp4"])
 @pytest.mark.parametrize("photo", [ASTRONAUT, "lp_s9.jpg"])
-def test_choose_reference_picks_the_closest_frame(
+def test_choose_reference_picks_the_closest_frame_among_typical_ones(
     driving_codes: Codes, photo_faces: dict[str, Any], clip: str, photo: str
 ) -> None:
     codes = _valid(driving_codes(clip))
     face = photo_faces[photo][1]
+    distances = np.array([reference_distance(c, face) for c in codes])
+    assert distances.max() - distances.min() > 0.3  # the clips really differ from frame to frame
+    # Without the typicality term: the single closest frame.
+    assert distances[choose_reference(codes, face, typicality=0.0)] == distances.min()
+    # With it: a frame at least as typical of the clip (near its median expression) as the closest one, and
+    # nearer the photo than most of the clip.
+    from xp_sdk.engine.retarget import _MATCH_BLENDSHAPES
+
+    expressions = np.stack([c.blendshapes[_MATCH_BLENDSHAPES] for c in codes])
+    atypical = np.linalg.norm(expressions - np.median(expressions, axis=0), axis=1)
     index = choose_reference(codes, face)
-    distances = [reference_distance(c, face) for c in codes]
-    assert distances[index] == min(distances)
-    assert max(distances) - min(distances) > 0.3  # the clips really differ from frame to frame
+    closest = int(np.argmin(distances))
+    assert atypical[index] <= atypical[closest]
+    assert distances[index] <= np.percentile(distances, 50)
+
+
+def test_a_rare_wide_eyed_frame_does_not_become_the_reference(
+    driving_codes: Codes, photo_faces: dict[str, Any]
+) -> None:
+    # lp_d30's wide-open eyes and raised brows match lp_d7's one wide-eyed moment best. Taken as the reference,
+    # it made every ordinary frame of the driver lower the photo's brows and lids for the whole clip (SFace
+    # identity down to 0.59). The photo should spend most of the clip near its own face.
+    from xp_sdk.engine.retarget import open_eye_openings
+
+    codes = _valid(driving_codes("lp_d7_hist.mp4"))
+    face = photo_faces["lp_d30.jpg"][1]
+    retargeter = Retargeter(face, RetargetOptions(pose_scale=0.0))
+    open_eyes = open_eye_openings(codes)
+    expressive = list(topology.EXPRESSIVE)
+
+    def typical_offset(reference: MotionCode) -> float:
+        offsets = [
+            np.linalg.norm(
+                retargeter.from_video(c, reference, open_eyes).landmarks[expressive]
+                - face.landmarks[expressive, :2],
+                axis=1,
+            ).mean()
+            for c in codes
+        ]
+        return float(np.median(offsets)) / face.inter_ocular
+
+    closest = typical_offset(codes[choose_reference(codes, face, typicality=0.0)])
+    chosen = typical_offset(codes[choose_reference(codes, face)])
+    assert chosen < 0.75 * closest  # (0.028 against 0.046 eye distances)
 
 
 def test_reference_distance_is_zero_for_the_photo_itself(photo_faces: dict[str, Any]) -> None:
@@ -326,7 +366,7 @@ def test_lips_closing_from_an_open_reference_meet_and_never_cross(d18: list[Moti
     # the driver shuts the mouth, the plain difference closes the photo's lips further than they are open.
     from xp_sdk.engine.motion import canonical_shape
 
-    reference = d18[choose_reference(d18, astronaut)]
+    reference = d18[choose_reference(d18, astronaut, typicality=0.0)]  # the closest match: mouth open
     closed = min(d18, key=lambda c: topology.mouth_opening(c.shape))
     plain = canonical_shape(astronaut) + (closed.shape - reference.shape)  # type: ignore[operator]
     assert topology.mouth_opening(plain) < -0.05  # the lips would pass through each other
@@ -341,3 +381,33 @@ def test_lips_closing_from_an_open_reference_meet_and_never_cross(d18: list[Moti
     # Everything but the inner lips still follows the driver: the chin rises with the closing jaw.
     rest = retargeter.from_video(reference, reference).landmarks
     assert pressed[topology.CHIN, 1] < rest[topology.CHIN, 1] - 0.05 * astronaut.inter_ocular
+
+
+def test_open_eye_openings_ignore_the_frames_with_closed_eyes(driving_codes: Codes) -> None:
+    from xp_sdk.engine.retarget import open_eye_openings
+
+    codes = _valid(driving_codes("lp_d1_hist.mp4"))  # 16 frames, the eyes shut in most of them
+    usual = open_eye_openings(codes)
+    for eye in (0, 1):
+        openings = np.array([topology.eye_opening(c.shape, eye) for c in codes])
+        assert np.median(openings) < 0.7 * usual[eye]  # the plain median is a half-closed eye
+        assert usual[eye] == pytest.approx(float(np.median(openings[:4])), rel=0.15)  # the open start
+    with pytest.raises(ValueError, match="shapes"):
+        open_eye_openings([_template_code()])
+
+
+def test_a_reference_caught_mid_blink_does_not_blow_the_eyes_open(driving_codes: Codes, astronaut: Any) -> None:
+    from xp_sdk.engine.retarget import open_eye_openings
+
+    codes = _valid(driving_codes("lp_d1_hist.mp4"))
+    mid_blink = min(codes, key=lambda c: np.mean([topology.eye_opening(c.shape, e) for e in (0, 1)]))
+    retargeter = Retargeter(astronaut)
+    first = codes[0]  # eyes open
+    own = _eye_ratios(retargeter.from_video(first, first), astronaut)
+    assert np.allclose(own, 1.0, atol=0.02)
+    # Measured against the closed reference, the open frame is several times "more open": the eyes bulged to
+    # the ratio's cap. Against the driver's usual open eye they are the photo's own.
+    blown = _eye_ratios(retargeter.from_video(first, mid_blink), astronaut)
+    usual = _eye_ratios(retargeter.from_video(first, mid_blink, open_eye_openings(codes)), astronaut)
+    assert min(blown) > 1.4
+    assert all(0.8 < r < 1.25 for r in usual)  # (the driver's usual open eye is a little less open)

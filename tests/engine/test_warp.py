@@ -335,10 +335,10 @@ def test_roi_always_contains_the_face(photo_faces: dict[str, Any], generators: C
 def astronaut_lips_pressed(
     photo_faces: dict[str, Any], driving_codes: Callable[[str], list[MotionCode | None]]
 ) -> TargetFace:
-    """The astronaut's parted smile driven shut: lp_d18's most closed frame against its reference."""
+    """The astronaut's parted smile driven shut: lp_d18's most closed frame against its open-mouthed closest match."""
     codes = [c for c in driving_codes("lp_d18.mp4") if c is not None]
     face = photo_faces["skimage_astronaut.png"][1]
-    reference = codes[choose_reference(codes, face)]
+    reference = codes[choose_reference(codes, face, typicality=0.0)]
     closed = min(codes, key=lambda c: topology.mouth_opening(c.shape))
     return Retargeter(face).from_video(closed, reference)
 
@@ -523,11 +523,11 @@ def test_a_wide_open_mouth_shows_a_tongue_not_a_black_hole(
     frame = generators("lp_d30.jpg").render(target).astype(np.float64)
     upper = target.landmarks[list(topology.LIPS_UPPER_INNER[4:-4])]
     lower = target.landmarks[list(topology.LIPS_LOWER_INNER[4:-4])]
-    centre_x = int(round(float(upper[:, 0].mean())))
+    centre_x = round(float(upper[:, 0].mean()))
     top, bottom = float(upper[:, 1].mean()), float(lower[:, 1].mean())
 
     def at(depth: float) -> np.ndarray:
-        y = int(round(top + depth * (bottom - top)))
+        y = round(top + depth * (bottom - top))
         return frame[y - 1 : y + 2, centre_x - 2 : centre_x + 3].reshape(-1, 3).mean(axis=0)  # type: ignore[no-any-return]
 
     throat, tongue = at(0.5), at(0.85)

@@ -30,7 +30,7 @@ from xp_sdk.engine.driving import StageClock, iter_motion_codes
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.motion import MotionCode, SmoothingConfig
-from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference
+from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference, open_eye_openings
 from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import VideoWriter, probe_video
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
@@ -372,6 +372,7 @@ class _VideoMotion(_MotionSource):
             pick = choose_reference([c for _, c in valid], face)
             self.reference, reference = valid[pick]
         assert reference is not None
+        open_eyes = open_eye_openings([c for _, c in valid])
         last: MotionCode = valid[0][1]
 
         def emit(code: MotionCode | None) -> TargetFace:
@@ -380,7 +381,7 @@ class _VideoMotion(_MotionSource):
                 self.frames_without_face += 1
             else:
                 last = code
-            return retargeter.from_video(last, reference)
+            return retargeter.from_video(last, reference, open_eyes)
 
         for code in buffered:
             yield emit(code)

@@ -2,8 +2,9 @@
 
 A driving frame is compared with a driving *reference* frame, and only the difference is applied to the photo:
 the photo keeps its identity, its proportions and its resting expression. The reference is chosen
-automatically as the driving frame whose pose and expression best match the photo, so a clip that starts
-mid-smile or turned away does not leave a permanent offset on the result.
+automatically as the driving frame whose pose and expression best match the photo among the clip's typical
+frames, so a clip that starts mid-smile or turned away does not leave a permanent offset on the result, and a
+rare extreme frame that happens to match the photo does not shift the whole clip the other way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import numpy as np
 
 from xp_sdk.engine import topology
 from xp_sdk.engine.faces import FaceAnalysis
-from xp_sdk.engine.motion import BLENDSHAPE_INDEX, MotionCode, canonical_shape, euler_to_matrix, rigid_centre
+from xp_sdk.engine.motion import (
+    BLENDSHAPE_INDEX,
+    BLENDSHAPE_NAMES,
+    MotionCode,
+    canonical_shape,
+    euler_to_matrix,
+    rigid_centre,
+)
 from xp_sdk.engine.rig import ExpressionRig, eye_ratios
 
 # Blendshapes that describe the visible expression; gaze and the neutral score say little about a match.
@@ -27,6 +35,17 @@ _MATCH_BLENDSHAPES = np.array(
         if name != "_neutral" and not name.startswith("eyeLook")
     ]
 )
+
+
+# What a clip typically looks like, without blinks and squints: a clip may keep its eyes shut most of the
+# time (lp_d1), but a closed-eyed reference makes every opening an explosion of the photo's eyes.
+_TYPICAL_BLENDSHAPES = np.array(
+    [i for i in _MATCH_BLENDSHAPES if not BLENDSHAPE_NAMES[i].startswith(("eyeBlink", "eyeSquint"))]
+)
+
+
+# An eye at least this share as open as the clip's widest counts as open (see open_eye_openings).
+_OPEN_EYE_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -55,11 +74,41 @@ def reference_distance(code: MotionCode, source: FaceAnalysis) -> float:
     return 2.0 * angle + expr
 
 
-def choose_reference(codes: Sequence[MotionCode], source: FaceAnalysis) -> int:
-    """Index of the code whose pose and expression are closest to the photo's."""
+def choose_reference(codes: Sequence[MotionCode], source: FaceAnalysis, typicality: float = 1.0) -> int:
+    """Index of the code closest to the photo's pose and expression, among the clip's typical frames.
+
+    The reference is what the photo is taken to be doing: every other frame is applied as its difference from
+    it. The single closest frame is often a rare extreme (a wide-eyed frame matching a wide-eyed photo) and
+    then the whole clip plays as the opposite on the photo: eyes at 70 % for the rest of the clip, the person
+    hard to recognise. ``typicality`` weighs each frame's expression distance from the clip's median
+    expression against its distance from the photo (on the shared faces: identity minimum 0.59 → 0.76 on
+    lp_d7 × lp_d30, expression ratio as good or better); 0 picks the closest frame alone.
+    """
     if not codes:
         raise ValueError("no motion codes to choose a reference from")
-    return int(np.argmin([reference_distance(code, source) for code in codes]))
+    expressions = np.stack([code.blendshapes[_TYPICAL_BLENDSHAPES] for code in codes])
+    typical = np.median(expressions, axis=0)
+    atypical = np.linalg.norm(expressions - typical, axis=1)
+    distances = [reference_distance(code, source) for code in codes]
+    return int(np.argmin(np.asarray(distances) + typicality * atypical))
+
+
+def open_eye_openings(codes: Sequence[MotionCode]) -> tuple[float, float]:
+    """Per eye, the driver's usual opening when the eye is open: the median over frames at least 60 % as
+    open as the widest.
+
+    The photo's eyes follow the driver's as a ratio of this, not of the reference frame's: a reference caught
+    mid-blink made every opening an explosion of the photo's eyes, and a wide-eyed one (the best match for a
+    wide-eyed photo) held them at 70 % for the whole clip.
+    """
+    shapes = [code.shape for code in codes if code.shape is not None]
+    if not shapes:
+        raise ValueError("no motion codes with landmark shapes")
+    usual = []
+    for eye in (0, 1):
+        openings = np.array([topology.eye_opening(shape, eye) for shape in shapes])
+        usual.append(float(np.median(openings[openings >= _OPEN_EYE_SHARE * openings.max()])))
+    return usual[0], usual[1]
 
 
 class Retargeter:
@@ -87,15 +136,24 @@ class Retargeter:
             self._rig = ExpressionRig(self._canonical)
         return self._rig
 
-    def from_video(self, code: MotionCode, reference: MotionCode) -> TargetFace:
-        """Target for a code measured from video, relative to the chosen reference code."""
+    def from_video(
+        self, code: MotionCode, reference: MotionCode, open_eyes: tuple[float, float] | None = None
+    ) -> TargetFace:
+        """Target for a code measured from video, relative to the chosen reference code.
+
+        ``open_eyes``: the driver's usual open-eye opening per eye (:func:`open_eye_openings`), against which
+        the eyes' opening ratio is measured; without it, the reference frame's own.
+        """
         if code.shape is None or reference.shape is None:
             raise ValueError("video retargeting needs codes with canonical shapes")
         o = self.options
         canonical = self._canonical + o.expression_scale * (code.shape - reference.shape)
         if o.relative_eyes:
+            usual = open_eyes or tuple(topology.eye_opening(reference.shape, eye) for eye in (0, 1))
             ratios = [
-                _opening_ratio(code.shape, reference.shape, eye) ** max(o.expression_scale, 0.0) for eye in (0, 1)
+                (max(topology.eye_opening(code.shape, eye), 0.0) / max(usual[eye], 1e-3))
+                ** max(o.expression_scale, 0.0)
+                for eye in (0, 1)
             ]
             canonical = self._set_eye_openings(canonical, ratios)
         canonical = self._keep_lips_apart(canonical)
@@ -180,11 +238,6 @@ def _lid_curves(
         order = np.argsort(xy[:, 0])
         curves.append(np.interp(xs, xy[order, 0], xy[order, 1]))
     return curves[0], curves[1]
-
-
-def _opening_ratio(shape: np.ndarray, reference: np.ndarray, eye: int) -> float:
-    ref = max(topology.eye_opening(reference, eye), 1e-3)
-    return max(topology.eye_opening(shape, eye), 0.0) / ref
 
 
 def _scale_rotation(rel: np.ndarray, factor: float) -> np.ndarray:

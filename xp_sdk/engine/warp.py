@@ -4,11 +4,15 @@ How one frame is made:
 1. Control points are the 478 face landmarks plus three rings around the face oval, whose motion fades out
    (more slowly above the face, where hair moves with the head, than below it, where the neck does not),
    plus points on the border of the working region, which never move.
-2. The photo's control points are triangulated once (Delaunay). Per frame, each triangle's affine map from
-   its output position back to the photo is solved in one batch, the output triangles are rasterised into a
-   triangle-index map (at up to half resolution), and every output pixel takes the backward coordinate of
-   its triangle. This is the exact inverse of the piecewise-affine warp, also where the warp compresses
-   (a closing eyelid squeezes the eye to a line, which iterative inversion of a forward field cannot follow).
+2. The photo's control points are triangulated once (Delaunay); besides the landmarks they include the upper
+   lids' lash lines and, in a parted photo mouth, two lines that carry the teeth with their lips
+   (:class:`~xp_sdk.engine.mouth.TeethRig`). Per frame, each triangle's affine map from its output position
+   back to the photo is solved in one batch, the output triangles are rasterised into a triangle-index map
+   (face triangles far to near, so where a turning head folds the mesh the nearer surface wins), and every
+   output pixel takes the backward coordinate of its triangle. This is the exact inverse of the piecewise-
+   affine warp, also where the warp compresses (a closing eyelid squeezes the eye to a line, which iterative
+   inversion of a forward field cannot follow). The map is made at up to half resolution, and at full
+   resolution around a mouth or eye that the frame squeezes, where neighbouring cells sample far-apart pixels.
 3. The photo is resampled with ``cv2.remap``; the mouth interior is painted where the mouth opens beyond the
    photo's; the region is pasted back into the full frame through a feathered mask, so everything outside it
    stays exactly still.
