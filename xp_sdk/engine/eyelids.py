@@ -87,10 +87,19 @@ class LidPainter:
         down = np.clip((ys - y_top[None, :]) / np.maximum(y_line - y_top, 1.0)[None, :], 0.0, 1.0)
         # The top of the lid melts into the skin above it rather than ending at an edge.
         alpha *= np.clip(down / 0.55, 0.0, 1.0) ** 1.5
-        tone = self.tones[eye]
-        layer = tone[None, None, :] * (1.0 - 0.12 * down[..., None] ** 2)
-
         roi = frame[y0:y1, x0:x1].astype(np.float32)
+        # The tone continues the lid skin as this frame shows it, in the top quarter of the painted area (where
+        # the lid has slid down over the eye and is hardly painted), column by column and smoothed: no edge of its
+        # own against the skin around it. Above that area lies the brow on a big-eyed face.
+        rows = np.clip(np.round(y_top + 0.25 * (y_line - y_top)).astype(int), 0, bh - 1)
+        band = np.stack([roi[np.clip(rows + k, 0, bh - 1), np.arange(bw)] for k in (-1, 0, 1)]).mean(axis=0)
+        band = cv2.GaussianBlur(band[None, :, :], (0, 0), sigmaX=max(1.0, 0.04 * self.iod * scale))[0]
+        # Where the band is far from the photo's own lid tone (a lash or the iris slid up there), keep the latter.
+        off = np.abs(band - self.tones[eye][None, :]).mean(axis=1, keepdims=True)
+        trust = np.clip(1.0 - (off - 12.0) / 24.0, 0.0, 1.0)
+        tone = band * trust + self.tones[eye][None, :] * (1.0 - trust)
+        layer = tone[None, :, :] * (1.0 - 0.12 * down[..., None] ** 2)
+
         a = alpha[..., None]
         painted = roi * (1 - a) + layer * a
 
