@@ -24,10 +24,12 @@ class LidPainter:
         self.tones: list[np.ndarray] = []
         self.lashes: list[np.ndarray] = []
         self.source_openings: list[float] = []
+        self.grain: list[np.ndarray] = []
         for eye, (upper, _lower) in enumerate(topology.EYES):
             first, second = (pts[list(ring)] for ring in topology.UPPER_LID_RINGS[eye])
             # Lid skin: just above the second ring, clear of the lashes and the crease's shadow, below the brow.
             self.tones.append(_median(image, second + (second - first) * 0.5))
+            self.grain.append(_skin_grain(image, first, second))
             contour = pts[list(upper[1:-1])]
             # The lashes: the darkest of the band just above the upper-lid contour.
             band = np.vstack([contour + (first.mean(axis=0) - contour.mean(axis=0)) * f for f in (0.15, 0.3)])
@@ -93,12 +95,21 @@ class LidPainter:
         # own against the skin around it. Above that area lies the brow on a big-eyed face.
         rows = np.clip(np.round(y_top + 0.25 * (y_line - y_top)).astype(int), 0, bh - 1)
         band = np.stack([roi[np.clip(rows + k, 0, bh - 1), np.arange(bw)] for k in (-1, 0, 1)]).mean(axis=0)
-        band = cv2.GaussianBlur(band[None, :, :], (0, 0), sigmaX=max(1.0, 0.04 * self.iod * scale))[0]
+        band = cv2.GaussianBlur(band[None, :, :], (0, 0), sigmaX=max(1.0, 0.12 * self.iod * scale))[0]
         # Where the band is far from the photo's own lid tone (a lash or the iris slid up there), keep the latter.
         off = np.abs(band - self.tones[eye][None, :]).mean(axis=1, keepdims=True)
-        trust = np.clip(1.0 - (off - 12.0) / 24.0, 0.0, 1.0)
+        trust = np.clip(1.0 - (off - 8.0) / 16.0, 0.0, 1.0)
         tone = band * trust + self.tones[eye][None, :] * (1.0 - trust)
         layer = tone[None, :, :] * (1.0 - 0.12 * down[..., None] ** 2)
+        # The photo's own skin grain, laid along the lid, so the painted lid is not plastic-smooth.
+        grain = self.grain[eye]
+        gh, gw = grain.shape[:2]
+        left, span = float(line[:, 0].min()), max(float(np.ptp(line[:, 0])), 1.0)
+        map_x = np.broadcast_to(np.clip((xs - left) / span, 0.0, 1.0)[None, :] * (gw - 1), (bh, bw))
+        map_y = (ys - y_top[None, :]) / max(float(gh), 1.0) % 1.0 * (gh - 1)
+        layer = layer + cv2.remap(
+            grain, np.ascontiguousarray(map_x, np.float32), np.ascontiguousarray(map_y, np.float32), cv2.INTER_LINEAR
+        )
 
         a = alpha[..., None]
         painted = roi * (1 - a) + layer * a
@@ -113,6 +124,22 @@ class LidPainter:
         la = (lash_alpha * strength)[..., None]
         painted = painted * (1 - la) + self.lashes[eye][None, None, :] * la
         frame[y0:y1, x0:x1] = np.clip(painted, 0, 255).astype(np.uint8)
+
+
+def _skin_grain(image: np.ndarray, first: np.ndarray, second: np.ndarray, rows: int = 12) -> np.ndarray:
+    """The fine texture (high-pass, float) of the photo's lid skin above the second ring, as a strip
+    (rows × columns along the lid), to be laid over the painted lid."""
+    left, right = _by_x(second)[[0, -1]]
+    width = max(int(np.ceil(np.linalg.norm(right - left))), 8)
+    u = np.linspace(0.0, 1.0, width)
+    base = np.stack([np.interp(u, np.linspace(0, 1, len(second)), _by_x(second)[:, k]) for k in (0, 1)], axis=1)
+    lift = (second - first).mean(axis=0)  # towards the brow, one ring spacing
+    v = np.linspace(0.1, 0.5, rows)
+    xy = base[None, :, :] + v[:, None, None] * lift[None, None, :]
+    map_x, map_y = xy[..., 0].astype(np.float32), xy[..., 1].astype(np.float32)
+    strip = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    grain = strip - cv2.GaussianBlur(strip, (0, 0), 1.5)
+    return np.clip(0.8 * grain, -6.0, 6.0)  # type: ignore[no-any-return]
 
 
 def _by_x(points: np.ndarray) -> np.ndarray:
