@@ -24,12 +24,12 @@ class LidPainter:
         self.tones: list[np.ndarray] = []
         self.lashes: list[np.ndarray] = []
         self.source_openings: list[float] = []
-        self.grain: list[np.ndarray] = []
+        self.profiles: list[np.ndarray] = []
         for eye, (upper, _lower) in enumerate(topology.EYES):
             first, second = (pts[list(ring)] for ring in topology.UPPER_LID_RINGS[eye])
             # Lid skin: just above the second ring, clear of the lashes and the crease's shadow, below the brow.
             self.tones.append(_median(image, second + (second - first) * 0.5))
-            self.grain.append(_skin_grain(image, first, second))
+            self.profiles.append(_lid_profile(image, first, second, self.tones[-1]))
             contour = pts[list(upper[1:-1])]
             # The lashes: the darkest of the band just above the upper-lid contour.
             band = np.vstack([contour + (first.mean(axis=0) - contour.mean(axis=0)) * f for f in (0.15, 0.3)])
@@ -90,27 +90,14 @@ class LidPainter:
         # The top of the lid melts into the skin above it rather than ending at an edge.
         alpha *= np.clip(down / 0.55, 0.0, 1.0) ** 1.5
         roi = frame[y0:y1, x0:x1].astype(np.float32)
-        # The tone continues the lid skin as this frame shows it, in the top quarter of the painted area (where
-        # the lid has slid down over the eye and is hardly painted), column by column and smoothed: no edge of its
-        # own against the skin around it. Above that area lies the brow on a big-eyed face.
-        rows = np.clip(np.round(y_top + 0.25 * (y_line - y_top)).astype(int), 0, bh - 1)
-        band = np.stack([roi[np.clip(rows + k, 0, bh - 1), np.arange(bw)] for k in (-1, 0, 1)]).mean(axis=0)
-        band = cv2.GaussianBlur(band[None, :, :], (0, 0), sigmaX=max(1.0, 0.12 * self.iod * scale))[0]
-        # Where the band is far from the photo's own lid tone (a lash or the iris slid up there), keep the latter.
-        off = np.abs(band - self.tones[eye][None, :]).mean(axis=1, keepdims=True)
-        trust = np.clip(1.0 - (off - 8.0) / 16.0, 0.0, 1.0)
-        tone = band * trust + self.tones[eye][None, :] * (1.0 - trust)
-        layer = tone[None, :, :] * (1.0 - 0.12 * down[..., None] ** 2)
-        # The photo's own skin grain, laid along the lid, so the painted lid is not plastic-smooth.
-        grain = self.grain[eye]
-        gh, gw = grain.shape[:2]
+        # The tone runs along the lid as the photo's own lid skin does (between the two rings above the lashes,
+        # column by column): no pale patch where make-up or the brow's highlight lies above, and nothing taken
+        # from the frame itself, which would flicker from frame to frame.
+        profile = self.profiles[eye]
         left, span = float(line[:, 0].min()), max(float(np.ptp(line[:, 0])), 1.0)
-        map_x = np.broadcast_to(np.clip((xs - left) / span, 0.0, 1.0)[None, :] * (gw - 1), (bh, bw))
-        map_y = (ys - y_top[None, :]) / max(float(gh), 1.0) % 1.0 * (gh - 1)
-        layer = layer + cv2.remap(
-            grain, np.ascontiguousarray(map_x, np.float32), np.ascontiguousarray(map_y, np.float32), cv2.INTER_LINEAR
-        )
-
+        along = np.clip((xs - left) / span, 0.0, 1.0) * (len(profile) - 1)
+        tone = np.stack([np.interp(along, np.arange(len(profile)), profile[:, k]) for k in range(3)], axis=1)
+        layer = tone[None, :, :] * (1.0 - 0.12 * down[..., None] ** 2)
         a = alpha[..., None]
         painted = roi * (1 - a) + layer * a
 
@@ -126,20 +113,19 @@ class LidPainter:
         frame[y0:y1, x0:x1] = np.clip(painted, 0, 255).astype(np.uint8)
 
 
-def _skin_grain(image: np.ndarray, first: np.ndarray, second: np.ndarray, rows: int = 12) -> np.ndarray:
-    """The fine texture (high-pass, float) of the photo's lid skin above the second ring, as a strip
-    (rows × columns along the lid), to be laid over the painted lid."""
-    left, right = _by_x(second)[[0, -1]]
-    width = max(int(np.ceil(np.linalg.norm(right - left))), 8)
-    u = np.linspace(0.0, 1.0, width)
-    base = np.stack([np.interp(u, np.linspace(0, 1, len(second)), _by_x(second)[:, k]) for k in (0, 1)], axis=1)
-    lift = (second - first).mean(axis=0)  # towards the brow, one ring spacing
-    v = np.linspace(0.1, 0.5, rows)
-    xy = base[None, :, :] + v[:, None, None] * lift[None, None, :]
-    map_x, map_y = xy[..., 0].astype(np.float32), xy[..., 1].astype(np.float32)
-    strip = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    grain = strip - cv2.GaussianBlur(strip, (0, 0), 1.5)
-    return np.clip(0.8 * grain, -6.0, 6.0)  # type: ignore[no-any-return]
+def _lid_profile(image: np.ndarray, first: np.ndarray, second: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """The lid skin's colour along the lid (inner to outer corner, 32 steps), from between the two rings above
+    the lashes, smoothed; where a lash or the crease's shadow darkens it far from ``fallback``, that instead."""
+    a, b = _by_x(first), _by_x(second)
+    u = np.linspace(0.0, 1.0, 32)
+    xy = np.stack(
+        [np.interp(u, np.linspace(0, 1, len(a)), (0.35 * a + 0.65 * b)[:, k]) for k in (0, 1)], axis=1
+    )
+    colours = pixels_at(image, xy)
+    colours = cv2.GaussianBlur(colours[None, :, :].astype(np.float32), (0, 0), sigmaX=3.0)[0].astype(np.float64)
+    off = np.abs(colours - fallback[None, :]).mean(axis=1, keepdims=True)
+    trust = np.clip(1.0 - (off - 15.0) / 20.0, 0.0, 1.0)
+    return colours * trust + fallback[None, :] * (1.0 - trust)  # type: ignore[no-any-return]
 
 
 def _by_x(points: np.ndarray) -> np.ndarray:
