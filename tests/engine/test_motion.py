@@ -201,9 +201,10 @@ def test_one_euro_lags_more_for_slow_parameters() -> None:
 
 
 def test_smoother_keeps_template_codes_without_shape() -> None:
-    smoother = MotionSmoother(30.0)
+    smoother = MotionSmoother(30.0, SmoothingConfig(lookahead_frames=0))
     code = MotionCode(rotation=np.zeros(3), translation=np.zeros(2), log_scale=0.0, blendshapes=np.zeros(52))
-    out = smoother(code)
+    (out,) = smoother.push(code)
+    assert out is not None
     assert out.shape is None
     assert out.log_scale == 0.0
 

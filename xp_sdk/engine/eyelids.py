@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine import topology
-from xp_sdk.engine.images import pixels_at
+from xp_sdk.engine.images import padded_box, pixels_at
 
 _START, _FULL = 0.35, 0.85
 """Closure (1 − opening / photo's opening) at which painting starts, and at which it is fully opaque."""
@@ -66,12 +66,10 @@ class LidPainter:
         # The lid: from the second ring above the lashes (the stretched skin under the brow) down to the lower
         # lid, so nothing of the eye shows through.
         poly = np.vstack([_by_x(ring), _by_x(bottom)[::-1]])
-        h, w = frame.shape[:2]
-        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 4
-        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 5
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 4 or y1 - y0 < 3:
+        box = padded_box(poly, frame.shape, 4, min_size=(4, 3))
+        if box is None:
             return
+        x0, y0, x1, y1 = box
         origin = np.array([x0, y0], dtype=np.float64)
         bw, bh = x1 - x0, y1 - y0
         mask = np.zeros((bh, bw), np.uint8)

@@ -75,3 +75,17 @@ def pixels_at(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     xy = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
     pixels: np.ndarray = image[xy[:, 1], xy[:, 0]].astype(np.float64)
     return pixels
+
+
+def padded_box(
+    points: np.ndarray, shape: tuple[int, ...], pad: int, min_size: tuple[int, int] = (3, 2)
+) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the pixels around ``points`` with ``pad`` to spare, clipped to an image of ``shape``;
+    None when less than ``min_size`` (width, height) of it lies inside the image."""
+    h, w = shape[:2]
+    x0, y0 = np.floor(points.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h)
+    if x1 - x0 < min_size[0] or y1 - y0 < min_size[1]:
+        return None
+    return x0, y0, x1, y1

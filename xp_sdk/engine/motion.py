@@ -250,11 +250,6 @@ class MotionSmoother:
         self._pending.popleft()
         return _with_parts(code, [(a + b) / 2.0 for a, b in zip(forward, value, strict=True)])
 
-    def __call__(self, code: MotionCode) -> MotionCode:
-        """Smooth one code causally (look-ahead ignored): for live streams that cannot wait."""
-        parts = _code_parts(code)
-        return _with_parts(code, [f(x) for f, x in zip(self._forward, parts, strict=False)])
-
 
 def smooth(
     codes: Iterable[MotionCode | None], fps: float, config: SmoothingConfig | None = None

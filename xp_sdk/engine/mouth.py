@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine import topology
-from xp_sdk.engine.images import pixels_at
+from xp_sdk.engine.images import padded_box, pixels_at
 
 # Inner-lip gap (pixels) from which a photo's mouth counts as parted, with teeth or cavity worth keeping.
 _PARTED_PX = 2.5
@@ -125,12 +125,10 @@ class MouthPainter:
             return
         strength = float(np.clip(1.0 - self.source_opening / opening, 0.0, 1.0))
         poly = topology.inner_mouth_polygon(target)
-        h, w = frame.shape[:2]
-        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 3
-        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 4
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 3 or y1 - y0 < 2:
+        box = padded_box(poly, frame.shape, 3)
+        if box is None:
             return
+        x0, y0, x1, y1 = box
         bw, bh = x1 - x0, y1 - y0
         local = poly - np.array([x0, y0])
 
@@ -183,12 +181,10 @@ class MouthPainter:
         # The photo's own teeth ride the lips (TeethRig); between them is only the stretched hinge band.
         assert self._teeth is not None
         poly = self._teeth.gap_polygon(target)
-        h, w = frame.shape[:2]
-        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 2
-        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 3
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 3 or y1 - y0 < 2:
+        box = padded_box(poly, frame.shape, 2)
+        if box is None:
             return
+        x0, y0, x1, y1 = box
         origin = np.array([x0, y0])
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
@@ -227,12 +223,10 @@ class MouthPainter:
         # alias into a speckled line; pressed lips show a soft dark seam instead.
         strength = float(np.clip(1.0 - max(opening, 0.0) / self.source_opening, 0.0, 1.0))
         poly = topology.inner_mouth_polygon(target)
-        h, w = frame.shape[:2]
-        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 3
-        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 4
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 3 or y1 - y0 < 1:
+        box = padded_box(poly, frame.shape, 3, min_size=(3, 1))
+        if box is None:
             return
+        x0, y0, x1, y1 = box
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         origin = np.array([x0, y0])
         cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)

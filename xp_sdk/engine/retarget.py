@@ -81,7 +81,7 @@ def choose_reference(codes: Sequence[MotionCode], source: FaceAnalysis, typicali
     it. The single closest frame is often a rare extreme (a wide-eyed frame matching a wide-eyed photo) and
     then the whole clip plays as the opposite on the photo: eyes at 70 % for the rest of the clip, the person
     hard to recognise. ``typicality`` weighs each frame's expression distance from the clip's median
-    expression against its distance from the photo (on the shared faces: identity minimum 0.59 → 0.76 on
+    expression against its distance from the photo (on the shared faces: identity minimum 0.59 → 0.77 on
     lp_d7 × lp_d30, expression ratio as good or better); 0 picks the closest frame alone.
     """
     if not codes:

@@ -20,6 +20,7 @@ How one frame is made:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -29,6 +30,7 @@ from scipy.spatial import Delaunay
 from xp_sdk.engine import topology
 from xp_sdk.engine.eyelids import LidPainter
 from xp_sdk.engine.faces import FaceAnalysis
+from xp_sdk.engine.images import padded_box
 from xp_sdk.engine.mouth import MouthPainter, TeethRig
 from xp_sdk.engine.retarget import TargetFace
 
@@ -179,7 +181,6 @@ class WarpGenerator:
         stepped blocks of teeth or iris. Elsewhere (and in frames that squeeze nothing) half resolution is exact
         enough, and four times cheaper.
         """
-        rh, rw = self._pixel_xy.shape[:2]
         openings = (topology.mouth_opening(out_ctrl), *(topology.eye_opening(out_ctrl, e) for e in (0, 1)))
         boxes = []
         for group, opening, source in zip(_DETAIL_GROUPS, openings, self._source_openings, strict=True):
@@ -188,11 +189,8 @@ class WarpGenerator:
             if opening >= _SQUEEZED * source and not stretched:
                 continue
             pts = out_ctrl[group]
-            margin = 0.3 * float(np.ptp(pts[:, 0])) + 2.0
-            x0, y0 = np.floor(pts.min(axis=0) - margin).astype(int)
-            x1, y1 = np.ceil(pts.max(axis=0) + margin).astype(int)
-            box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), rw), min(int(y1), rh))
-            if box[2] > box[0] and box[3] > box[1]:
+            box = padded_box(pts, self._pixel_xy.shape, math.ceil(0.3 * float(np.ptp(pts[:, 0])) + 2.0), (1, 1))
+            if box is not None:
                 boxes.append(box)
         return boxes
 
