@@ -51,7 +51,7 @@ from xp_sdk.engine import AnimateOptions, animate  # noqa: E402
 from xp_sdk.engine.animate import Progress, prepare_source  # noqa: E402
 from xp_sdk.engine.driving import StageClock, iter_motion_codes  # noqa: E402
 from xp_sdk.engine.motion import MotionCode  # noqa: E402
-from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference  # noqa: E402
+from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference, open_eye_openings  # noqa: E402
 from xp_sdk.engine.templates import MotionTemplate, dump_template, load_template  # noqa: E402
 from xp_sdk.engine.video import VideoWriter, probe_video, read_frames  # noqa: E402
 from xp_sdk.engine.warp import WarpGenerator  # noqa: E402
@@ -241,11 +241,12 @@ def video_targets(photo: np.ndarray, codes: list[MotionCode | None]) -> tuple[Wa
     if not valid:
         raise SystemExit("the driving clip has no face in any frame; cannot benchmark the warp")
     reference = valid[choose_reference(valid, face)]
+    open_eyes = open_eye_openings(valid)
     last = valid[0]
     targets = []
     for code in codes:
         last = code if code is not None else last
-        targets.append(retargeter.from_video(last, reference))
+        targets.append(retargeter.from_video(last, reference, open_eyes))
     return WarpGenerator(image, face, options.warp), targets
 
 
