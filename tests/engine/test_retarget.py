@@ -15,6 +15,7 @@ from xp_sdk.engine.motion import (
     BLENDSHAPE_INDEX,
     MotionCode,
     MotionEncoder,
+    canonical_shape,
     euler_to_matrix,
     matrix_to_euler,
     rigid_centre,
@@ -169,6 +170,9 @@ def test_reference_against_itself_reproduces_the_photo(photo_faces: dict[str, An
     own = MotionEncoder().encode(face)
     target = Retargeter(face).from_video(own, own)  # default options: relative eyes
     assert np.allclose(target.landmarks, face.landmarks[:, :2], atol=1e-3)
+    # The target carries its pose-free shape too: here the photo's own (what bench/render_gap.py scores).
+    assert target.canonical is not None
+    assert np.allclose(target.canonical, canonical_shape(face), atol=1e-6)
 
 
 def test_neutral_template_code_reproduces_the_photo(astronaut: Any) -> None:
@@ -364,8 +368,6 @@ def test_template_pitch_moves_the_nose_vertically(astronaut: Any) -> None:
 def test_lips_closing_from_an_open_reference_meet_and_never_cross(d18: list[MotionCode], astronaut: Any) -> None:
     # The astronaut smiles with parted lips, so the chosen reference is an open-mouthed driving frame; when
     # the driver shuts the mouth, the plain difference closes the photo's lips further than they are open.
-    from xp_sdk.engine.motion import canonical_shape
-
     reference = d18[choose_reference(d18, astronaut, typicality=0.0)]  # the closest match: mouth open
     closed = min(d18, key=lambda c: topology.mouth_opening(c.shape))
     plain = canonical_shape(astronaut) + (closed.shape - reference.shape)  # type: ignore[operator]

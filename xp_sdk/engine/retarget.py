@@ -64,6 +64,8 @@ class TargetFace:
     rotation: np.ndarray  # (3, 3) output head rotation
     centre: np.ndarray  # (2,) output head centre
     scale: float  # output inter-ocular distance in pixels
+    canonical: np.ndarray | None = None
+    """(478, 3) the target's pose-free shape (inter-ocular units), for measuring the expression it asks for."""
 
 
 def reference_distance(code: MotionCode, source: FaceAnalysis) -> float:
@@ -185,7 +187,9 @@ class Retargeter:
         centre = self._centre.copy()
         centre[:2] += translation * self._iod
         projected = (canonical @ rotation.T) * scale + centre
-        return TargetFace(landmarks=projected[:, :2], rotation=rotation, centre=centre[:2], scale=scale)
+        return TargetFace(
+            landmarks=projected[:, :2], rotation=rotation, centre=centre[:2], scale=scale, canonical=canonical
+        )
 
     @staticmethod
     def _keep_lips_apart(canonical: np.ndarray) -> np.ndarray:
