@@ -18,6 +18,8 @@ from xp_sdk.engine.images import padded_box, pixels_at
 
 # Inner-lip gap (pixels) from which a photo's mouth counts as parted, with teeth or cavity worth keeping.
 _PARTED_PX = 2.5
+# Inner-lip gap (pixels) a column of the opening needs to get teeth control points.
+_COLUMN_PX = 1.5
 # Without a visible cavity between the teeth rows, the share of the gap taken to be upper teeth.
 _UPPER_TEETH_SHARE = 0.8
 # How much darker (luma) than the teeth on both sides a cavity between the rows must be.
@@ -42,8 +44,9 @@ class TeethRig:
         upper = np.array(topology.LIPS_UPPER_INNER[1:-1])
         lower = np.array(topology.LIPS_LOWER_INNER[1:-1])
         gap = pts[lower] - pts[upper]
-        self.active = topology.mouth_opening(pts) >= _PARTED_PX
-        keep = gap[:, 1] >= 1.5 if self.active else np.zeros(len(upper), bool)
+        parted = topology.mouth_opening(pts) >= _PARTED_PX
+        # Columns near the corners, where the lips nearly touch, get no points: they would only make slivers.
+        keep = gap[:, 1] >= _COLUMN_PX if parted else np.zeros(len(upper), bool)
         self._upper, self._lower = upper[keep], lower[keep]
         self._gap = gap[keep]
         self.split = _teeth_split(image, pts[self._upper], self._gap) if keep.any() else _UPPER_TEETH_SHARE
