@@ -466,16 +466,15 @@ def test_lips_closing_over_a_parted_mouth_squeeze_the_teeth_lines_between_them(
 
     image, face = photo_faces["skimage_astronaut.png"]
     rig = TeethRig(image, face.landmarks)
-    lines = rig.lines(astronaut_lips_pressed.landmarks)
-    n = rig.count // 2
-    top, bottom = lines[:n, 1], lines[n:, 1]
+    top_line, bottom_line = rig.lines(astronaut_lips_pressed.landmarks)
+    top, bottom = top_line[:, 1], bottom_line[:, 1]
     pts = astronaut_lips_pressed.landmarks
     upper_y = pts[list(rig._upper), 1]
     lower_y = pts[list(rig._lower), 1]
     assert (top >= upper_y - 1e-6).all() and (bottom <= lower_y + 1e-6).all()
     assert (bottom >= top - 1e-6).all()  # in order, never crossed
     # With the photo's own landmarks the lines are where the rig put them.
-    assert np.allclose(rig.lines(face.landmarks), rig.source)
+    assert np.allclose(rig.points(face.landmarks), rig.source)
 
 
 @pytest.mark.parametrize("yaw", [30.0, -30.0])

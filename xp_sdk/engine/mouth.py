@@ -50,30 +50,31 @@ class TeethRig:
         self._upper, self._lower = upper[keep], lower[keep]
         self._gap = gap[keep]
         self.split = _teeth_split(image, pts[self._upper], self._gap) if keep.any() else _UPPER_TEETH_SHARE
-        self.source = self.lines(pts)
+        self.source = self.points(pts)
 
     @property
     def count(self) -> int:
         return 2 * len(self._upper)
 
-    def lines(self, landmarks: np.ndarray) -> np.ndarray:
-        """(count, 2): the upper line then the lower line, for a frame's landmarks (pixels)."""
+    def lines(self, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The upper and the lower line, (count / 2, 2) each, for a frame's landmarks (pixels)."""
         pts = landmarks[:, :2]
-        if self.count == 0:
-            return np.zeros((0, 2))
         gap_now = pts[self._lower] - pts[self._upper]
         # Opening: lines keep their distance to their own lip (teeth ride the lips). Closing: in proportion.
         squeeze = np.clip(gap_now[:, 1] / self._gap[:, 1], 0.0, 1.0)[:, None]
         top = pts[self._upper] + (self.split - _HINGE) * self._gap * squeeze
         bottom = pts[self._lower] - (1.0 - self.split - _HINGE) * self._gap * squeeze
-        return np.vstack([top, bottom])
+        return top, bottom
+
+    def points(self, landmarks: np.ndarray) -> np.ndarray:
+        """(count, 2): both lines as warp control points, the upper first."""
+        return np.vstack(self.lines(landmarks))
 
     def gap_polygon(self, landmarks: np.ndarray) -> np.ndarray:
         """The opening between the two lines in a frame, closed through the inner mouth corners (x, y)."""
-        lines = self.lines(landmarks)
-        n = len(self._upper)
+        top, bottom = self.lines(landmarks)
         corners = landmarks[list(topology.INNER_MOUTH_CORNERS), :2]
-        return np.vstack([corners[:1], lines[:n], corners[1:], lines[n:][::-1]])
+        return np.vstack([corners[:1], top, corners[1:], bottom[::-1]])
 
 
 def _teeth_split(image: np.ndarray, upper: np.ndarray, gap: np.ndarray) -> float:
@@ -133,11 +134,7 @@ class MouthPainter:
             return
         x0, y0, x1, y1 = box
         bw, bh = x1 - x0, y1 - y0
-        local = poly - np.array([x0, y0])
-
-        mask = np.zeros((bh, bw), np.uint8)
-        cv2.fillPoly(mask, [np.round(local * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
-        alpha = cv2.GaussianBlur(mask, (0, 0), 0.8).astype(np.float32) / 255.0 * strength
+        alpha = cv2.GaussianBlur(_polygon_mask(poly, box), (0, 0), 0.8).astype(np.float32) / 255.0 * strength
 
         upper = target[list(topology.LIPS_UPPER_INNER), :2] - np.array([x0, y0])
         lower = target[list(topology.LIPS_LOWER_INNER), :2] - np.array([x0, y0])
@@ -175,9 +172,7 @@ class MouthPainter:
         t = np.clip(np.maximum(upper_teeth, lower_teeth) * teeth_visibility, 0.0, 1.0)[..., None]
         layer = layer * (1 - t) + teeth_rgb * t
 
-        roi = frame[y0:y1, x0:x1].astype(np.float32)
-        a = alpha[..., None]
-        frame[y0:y1, x0:x1] = np.clip(roi * (1 - a) + layer * a, 0, 255).astype(np.uint8)
+        _composite(frame, box, layer, alpha[..., None])
 
 
     def _paint_gap(self, frame: np.ndarray, target: np.ndarray) -> None:
@@ -188,13 +183,9 @@ class MouthPainter:
         if box is None:
             return
         x0, y0, x1, y1 = box
-        origin = np.array([x0, y0])
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
-        alpha = cv2.GaussianBlur(mask, (0, 0), 0.8).astype(np.float32)[..., None] / 255.0
+        alpha = cv2.GaussianBlur(_polygon_mask(poly, box), (0, 0), 0.8).astype(np.float32)[..., None] / 255.0
         # Darker towards the middle of the gap, as a throat seen past the teeth.
-        n = len(poly) // 2
-        top, bottom = poly[1:n], poly[n + 1 :][::-1]
+        top, bottom = self._teeth.lines(target)
         xs = np.arange(x0, x1, dtype=np.float32)
         y_top = np.interp(xs, *_sorted_xy(top))
         y_bottom = np.interp(xs, *_sorted_xy(bottom))
@@ -205,8 +196,7 @@ class MouthPainter:
         width = float(np.ptp(poly[:, 0])) or 1.0
         across = np.clip(1.0 - np.abs(xs - float(poly[:, 0].mean())) / (0.5 * width), 0.0, 1.0)[None, :]
         layer = self._with_tongue(layer, depth, across, float(np.mean(y_bottom - y_top)), width)
-        roi = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
+        _composite(frame, box, layer, alpha)
 
     def _with_tongue(
         self, layer: np.ndarray, depth: np.ndarray, across: np.ndarray, opening: float, width: float
@@ -229,17 +219,30 @@ class MouthPainter:
         box = padded_box(poly, frame.shape, 3, min_size=(3, 1))
         if box is None:
             return
-        x0, y0, x1, y1 = box
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        origin = np.array([x0, y0])
-        cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+        mask = _polygon_mask(poly, box)
+        origin = np.array(box[:2])
         upper = target[list(topology.LIPS_UPPER_INNER), :2]
         lower = target[list(topology.LIPS_LOWER_INNER), :2]
         middle = np.round(((upper + lower) / 2 - origin) * 16).astype(np.int32)
         cv2.polylines(mask, [middle], False, 255, thickness=1, lineType=cv2.LINE_AA, shift=4)
         alpha = cv2.GaussianBlur(mask, (0, 0), 0.5).astype(np.float32)[..., None] / 255.0 * (0.85 * strength)
-        roi = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + self.seam[None, None, :] * alpha, 0, 255).astype(np.uint8)
+        _composite(frame, box, self.seam[None, None, :], alpha)
+
+
+def _polygon_mask(poly: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """uint8 mask of ``box`` (x0, y0, x1, y1) with ``poly`` filled (anti-aliased, sub-pixel) at 255."""
+    x0, y0, x1, y1 = box
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    local = np.round((poly - np.array([x0, y0])) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [local], 255, lineType=cv2.LINE_AA, shift=4)
+    return mask
+
+
+def _composite(frame: np.ndarray, box: tuple[int, int, int, int], layer: np.ndarray, alpha: np.ndarray) -> None:
+    """Blend ``layer`` over ``frame`` inside ``box`` (in place) with per-pixel ``alpha`` (H, W, 1)."""
+    x0, y0, x1, y1 = box
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
 
 
 def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

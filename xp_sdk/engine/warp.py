@@ -125,7 +125,7 @@ class WarpGenerator:
         disp = np.zeros_like(self._source_ctrl)
         disp[len(face_disp) : self._n_lash] = self._lids.lash_displacement(target, face_disp)
         disp[: len(face_disp)] = face_disp
-        disp[self._n_lash : self._n_face] = self._teeth.lines(target.landmarks) - self._teeth.source
+        disp[self._n_lash : self._n_face] = self._teeth.points(target.landmarks) - self._teeth.source
         disp[self._n_face : self._n_moving] = ring_disp
         return disp
 
