@@ -11,8 +11,8 @@ Rows per size:
   1 decode alone      read_frames() of the driving clip, full size
   2 encode alone      VideoWriter writing N copies of the photo (animate's crf/preset)
   3 floor             decode a frame, encode it, as one pipeline: the I/O cost no engine can avoid
-  4 analysis alone    iter_motion_codes() over the clip
-  5 warp alone        WarpGenerator.render() for N precomputed retargeted targets
+  4 analysis alone    iter_driving() over the clip: motion codes and the shading textures (photo layout)
+  5 warp alone        WarpGenerator.render() for N precomputed retargeted, shaded targets
   6 animate(driving)  end to end, with the stage_seconds breakdown
   7 animate(template) end to end with "showcase" (no analysis)
   8 animate(driving, window 0)  informational, by default at the target size only: the same run with
@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,9 @@ import numpy as np  # noqa: E402
 
 from xp_sdk.engine import AnimateOptions, animate  # noqa: E402
 from xp_sdk.engine.animate import Progress, prepare_source  # noqa: E402
-from xp_sdk.engine.driving import StageClock, iter_motion_codes  # noqa: E402
-from xp_sdk.engine.motion import MotionCode  # noqa: E402
+from xp_sdk.engine.driving import DrivingFrame, StageClock, iter_driving  # noqa: E402
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference, open_eye_openings  # noqa: E402
+from xp_sdk.engine.shading import FaceLayout  # noqa: E402
 from xp_sdk.engine.templates import MotionTemplate, dump_template, load_template  # noqa: E402
 from xp_sdk.engine.video import VideoWriter, probe_video, read_frames  # noqa: E402
 from xp_sdk.engine.warp import WarpGenerator  # noqa: E402
@@ -211,10 +211,11 @@ def measure_floor(clip: Path, fps: float, out: Path, repeats: int) -> Stage:
     return best_of(repeats, run)
 
 
-def measure_analysis(clip: Path, fps: float) -> tuple[Stage, list[MotionCode | None]]:
+def measure_analysis(clip: Path, fps: float, layout: FaceLayout) -> tuple[Stage, list[DrivingFrame]]:
+    """Motion codes and shading textures, as animate() analyses a driving clip."""
     clock = StageClock()
     t0 = time.perf_counter()
-    stream = iter_motion_codes(clip, fps, clock=clock)
+    stream = iter_driving(clip, fps, clock=clock, layout=layout)
     codes = [next(stream)]
     # The first code also pays for creating the landmarker; kept apart so ms/frame is the steady rate.
     first = time.perf_counter() - t0
@@ -228,25 +229,36 @@ def measure_analysis(clip: Path, fps: float) -> tuple[Stage, list[MotionCode | N
     stage = Stage(clock.seconds, len(codes), cpu, [clock.seconds])
     stage.extra["wall_ms_per_frame"] = 1000 * wall / steady
     stage.extra["first_code_s"] = first
-    stage.extra["faces"] = sum(c is not None for c in codes)
+    stage.extra["faces"] = sum(c.code is not None for c in codes)
     return stage, codes
 
 
-def video_targets(photo: np.ndarray, codes: list[MotionCode | None]) -> tuple[WarpGenerator, list[TargetFace]]:
-    """Targets exactly as animate() retargets them (reference chosen over the whole clip)."""
+def photo_layout(photo: np.ndarray) -> FaceLayout:
+    return FaceLayout(prepare_source(photo, AnimateOptions(max_side=max(photo.shape[:2])))[1].landmarks)
+
+
+def video_targets(
+    photo: np.ndarray, frames: list[DrivingFrame], layout: FaceLayout
+) -> tuple[WarpGenerator, list[TargetFace]]:
+    """Targets exactly as animate() retargets and shades them (reference chosen over the whole clip)."""
     options = AnimateOptions(max_side=max(photo.shape[:2]))
     image, face = prepare_source(photo, options)
     retargeter = Retargeter(face, RetargetOptions(options.expression_scale, options.pose_scale))
-    valid = [c for c in codes if c is not None]
+    valid = [(i, f.code) for i, f in enumerate(frames) if f.code is not None]
     if not valid:
         raise SystemExit("the driving clip has no face in any frame; cannot benchmark the warp")
-    reference = valid[choose_reference(valid, face)]
-    open_eyes = open_eye_openings(valid)
-    last = valid[0]
+    index = valid[choose_reference([c for _, c in valid], face)][0]
+    reference, reference_texture = frames[index].code, frames[index].texture
+    assert reference is not None and reference_texture is not None
+    open_eyes = open_eye_openings([c for _, c in valid])
+    last = valid[0][1]
     targets = []
-    for code in codes:
-        last = code if code is not None else last
-        targets.append(retargeter.from_video(last, reference, open_eyes))
+    for frame in frames:
+        last = frame.code if frame.code is not None else last
+        target = retargeter.from_video(last, reference, open_eyes)
+        if frame.texture is not None:
+            target = replace(target, shading=layout.ratio(frame.texture, reference_texture))
+        targets.append(target)
     return WarpGenerator(image, face, options.warp), targets
 
 
@@ -601,8 +613,9 @@ def main(argv: list[str] | None = None) -> int:
             encode = measure_encode(photo, args.frames, source.fps, scratch, args.repeats)
             floor = measure_floor(clip, source.fps, scratch, args.repeats)
             print(f"[{time.perf_counter() - started:6.1f}s] size {size}²: analysis/warp", file=sys.stderr)
-            analysis, codes = measure_analysis(clip, source.fps)
-            generator, targets = video_targets(photo, codes)
+            layout = photo_layout(photo)
+            analysis, codes = measure_analysis(clip, source.fps, layout)
+            generator, targets = video_targets(photo, codes, layout)
             warp = measure_warp(generator, targets)
             del generator, targets, codes
 

@@ -141,7 +141,7 @@ def test_driven_output_is_h264_at_the_photo_size(driven: Run, outputs: Path) -> 
     assert clip.fps == pytest.approx(30.0) and result.fps == pytest.approx(30.0)
     assert result.frames_without_face == 0
     assert result.reference_frame is not None and 0 <= result.reference_frame < 16
-    assert result.seconds > 0 and set(result.stage_seconds) == {"analysis", "warp", "filter", "encode"}
+    assert result.seconds > 0 and set(result.stage_seconds) == {"analysis", "shading", "warp", "filter", "encode"}
     # Only the finished file is left: no partial files beside it.
     assert sorted(p.name for p in outputs.iterdir() if p.name.startswith(".")) == []
 

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -26,11 +26,12 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine.diffusion.config import DiffusionConfig
-from xp_sdk.engine.driving import StageClock, iter_motion_codes
+from xp_sdk.engine.driving import DrivingFrame, StageClock, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.motion import MotionCode, SmoothingConfig
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference, open_eye_openings
+from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import VideoWriter, probe_video
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
@@ -56,6 +57,8 @@ class AnimateOptions:
     allow_multiple_faces: bool = False
     crf: int = 18
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    shading: ShadingConfig = field(default_factory=ShadingConfig)
+    """The driver's creases and folds carried onto the photo (:mod:`xp_sdk.engine.shading`); driving videos only."""
     warp: WarpConfig = field(default_factory=WarpConfig)
     engine: Engine = "warp"
     """"warp": the CPU warp alone. "diffusion": the warp refined by a diffusion model (needs weights, a GPU)."""
@@ -212,6 +215,7 @@ def animate(
             raise
         encoder.finish()
         timings["analysis"] = motion.analysis_seconds
+        timings["shading"] = motion.shading_seconds
     return AnimationResult(
         output=out_path,
         frames=frames,
@@ -280,6 +284,8 @@ class _MotionSource:
     reference: int | None = None
     frames_without_face: int = 0
 
+    shading_seconds: float = 0.0
+
     @property
     def analysis_seconds(self) -> float:
         return 0.0
@@ -313,20 +319,20 @@ class _VideoMotion(_MotionSource):
     def analysis_seconds(self) -> float:
         return self.clock.seconds
 
-    def _produce(self, out: queue.Queue[object], stop: threading.Event) -> None:
+    def _produce(self, out: queue.Queue[object], stop: threading.Event, layout: FaceLayout | None) -> None:
         try:
-            for code in iter_motion_codes(self.path, self.fps, self.options.smoothing, self.clock):
+            for frame in iter_driving(self.path, self.fps, self.options.smoothing, self.clock, layout):
                 if stop.is_set():
                     return
-                out.put(code)
+                out.put(frame)
             out.put(_END)
         except BaseException as exc:
             out.put(_Failure(exc))
 
-    def _codes(self) -> Iterator[MotionCode | None]:
+    def _frames(self, layout: FaceLayout | None) -> Iterator[DrivingFrame]:
         codes: queue.Queue[object] = queue.Queue(maxsize=256)
         stop = threading.Event()
-        thread = threading.Thread(target=self._produce, args=(codes, stop), name="xp-analyse", daemon=True)
+        thread = threading.Thread(target=self._produce, args=(codes, stop, layout), name="xp-analyse", daemon=True)
         thread.start()
         try:
             while True:
@@ -349,14 +355,15 @@ class _VideoMotion(_MotionSource):
         wanted = self.options.reference_frame
         if wanted is not None and wanted < 0:
             raise InvalidInputError(f"reference frame must be 0 or more, got {wanted}")
-        stream = self._codes()
-        buffered: list[MotionCode | None] = []
-        for code in stream:
-            buffered.append(code)
-            have_face = any(c is not None for c in buffered)
+        layout = FaceLayout(face.landmarks, self.options.shading) if self.options.shading.enabled else None
+        stream = self._frames(layout)
+        buffered: list[DrivingFrame] = []
+        for frame in stream:
+            buffered.append(frame)
+            have_face = any(f.code is not None for f in buffered)
             if len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted):
                 break
-        valid = [(i, c) for i, c in enumerate(buffered) if c is not None]
+        valid = [(i, f.code) for i, f in enumerate(buffered) if f.code is not None]
         if not valid:
             raise NoFaceError(f"no face found in any frame of the driving video {self.path}")
         if wanted is not None:
@@ -364,29 +371,35 @@ class _VideoMotion(_MotionSource):
                 raise InvalidInputError(
                     f"reference frame {wanted} is beyond the driving video's {len(buffered)} frames"
                 )
-            if buffered[wanted] is None:
+            if buffered[wanted].code is None:
                 raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
             self.reference = wanted
-            reference = buffered[wanted]
         else:
-            pick = choose_reference([c for _, c in valid], face)
-            self.reference, reference = valid[pick]
+            self.reference = valid[choose_reference([c for _, c in valid], face)][0]
+        reference = buffered[self.reference].code
+        reference_texture = buffered[self.reference].texture
         assert reference is not None
         open_eyes = open_eye_openings([c for _, c in valid])
         last: MotionCode = valid[0][1]
 
-        def emit(code: MotionCode | None) -> TargetFace:
+        def emit(frame: DrivingFrame) -> TargetFace:
             nonlocal last
-            if code is None:
+            if frame.code is None:
                 self.frames_without_face += 1
             else:
-                last = code
-            return retargeter.from_video(last, reference, open_eyes)
+                last = frame.code
+            target = retargeter.from_video(last, reference, open_eyes)
+            if layout is None or frame.texture is None or reference_texture is None:
+                return target
+            t0 = time.perf_counter()
+            shading = layout.ratio(frame.texture, reference_texture)
+            self.shading_seconds += time.perf_counter() - t0
+            return replace(target, shading=shading)
 
-        for code in buffered:
-            yield emit(code)
-        for code in stream:
-            yield emit(code)
+        for frame in buffered:
+            yield emit(frame)
+        for frame in stream:
+            yield emit(frame)
 
 
 __all__ = [

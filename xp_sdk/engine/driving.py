@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from xp_sdk.engine.faces import MIN_VIDEO_FACE_PX, FaceAnalyzer
 from xp_sdk.engine.motion import MotionCode, MotionEncoder, MotionSmoother, SmoothingConfig
+from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
 from xp_sdk.engine.video import probe_video, read_frames
 
@@ -22,18 +27,37 @@ class StageClock:
         self.seconds = 0.0
 
 
-def iter_motion_codes(
+@dataclass(frozen=True)
+class DrivingFrame:
+    """One driving frame as the generator needs it: its smoothed motion code (None: no usable face), and the
+    driver's face brightness in the photo's layout (None without a layout, or before any face was seen)."""
+
+    code: MotionCode | None
+    texture: np.ndarray | None = None
+
+
+def iter_driving(
     path: str | os.PathLike[str],
     fps: float,
     smoothing: SmoothingConfig | None = None,
     clock: StageClock | None = None,
-) -> Iterator[MotionCode | None]:
-    """One smoothed motion code per driving frame, or None where no usable face was found.
+    layout: FaceLayout | None = None,
+) -> Iterator[DrivingFrame]:
+    """One :class:`DrivingFrame` per driving frame, in order.
 
-    With a smoothing look-ahead, codes come out a few frames behind the decoding; still one per frame, in order.
+    With a smoothing look-ahead, frames come out a few frames behind the decoding. With a ``layout`` each frame
+    also carries its face texture (smoothed over a few frames); a frame without a face repeats the last texture, as the
+    generator repeats the last code.
     """
     encoder = MotionEncoder()
     smoother = MotionSmoother(fps, smoothing)
+    textures = _TextureWindow()
+    last_texture: np.ndarray | None = None
+
+    def ready(codes: list[MotionCode | None]) -> Iterator[DrivingFrame]:
+        for code in codes:
+            yield DrivingFrame(code, textures.pop() if layout is not None else None)
+
     with FaceAnalyzer(video=True, max_faces=1) as analyzer:
         for index, rgb in enumerate(read_frames(path, max_side=ANALYSIS_MAX_SIDE)):
             t0 = time.perf_counter()
@@ -42,11 +66,55 @@ def iter_motion_codes(
             # The minimum face size is stated for 480-pixel frames and scales with the frame.
             if faces and faces[0].size >= MIN_VIDEO_FACE_PX * min(rgb.shape[:2]) / 480:
                 code = encoder.encode(faces[0])
-            ready = smoother.push(code)
+                if layout is not None:
+                    last_texture = layout.texture(rgb, faces[0].landmarks)
+            if layout is not None:
+                textures.push(last_texture)
+            codes = smoother.push(code)
             if clock is not None:
                 clock.seconds += time.perf_counter() - t0
-            yield from ready
-        yield from smoother.flush()
+            yield from ready(codes)
+        yield from ready(smoother.flush())
+
+
+class _TextureWindow:
+    """Textures of the frames read but not yet returned; each comes out averaged with up to two neighbours on
+    either side (binomial weights), so the shading taken from it does not flicker with compression noise and
+    the detector's jitter."""
+
+    _WEIGHTS = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+    def __init__(self) -> None:
+        self._pending: deque[np.ndarray | None] = deque()
+        self._previous: deque[np.ndarray | None] = deque([None, None], maxlen=2)
+
+    def push(self, texture: np.ndarray | None) -> None:
+        self._pending.append(texture)
+
+    def pop(self) -> np.ndarray | None:
+        current = self._pending.popleft()
+        window = [*self._previous, current, *list(self._pending)[:2]]
+        window += [None] * (5 - len(window))
+        self._previous.append(current)
+        if current is None:
+            return None
+        total = np.zeros_like(current, dtype=np.float32)
+        for weight, texture in zip(self._WEIGHTS, window, strict=True):
+            total += weight * (current if texture is None else texture)
+        # float16 halves what a reference window of textures holds; shading needs no more precision.
+        return total.astype(np.float16)
+
+
+def iter_motion_codes(
+    path: str | os.PathLike[str],
+    fps: float,
+    smoothing: SmoothingConfig | None = None,
+    clock: StageClock | None = None,
+) -> Iterator[MotionCode | None]:
+    """One smoothed motion code per driving frame, or None where no usable face was found (see
+    :func:`iter_driving`)."""
+    for frame in iter_driving(path, fps, smoothing, clock):
+        yield frame.code
 
 
 def record_template(path: str | os.PathLike[str], *, name: str, stride: int = 2) -> MotionTemplate:

@@ -26,6 +26,7 @@ from xp_sdk.engine.motion import (
     rigid_centre,
 )
 from xp_sdk.engine.rig import ExpressionRig, eye_ratios
+from xp_sdk.engine.shading import ShadingRatio
 
 # Blendshapes that describe the visible expression; gaze and the neutral score say little about a match.
 _MATCH_BLENDSHAPES = np.array(
@@ -58,7 +59,8 @@ class RetargetOptions:
 
 @dataclass(frozen=True)
 class TargetFace:
-    """Where the photo's landmarks go in one output frame (pixels of the working image)."""
+    """Where the photo's landmarks go in one output frame (pixels of the working image), and how its shading
+    changes."""
 
     landmarks: np.ndarray  # (478, 2)
     rotation: np.ndarray  # (3, 3) output head rotation
@@ -66,6 +68,8 @@ class TargetFace:
     scale: float  # output inter-ocular distance in pixels
     canonical: np.ndarray | None = None
     """(478, 3) the target's pose-free shape (inter-ocular units), for measuring the expression it asks for."""
+    shading: ShadingRatio | None = None
+    """The driver's expression shading for this frame (:mod:`xp_sdk.engine.shading`); None leaves it as is."""
 
 
 def reference_distance(code: MotionCode, source: FaceAnalysis) -> float:

@@ -199,6 +199,8 @@ class WarpGenerator:
         back = self.backward_map(target)
         map1, map2 = cv2.convertMaps(back[..., 0], back[..., 1], cv2.CV_16SC2)
         warped = cv2.remap(self._roi_image, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if target.shading is not None:
+            self._shade(warped, back, target)
         if self._mouth is not None:
             local = target.landmarks - self._origin
             self._mouth.paint(warped, local)
@@ -214,6 +216,18 @@ class WarpGenerator:
                 np.uint8
             )
         return frame
+
+
+    def _shade(self, warped: np.ndarray, back: np.ndarray, target: TargetFace) -> None:
+        """Multiply the warped face by the frame's shading ratio, looked up where each pixel came from."""
+        assert target.shading is not None
+        box = padded_box(target.landmarks - self._origin, back.shape, 4, (1, 1))
+        if box is None:
+            return
+        x0, y0, x1, y1 = box
+        ratio = target.shading.sample(back[y0:y1, x0:x1] + self._origin.astype(np.float32))
+        window = warped[y0:y1, x0:x1]
+        window[...] = np.clip(window.astype(np.float32) * ratio[..., None], 0.0, 255.0).astype(np.uint8)
 
 
 class _EyelidRig:

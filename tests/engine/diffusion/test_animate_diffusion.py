@@ -37,7 +37,7 @@ def test_diffusion_engine_streams_every_frame_in_order(astronaut: Face, tmp_path
     )
     frames = TEMPLATE.frame_count
     assert result.engine == "diffusion" and result.frames == frames == 9
-    assert set(result.stage_seconds) == {"analysis", "warp", "diffusion", "filter", "encode"}
+    assert set(result.stage_seconds) == {"analysis", "shading", "warp", "diffusion", "filter", "encode"}
     assert result.stage_seconds["diffusion"] > 0
     assert [p.done for p in calls] == list(range(1, frames + 1))
     assert len(seen) == frames and all(f.shape == astronaut.image.shape for f in seen)
@@ -72,4 +72,4 @@ def test_diffusion_engine_with_the_template_models_toml_names_each_missing_compo
 
 def test_warp_engine_is_unchanged_by_default(astronaut: Face, tmp_path: Path) -> None:
     result = animate(astronaut.image, tmp_path / "w.mp4", template=TEMPLATE, options=AnimateOptions(keep_audio=False))
-    assert result.engine == "warp" and set(result.stage_seconds) == {"analysis", "warp", "filter", "encode"}
+    assert result.engine == "warp" and set(result.stage_seconds) == {"analysis", "shading", "warp", "filter", "encode"}
