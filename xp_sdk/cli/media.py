@@ -35,6 +35,9 @@ def animate(
     max_side: Annotated[int, typer.Option(help="Cap on the output's longer side, in pixels.")] = 1024,
     expression_scale: Annotated[float, typer.Option(help="Multiplier on expression motion.")] = 1.0,
     pose_scale: Annotated[float, typer.Option(help="Multiplier on head motion.")] = 1.0,
+    shading: Annotated[
+        bool, typer.Option("--shading/--no-shading", help="Carry the driver's creases and folds onto the photo.")
+    ] = True,
     reference_frame: Annotated[
         int | None, typer.Option(help="Driving frame to measure motion against (default: best match).")
     ] = None,
@@ -64,6 +67,7 @@ def animate(
     output is watermarked, C2PA-signed and recorded in the audit log before it appears."""
     from xp_sdk.engine import AnimateOptions
     from xp_sdk.engine.diffusion import DiffusionConfig
+    from xp_sdk.engine.shading import ShadingConfig
 
     if engine not in ("warp", "diffusion"):
         raise InvalidInputError(f"--engine must be warp or diffusion, not {engine!r}")
@@ -73,6 +77,7 @@ def animate(
         max_side=max_side,
         expression_scale=expression_scale,
         pose_scale=pose_scale,
+        shading=ShadingConfig(enabled=shading),
         reference_frame=reference_frame,
         keep_audio=audio,
         allow_multiple_faces=allow_multiple_faces,

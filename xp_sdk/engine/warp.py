@@ -13,9 +13,11 @@ How one frame is made:
    affine warp, also where the warp compresses (a closing eyelid squeezes the eye to a line, which iterative
    inversion of a forward field cannot follow). The map is made at up to half resolution, and at full
    resolution around a mouth or eye that the frame squeezes, where neighbouring cells sample far-apart pixels.
-3. The photo is resampled with ``cv2.remap``; the mouth interior is painted where the mouth opens beyond the
-   photo's; the region is pasted back into the full frame through a feathered mask, so everything outside it
-   stays exactly still.
+3. The photo is resampled with ``cv2.remap``; where the target carries the driver's expression shading
+   (:mod:`xp_sdk.engine.shading`), the face's brightness is multiplied by it, looked up where each pixel came
+   from in the photo; the mouth interior is painted where the mouth opens beyond the photo's, and closing lids
+   over the eyes; the region is pasted back into the full frame through a feathered mask, so everything
+   outside it stays exactly still.
 """
 
 from __future__ import annotations
@@ -227,7 +229,11 @@ class WarpGenerator:
         x0, y0, x1, y1 = box
         ratio = target.shading.sample(back[y0:y1, x0:x1] + self._origin.astype(np.float32))
         window = warped[y0:y1, x0:x1]
-        window[...] = np.clip(window.astype(np.float32) * ratio[..., None], 0.0, 255.0).astype(np.uint8)
+        # Brightness only: scaling R, G and B alike also scales the skin's colour towards grey, and a shaded
+        # cheek then looks bruised rather than in shadow.
+        ycc = cv2.cvtColor(window, cv2.COLOR_RGB2YCrCb)
+        ycc[..., 0] = np.clip(ycc[..., 0] * ratio, 0.0, 255.0).astype(np.uint8)
+        window[...] = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
 
 
 class _EyelidRig:
