@@ -14,6 +14,7 @@ A low gain with a small residual says the warp moves the right pixels by the rig
 look like that expression to the detector (no new shading, no wrinkles): a renderer problem, not a motion one.
 
     .venv/bin/python bench/render_gap.py --pairs lp_d5:lp_s9,lp_d7:lp_d8
+    .venv/bin/python bench/render_gap.py --pairs lp_d5:self      # the driver's own first frame as the photo
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from xp_sdk.engine import topology  # noqa: E402
 from xp_sdk.engine.animate import AnimateOptions, prepare_source  # noqa: E402
@@ -123,20 +126,31 @@ def _gain(output: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", default="lp_d5:lp_s9,lp_d7:lp_d8", help="driving:photo stems, e.g. lp_d5:lp_s9")
+    parser.add_argument(
+        "--pairs",
+        default="lp_d5:lp_s9,lp_d7:lp_d8",
+        help="driving:photo stems, e.g. lp_d5:lp_s9; photo 'self' is the driving clip's own first frame",
+    )
     args = parser.parse_args()
     faces = Path(os.environ.get("XP_FACES", REPO.parent / "shared" / "faces"))
     if not (faces / "manifest.json").is_file():
         print(f"shared faces not found at {faces}; set XP_FACES", file=sys.stderr)
         return 2
-    for pair in args.pairs.split(","):
-        drive_stem, photo_stem = pair.split(":")
-        driving = next((faces / "driving").glob(drive_stem + "*"))
-        photo = next((faces / "source").glob(photo_stem + "*"))
-        print(f"\n{driving.name} × {photo.name}")
-        print(f"  {'region':<12}{'target':>8}{'output':>8}{'gain':>7}{'resid':>7}")
-        for name, target, output, gain, resid in pair_table(driving, photo):
-            print(f"  {name:<12}{target:>8.2f}{output:>8.2f}{gain:>7.2f}{resid:>7.2f}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for pair in args.pairs.split(","):
+            drive_stem, photo_stem = pair.split(":")
+            driving = next((faces / "driving").glob(drive_stem + "*"))
+            if photo_stem == "self":
+                # The driver animating their own first frame: what the detector reads back when the photo is
+                # the same person, lit the same way, so only the renderer stands between target and output.
+                photo = Path(scratch) / f"{driving.stem}_frame0.png"
+                Image.fromarray(next(iter(read_frames(driving)))).save(photo)
+            else:
+                photo = next((faces / "source").glob(photo_stem + "*"))
+            print(f"\n{driving.name} × {photo.name}")
+            print(f"  {'region':<12}{'target':>8}{'output':>8}{'gain':>7}{'resid':>7}")
+            for name, target, output, gain, resid in pair_table(driving, photo):
+                print(f"  {name:<12}{target:>8.2f}{output:>8.2f}{gain:>7.2f}{resid:>7.2f}")
     return 0
 
 
