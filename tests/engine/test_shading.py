@@ -161,3 +161,26 @@ def test_animate_shades_the_face_and_nothing_else(faces: Path, source_photos: li
     assert all(d[outside].max() == 0 for d in diffs)
     # The squeeze shades the face: some frames change visibly inside it.
     assert max(float(np.percentile(d[~outside], 99)) for d in diffs) >= 3
+
+
+def test_frames_without_a_face_keep_the_last_shading(faces: Path, photo: tuple[Any, Any, FaceLayout],
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    from xp_sdk.engine.video import VideoWriter
+
+    frames = list(read_frames(faces / "driving" / "lp_d1_hist.mp4"))
+    blank = np.full_like(frames[0], 128)
+    clip = tmp_path / "gap.mp4"
+    with VideoWriter(clip, width=frames[0].shape[1], height=frames[0].shape[0], fps=30.0) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(blank if i in (6, 7, 8) else frame)
+    driven = list(iter_driving(clip, 30.0, layout=photo[2]))
+    assert len(driven) == len(frames)
+    assert [i for i, f in enumerate(driven) if f.code is None] == [6, 7, 8]
+    # The generator repeats the last code over the gap; the shading is held with it, never dropped for a frame.
+    assert all(f.texture is not None for f in driven)
+    held, before = driven[7].texture, driven[5].texture
+    assert held is not None and before is not None
+    assert np.abs(held.astype(np.float32) - before.astype(np.float32)).mean() < 1.0
+
+    result = animate(faces / "source" / "lp_s7.jpg", tmp_path / "gap_out.mp4", driving=clip)
+    assert result.frames == len(frames) and result.frames_without_face == 3
