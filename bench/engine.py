@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,8 @@ import numpy as np  # noqa: E402
 
 from xp_sdk.engine import AnimateOptions, animate  # noqa: E402
 from xp_sdk.engine.animate import Progress, prepare_source  # noqa: E402
-from xp_sdk.engine.driving import DrivingFrame, StageClock, iter_driving  # noqa: E402
-from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference, open_eye_openings  # noqa: E402
+from xp_sdk.engine.driving import ClipTargets, DrivingFrame, StageClock, iter_driving  # noqa: E402
+from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace  # noqa: E402
 from xp_sdk.engine.shading import FaceLayout  # noqa: E402
 from xp_sdk.engine.templates import MotionTemplate, dump_template, load_template  # noqa: E402
 from xp_sdk.engine.video import VideoWriter, probe_video, read_frames  # noqa: E402
@@ -244,21 +244,10 @@ def video_targets(
     options = AnimateOptions(max_side=max(photo.shape[:2]))
     image, face = prepare_source(photo, options)
     retargeter = Retargeter(face, RetargetOptions(options.expression_scale, options.pose_scale))
-    valid = [(i, f.code) for i, f in enumerate(frames) if f.code is not None]
-    if not valid:
+    if not any(f.code is not None for f in frames):
         raise SystemExit("the driving clip has no face in any frame; cannot benchmark the warp")
-    index = valid[choose_reference([c for _, c in valid], face)][0]
-    reference, reference_texture = frames[index].code, frames[index].texture
-    assert reference is not None and reference_texture is not None
-    open_eyes = open_eye_openings([c for _, c in valid])
-    last = valid[0][1]
-    targets = []
-    for frame in frames:
-        last = frame.code if frame.code is not None else last
-        target = retargeter.from_video(last, reference, open_eyes)
-        if frame.texture is not None:
-            target = replace(target, shading=layout.ratio(frame.texture, reference_texture))
-        targets.append(target)
+    clip = ClipTargets(retargeter, frames, ClipTargets.best_reference(frames, face), layout)
+    targets = [clip(frame) for frame in frames]
     return WarpGenerator(image, face, options.warp), targets
 
 

@@ -23,7 +23,6 @@ import argparse
 import os
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 # Run as a script, Python puts bench/ first on sys.path, where bench/audit.py would shadow the audit package.
@@ -34,10 +33,10 @@ from PIL import Image  # noqa: E402
 
 from xp_sdk.engine import topology  # noqa: E402
 from xp_sdk.engine.animate import AnimateOptions, prepare_source  # noqa: E402
-from xp_sdk.engine.driving import iter_driving  # noqa: E402
+from xp_sdk.engine.driving import ClipTargets, iter_driving  # noqa: E402
 from xp_sdk.engine.evaluate import canonical_shape  # noqa: E402
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer  # noqa: E402
-from xp_sdk.engine.retarget import Retargeter, choose_reference, open_eye_openings  # noqa: E402
+from xp_sdk.engine.retarget import Retargeter  # noqa: E402
 from xp_sdk.engine.shading import FaceLayout  # noqa: E402
 from xp_sdk.engine.video import probe_video, read_frames  # noqa: E402
 from xp_sdk.engine.warp import WarpGenerator  # noqa: E402
@@ -81,20 +80,11 @@ def pair_table(driving: Path, photo: Path) -> list[tuple[str, float, float, floa
     image, face = prepare_source(photo, AnimateOptions())
     layout = FaceLayout(face.landmarks)
     frames = list(iter_driving(driving, fps, layout=layout))
-    valid = [(i, f.code) for i, f in enumerate(frames) if f.code is not None]
-    index = valid[choose_reference([c for _, c in valid], face)][0]
-    reference, reference_texture = frames[index].code, frames[index].texture
-    assert reference is not None and reference_texture is not None
-    open_eyes = open_eye_openings([c for _, c in valid])
-    retargeter = Retargeter(face)
+    clip = ClipTargets(Retargeter(face), frames, ClipTargets.best_reference(frames, face), layout)
     generator = WarpGenerator(image, face)
     targets, rendered = [], []
-    last = valid[0][1]
     for frame in frames:
-        last = frame.code if frame.code is not None else last
-        target = retargeter.from_video(last, reference, open_eyes)
-        if frame.texture is not None:
-            target = replace(target, shading=layout.ratio(frame.texture, reference_texture))
+        target = clip(frame)
         targets.append(target)
         rendered.append(generator.render(target))
     driven = shapes_of(list(read_frames(driving)), fps)

@@ -12,9 +12,9 @@ import pytest
 
 from xp_sdk.engine import topology
 from xp_sdk.engine.animate import AnimateOptions, animate
-from xp_sdk.engine.driving import iter_driving, iter_motion_codes
+from xp_sdk.engine.driving import ClipTargets, iter_driving, iter_motion_codes
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
-from xp_sdk.engine.retarget import TargetFace
+from xp_sdk.engine.retarget import Retargeter, TargetFace
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.video import probe_video, read_frames
 from xp_sdk.engine.warp import WarpGenerator
@@ -181,6 +181,15 @@ def test_frames_without_a_face_keep_the_last_shading(faces: Path, photo: tuple[A
     held, before = driven[7].texture, driven[5].texture
     assert held is not None and before is not None
     assert np.abs(held.astype(np.float32) - before.astype(np.float32)).mean() < 1.0
+
+    _, face, layout = photo
+    with pytest.raises(ValueError, match="reference frame must have a face"):
+        ClipTargets(Retargeter(face), driven, 7, layout)
+    targets = ClipTargets(Retargeter(face), driven, ClipTargets.best_reference(driven, face), layout)
+    made = [targets(f) for f in driven]
+    assert targets.frames_without_face == 3 and targets.shading_seconds > 0
+    np.testing.assert_array_equal(made[7].landmarks, made[5].landmarks)  # the last code, held
+    assert all(t.shading is not None for t in made)
 
     result = animate(faces / "source" / "lp_s7.jpg", tmp_path / "gap_out.mp4", driving=clip)
     assert result.frames == len(frames) and result.frames_without_face == 3

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine.diffusion.config import DiffusionConfig
-from xp_sdk.engine.driving import DrivingFrame, StageClock, iter_driving
+from xp_sdk.engine.driving import ClipTargets, DrivingFrame, StageClock, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import check_image_array, load_image
-from xp_sdk.engine.motion import MotionCode, SmoothingConfig
-from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace, choose_reference, open_eye_openings
+from xp_sdk.engine.motion import SmoothingConfig
+from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import VideoWriter, probe_video
@@ -363,8 +363,7 @@ class _VideoMotion(_MotionSource):
             have_face = any(f.code is not None for f in buffered)
             if len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted):
                 break
-        valid = [(i, f.code) for i, f in enumerate(buffered) if f.code is not None]
-        if not valid:
+        if not any(f.code is not None for f in buffered):
             raise NoFaceError(f"no face found in any frame of the driving video {self.path}")
         if wanted is not None:
             if wanted >= len(buffered):
@@ -373,33 +372,17 @@ class _VideoMotion(_MotionSource):
                 )
             if buffered[wanted].code is None:
                 raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
-            self.reference = wanted
-        else:
-            self.reference = valid[choose_reference([c for _, c in valid], face)][0]
-        reference = buffered[self.reference].code
-        reference_texture = buffered[self.reference].texture
-        assert reference is not None
-        open_eyes = open_eye_openings([c for _, c in valid])
-        last: MotionCode = valid[0][1]
-
-        def emit(frame: DrivingFrame) -> TargetFace:
-            nonlocal last
-            if frame.code is None:
-                self.frames_without_face += 1
-            else:
-                last = frame.code
-            target = retargeter.from_video(last, reference, open_eyes)
-            if layout is None or frame.texture is None or reference_texture is None:
-                return target
-            t0 = time.perf_counter()
-            shading = layout.ratio(frame.texture, reference_texture)
-            self.shading_seconds += time.perf_counter() - t0
-            return replace(target, shading=shading)
-
-        for frame in buffered:
-            yield emit(frame)
-        for frame in stream:
-            yield emit(frame)
+        reference = ClipTargets.best_reference(buffered, face) if wanted is None else wanted
+        clip = ClipTargets(retargeter, buffered, reference, layout)
+        self.reference = reference
+        try:
+            for frame in buffered:
+                yield clip(frame)
+            for frame in stream:
+                yield clip(frame)
+        finally:
+            self.frames_without_face = clip.frames_without_face
+            self.shading_seconds = clip.shading_seconds
 
 
 __all__ = [

@@ -1,18 +1,19 @@
-"""Driving video → motion codes, and recording a motion template from a driving video."""
+"""Driving video → motion codes (and shading textures) → the photo's targets; recording a motion template."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from xp_sdk.engine.faces import MIN_VIDEO_FACE_PX, FaceAnalyzer
+from xp_sdk.engine.faces import MIN_VIDEO_FACE_PX, FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.motion import MotionCode, MotionEncoder, MotionSmoother, SmoothingConfig
+from xp_sdk.engine.retarget import Retargeter, TargetFace, choose_reference, open_eye_openings
 from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
 from xp_sdk.engine.video import probe_video, read_frames
@@ -103,6 +104,58 @@ class _TextureWindow:
             total += weight * (current if texture is None else texture)
         # float16 halves what a reference window of textures holds; shading needs no more precision.
         return total.astype(np.float16)
+
+
+class ClipTargets:
+    """The photo's target for each frame of a driving clip, relative to one reference frame of it.
+
+    ``window``: the clip's first frames (all of them, or the reference window); ``reference``: the index of
+    the reference frame in it, which must have a face (:meth:`best_reference` picks one). A frame without a
+    face repeats the last code (counted in ``frames_without_face``). With a ``layout``, each target carries the
+    driver's shading relative to the reference (time spent in ``shading_seconds``).
+    """
+
+    def __init__(
+        self,
+        retargeter: Retargeter,
+        window: Sequence[DrivingFrame],
+        reference: int,
+        layout: FaceLayout | None = None,
+    ) -> None:
+        codes = [f.code for f in window if f.code is not None]
+        chosen = window[reference]
+        if chosen.code is None or not codes:
+            raise ValueError("the reference frame must have a face")
+        self.reference = reference
+        self.frames_without_face = 0
+        self.shading_seconds = 0.0
+        self._retargeter = retargeter
+        self._reference = chosen.code
+        self._reference_texture = chosen.texture
+        self._layout = layout
+        self._open_eyes = open_eye_openings(codes)
+        self._last = codes[0]
+
+    @staticmethod
+    def best_reference(window: Sequence[DrivingFrame], face: FaceAnalysis) -> int:
+        """Index in ``window`` of the frame that best matches the photo (:func:`choose_reference`)."""
+        valid = [(i, f.code) for i, f in enumerate(window) if f.code is not None]
+        if not valid:
+            raise ValueError("no frame with a face to choose a reference from")
+        return valid[choose_reference([c for _, c in valid], face)][0]
+
+    def __call__(self, frame: DrivingFrame) -> TargetFace:
+        if frame.code is None:
+            self.frames_without_face += 1
+        else:
+            self._last = frame.code
+        target = self._retargeter.from_video(self._last, self._reference, self._open_eyes)
+        if self._layout is None or frame.texture is None or self._reference_texture is None:
+            return target
+        t0 = time.perf_counter()
+        shading = self._layout.ratio(frame.texture, self._reference_texture)
+        self.shading_seconds += time.perf_counter() - t0
+        return replace(target, shading=shading)
 
 
 def iter_motion_codes(
