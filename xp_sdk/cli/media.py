@@ -65,9 +65,8 @@ def animate(
 
     The gate checks consent, the face against the subject's references, protected persons and policy; the
     output is watermarked, C2PA-signed and recorded in the audit log before it appears."""
-    from xp_sdk.engine import AnimateOptions
+    from xp_sdk.engine import AnimateOptions, ShadingConfig
     from xp_sdk.engine.diffusion import DiffusionConfig
-    from xp_sdk.engine.shading import ShadingConfig
 
     if engine not in ("warp", "diffusion"):
         raise InvalidInputError(f"--engine must be warp or diffusion, not {engine!r}")

@@ -10,11 +10,12 @@ from xp_sdk.engine.animate import AnimateOptions, AnimationResult, FrameFilter, 
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.motion import MotionCode, SmoothingConfig
 from xp_sdk.engine.retarget import RetargetOptions
+from xp_sdk.engine.shading import ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, builtin_names, load_template
 from xp_sdk.engine.warp import WarpConfig
 
 ENGINE_NAME = "xp-warp"
-ENGINE_VERSION = "0.1.0"
+ENGINE_VERSION = "0.2.0"  # recorded in every C2PA manifest; 0.2: shading transfer
 
 __all__ = [
     "ENGINE_NAME",
@@ -29,6 +30,7 @@ __all__ = [
     "Progress",
     "ProgressCallback",
     "RetargetOptions",
+    "ShadingConfig",
     "SmoothingConfig",
     "WarpConfig",
     "animate",
