@@ -18,6 +18,7 @@ from xp_sdk.engine.retarget import Retargeter, TargetFace
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.video import probe_video, read_frames
 from xp_sdk.engine.warp import WarpGenerator
+from xp_sdk.errors import InvalidInputError
 
 CHEEK_A, CHEEK_B, FOREHEAD = 205, 425, 151  # cheek below each eye (MediaPipe mesh), mid-forehead
 
@@ -193,3 +194,23 @@ def test_frames_without_a_face_keep_the_last_shading(faces: Path, photo: tuple[A
 
     result = animate(faces / "source" / "lp_s7.jpg", tmp_path / "gap_out.mp4", driving=clip)
     assert result.frames == len(frames) and result.frames_without_face == 3
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"strength": -0.5}, "strength"),
+        ({"strength": float("nan")}, "strength"),
+        ({"texture_px": 8}, "texture_px"),
+        ({"darkest": 1.2}, "darkest and brightest"),
+        ({"detail_px": 0.0}, "detail_px"),
+    ],
+)
+def test_bad_shading_settings_are_refused_before_any_output(
+    faces: Path, source_photos: list[Path], tmp_path: Path, settings: dict[str, float], named: str
+) -> None:
+    out = tmp_path / "never.mp4"
+    with pytest.raises(InvalidInputError, match=named):
+        animate(source_photos[0], out, driving=faces / "driving" / "lp_d1_hist.mp4",
+                options=AnimateOptions(shading=ShadingConfig(**settings)))  # type: ignore[arg-type]  # fmt: skip
+    assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -166,6 +166,7 @@ def animate(
         raise InvalidInputError(f"output {out_path} must end in .mp4 (H.264 MP4 is what the engine writes)")
     if opts.engine not in ("warp", "diffusion"):
         raise InvalidInputError(f"engine must be 'warp' or 'diffusion', got {opts.engine!r}")
+    opts.shading.validate()
     if opts.engine == "diffusion":
         opts.diffusion.validate()
         if diffusion_components is None:
