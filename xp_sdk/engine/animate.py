@@ -1,9 +1,9 @@
 """One animation, streamed: driving frames → motion codes → retargeted frames → H.264, in bounded memory.
 
 Three stages run concurrently (MediaPipe, OpenCV and the encoder release the GIL, so two cores overlap):
-decode + analysis in one thread, retarget + warp in the caller's thread, encoding in a third. Only a short
-window of motion codes (not frames) is held to choose the reference frame; a ten-minute video never needs
-ten minutes of frames in memory. Every check on the inputs happens before the first frame is generated, and
+decode + analysis in one thread, retarget + shading + warp in the caller's thread, encoding in a third. Only a
+short window of motion codes and small face textures (not frames) is held to choose the reference frame; a
+ten-minute video never needs ten minutes of frames in memory. Every check on the inputs happens before the first frame is generated, and
 the output file appears only when it is complete.
 
 ``engine="diffusion"`` adds a refinement stage after the warp (:mod:`xp_sdk.engine.diffusion`): windows of warp
