@@ -449,7 +449,8 @@ def breakdown(run: EndToEnd) -> str:
     per_frame = {k: 1000 * v / max(run.frames, 1) for k, v in run.stage_seconds.items()}
     first = f"{run.first_frame_s:.2f}s" if run.first_frame_s is not None else "-"
     return (
-        f"an {per_frame['analysis']:.1f} + warp {per_frame['warp']:.1f} + enc {per_frame['encode']:.1f} ms/f;"
+        f"an {per_frame['analysis']:.1f} + shade {per_frame.get('shading', 0.0):.1f} + warp {per_frame['warp']:.1f}"
+        f" + enc {per_frame['encode']:.1f} ms/f;"
         f" 1st frame {first}"
     )
 
@@ -514,7 +515,7 @@ def print_report(info: dict[str, Any], results: list[SizeResult], target_size: i
         "rows 6-8: wall of one animate() call in a fresh process"
         + (f" (best of {repeats})" if repeats > 1 else "")
         + f", MediaPipe already imported (that import, {min(imports):.1f}-{max(imports):.1f} s,\n"
-        "  is left out like every other import); an/warp/enc = stage_seconds per frame, busy time of stages "
+        "  is left out like every other import); an/shade/warp/enc = stage_seconds per frame, busy time of stages "
         "that overlap;\n  1st frame = seconds until the first frame is queued for encoding. cpu ms/f = process "
         "CPU time (all threads)\n  per frame: the work, less sensitive to other load than wall time; rows 6-8 "
         "include their setup.\n  Row 4's 1st code includes creating the landmarker (and, at the first size, "
