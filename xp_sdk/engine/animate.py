@@ -3,8 +3,8 @@
 Three stages run concurrently (MediaPipe, OpenCV and the encoder release the GIL, so two cores overlap):
 decode + analysis in one thread, retarget + shading + warp in the caller's thread, encoding in a third. Only a
 short window of motion codes and small face textures (not frames) is held to choose the reference frame; a
-ten-minute video never needs ten minutes of frames in memory. Every check on the inputs happens before the first frame is generated, and
-the output file appears only when it is complete.
+ten-minute video never needs ten minutes of frames in memory. Every check on the inputs happens before the first
+frame is generated, and the output file appears only when it is complete.
 
 ``engine="diffusion"`` adds a refinement stage after the warp (:mod:`xp_sdk.engine.diffusion`): windows of warp
 frames are buffered, refined on the GPU by a diffusers pipeline, and emitted in order, still in bounded memory.
@@ -284,7 +284,6 @@ class _MotionSource:
     total: int | None
     reference: int | None = None
     frames_without_face: int = 0
-
     shading_seconds: float = 0.0
 
     @property
@@ -331,13 +330,13 @@ class _VideoMotion(_MotionSource):
             out.put(_Failure(exc))
 
     def _frames(self, layout: FaceLayout | None) -> Iterator[DrivingFrame]:
-        codes: queue.Queue[object] = queue.Queue(maxsize=256)
+        items: queue.Queue[object] = queue.Queue(maxsize=256)
         stop = threading.Event()
-        thread = threading.Thread(target=self._produce, args=(codes, stop, layout), name="xp-analyse", daemon=True)
+        thread = threading.Thread(target=self._produce, args=(items, stop, layout), name="xp-analyse", daemon=True)
         thread.start()
         try:
             while True:
-                item = codes.get()
+                item = items.get()
                 if item is _END:
                     return
                 if isinstance(item, _Failure):
@@ -347,7 +346,7 @@ class _VideoMotion(_MotionSource):
             stop.set()
             while thread.is_alive():  # unblock a producer waiting on a full queue
                 try:
-                    codes.get_nowait()
+                    items.get_nowait()
                 except queue.Empty:
                     thread.join(0.05)
 
