@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 from xp_sdk.engine import AnimateOptions, animate  # noqa: E402
 from xp_sdk.engine.animate import Progress, prepare_source  # noqa: E402
 from xp_sdk.engine.driving import ClipTargets, DrivingFrame, StageClock, iter_driving  # noqa: E402
+from xp_sdk.engine.faces import FaceAnalysis  # noqa: E402
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace  # noqa: E402
 from xp_sdk.engine.shading import FaceLayout  # noqa: E402
 from xp_sdk.engine.templates import MotionTemplate, dump_template, load_template  # noqa: E402
@@ -233,16 +234,18 @@ def measure_analysis(clip: Path, fps: float, layout: FaceLayout) -> tuple[Stage,
     return stage, codes
 
 
-def photo_layout(photo: np.ndarray) -> FaceLayout:
-    return FaceLayout(prepare_source(photo, AnimateOptions(max_side=max(photo.shape[:2])))[1].landmarks)
+def prepared_photo(photo: np.ndarray) -> tuple[np.ndarray, FaceAnalysis, FaceLayout]:
+    """The photo as animate() prepares it, its face, and the face layout its shading is measured in."""
+    image, face = prepare_source(photo, AnimateOptions(max_side=max(photo.shape[:2])))
+    return image, face, FaceLayout(face.landmarks)
 
 
 def video_targets(
-    photo: np.ndarray, frames: list[DrivingFrame], layout: FaceLayout
+    prepared: tuple[np.ndarray, FaceAnalysis, FaceLayout], frames: list[DrivingFrame]
 ) -> tuple[WarpGenerator, list[TargetFace]]:
     """Targets exactly as animate() retargets and shades them (reference chosen over the whole clip)."""
-    options = AnimateOptions(max_side=max(photo.shape[:2]))
-    image, face = prepare_source(photo, options)
+    image, face, layout = prepared
+    options = AnimateOptions()
     retargeter = Retargeter(face, RetargetOptions(options.expression_scale, options.pose_scale))
     if not any(f.code is not None for f in frames):
         raise SystemExit("the driving clip has no face in any frame; cannot benchmark the warp")
@@ -603,11 +606,11 @@ def main(argv: list[str] | None = None) -> int:
             encode = measure_encode(photo, args.frames, source.fps, scratch, args.repeats)
             floor = measure_floor(clip, source.fps, scratch, args.repeats)
             print(f"[{time.perf_counter() - started:6.1f}s] size {size}²: analysis/warp", file=sys.stderr)
-            layout = photo_layout(photo)
-            analysis, codes = measure_analysis(clip, source.fps, layout)
-            generator, targets = video_targets(photo, codes, layout)
+            prepared = prepared_photo(photo)
+            analysis, codes = measure_analysis(clip, source.fps, prepared[2])
+            generator, targets = video_targets(prepared, codes)
             warp = measure_warp(generator, targets)
-            del generator, targets, codes
+            del generator, targets, codes, prepared
 
             print(f"[{time.perf_counter() - started:6.1f}s] size {size}²: end to end", file=sys.stderr)
             base = {"photo": str(photo_path), "out": str(work / "e2e.mp4"), "reference_window_s": 10.0}
