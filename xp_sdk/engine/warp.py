@@ -219,7 +219,6 @@ class WarpGenerator:
             )
         return frame
 
-
     def _shade(self, warped: np.ndarray, back: np.ndarray, target: TargetFace) -> None:
         """Multiply the warped face by the frame's shading ratio, looked up where each pixel came from."""
         assert target.shading is not None
