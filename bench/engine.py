@@ -11,7 +11,7 @@ Rows per size:
   1 decode alone      read_frames() of the driving clip, full size
   2 encode alone      VideoWriter writing N copies of the photo (animate's crf/preset)
   3 floor             decode a frame, encode it, as one pipeline: the I/O cost no engine can avoid
-  4 analysis alone    iter_driving() over the clip: motion codes and the shading textures (photo layout)
+  4 analysis alone    iter_driving() over the clip: motion codes, shading textures (photo layout), mouth interiors
   5 warp alone        WarpGenerator.render() for N precomputed retargeted, shaded targets
   6 animate(driving)  end to end, with the stage_seconds breakdown
   7 animate(template) end to end with "showcase" (no analysis)
@@ -213,10 +213,10 @@ def measure_floor(clip: Path, fps: float, out: Path, repeats: int) -> Stage:
 
 
 def measure_analysis(clip: Path, fps: float, layout: FaceLayout) -> tuple[Stage, list[DrivingFrame]]:
-    """Motion codes and shading textures, as animate() analyses a driving clip."""
+    """Motion codes, shading textures and mouth interiors, as animate() analyses a driving clip."""
     clock = StageClock()
     t0 = time.perf_counter()
-    stream = iter_driving(clip, fps, clock=clock, layout=layout)
+    stream = iter_driving(clip, fps, clock=clock, layout=layout, interiors=True)
     codes = [next(stream)]
     # The first code also pays for creating the landmarker; kept apart so ms/frame is the steady rate.
     first = time.perf_counter() - t0

@@ -38,6 +38,13 @@ def animate(
     shading: Annotated[
         bool, typer.Option("--shading/--no-shading", help="Carry the driver's creases and folds onto the photo.")
     ] = True,
+    driver_mouth: Annotated[
+        bool,
+        typer.Option(
+            "--driver-mouth/--painted-mouth",
+            help="Show the driver's own teeth and tongue where the photo's closed mouth opens, or a painted interior.",
+        ),
+    ] = True,
     reference_frame: Annotated[
         int | None, typer.Option(help="Driving frame to measure motion against (default: best match).")
     ] = None,
@@ -77,6 +84,7 @@ def animate(
         expression_scale=expression_scale,
         pose_scale=pose_scale,
         shading=ShadingConfig(enabled=shading),
+        driver_mouth=driver_mouth,
         reference_frame=reference_frame,
         keep_audio=audio,
         allow_multiple_faces=allow_multiple_faces,

@@ -59,6 +59,9 @@ class AnimateOptions:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     shading: ShadingConfig = field(default_factory=ShadingConfig)
     """The driver's creases and folds carried onto the photo (:mod:`xp_sdk.engine.shading`); driving videos only."""
+    driver_mouth: bool = True
+    """Where the photo's closed mouth opens, show the driver's own teeth and tongue, in the photo's colours
+    (:mod:`xp_sdk.engine.interior`); False paints a generic interior. Driving videos only."""
     warp: WarpConfig = field(default_factory=WarpConfig)
     engine: Engine = "warp"
     """"warp": the CPU warp alone. "diffusion": the warp refined by a diffusion model (needs weights, a GPU)."""
@@ -321,7 +324,9 @@ class _VideoMotion(_MotionSource):
 
     def _produce(self, out: queue.Queue[object], stop: threading.Event, layout: FaceLayout | None) -> None:
         try:
-            for frame in iter_driving(self.path, self.fps, self.options.smoothing, self.clock, layout):
+            for frame in iter_driving(
+                self.path, self.fps, self.options.smoothing, self.clock, layout, self.options.driver_mouth
+            ):
                 if stop.is_set():
                     return
                 out.put(frame)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xp_sdk.engine.faces import MIN_VIDEO_FACE_PX, FaceAnalysis, FaceAnalyzer
+from xp_sdk.engine.interior import sample_interior
 from xp_sdk.engine.motion import MotionCode, MotionEncoder, MotionSmoother, SmoothingConfig
 from xp_sdk.engine.retarget import Retargeter, TargetFace, choose_reference, open_eye_openings
 from xp_sdk.engine.shading import FaceLayout
@@ -30,11 +31,13 @@ class StageClock:
 
 @dataclass(frozen=True)
 class DrivingFrame:
-    """One driving frame as the generator needs it: its smoothed motion code (None: no usable face), and the
-    driver's face brightness in the photo's layout (None without a layout, or before any face was seen)."""
+    """One driving frame as the generator needs it: its smoothed motion code (None: no usable face), the
+    driver's face brightness in the photo's layout (None without a layout, or before any face was seen), and
+    its mouth interior (None when not asked for, or the mouth is closed)."""
 
     code: MotionCode | None
     texture: np.ndarray | None = None
+    interior: np.ndarray | None = None
 
 
 def iter_driving(
@@ -43,21 +46,28 @@ def iter_driving(
     smoothing: SmoothingConfig | None = None,
     clock: StageClock | None = None,
     layout: FaceLayout | None = None,
+    interiors: bool = False,
 ) -> Iterator[DrivingFrame]:
     """One :class:`DrivingFrame` per driving frame, in order.
 
     With a smoothing look-ahead, frames come out a few frames behind the decoding. With a ``layout`` each frame
-    also carries its face texture (smoothed over a few frames); a frame without a face repeats the last texture, as the
-    generator repeats the last code.
+    also carries its face texture, and with ``interiors`` its mouth interior, both smoothed over a few frames; a
+    frame without a face repeats the last of them, as the generator repeats the last code.
     """
     encoder = MotionEncoder()
     smoother = MotionSmoother(fps, smoothing)
     textures = _TextureWindow()
+    mouths = _TextureWindow()
     last_texture: np.ndarray | None = None
+    last_interior: np.ndarray | None = None
 
     def ready(codes: list[MotionCode | None]) -> Iterator[DrivingFrame]:
         for code in codes:
-            yield DrivingFrame(code, textures.pop() if layout is not None else None)
+            yield DrivingFrame(
+                code,
+                textures.pop() if layout is not None else None,
+                mouths.pop() if interiors else None,
+            )
 
     with FaceAnalyzer(video=True, max_faces=1) as analyzer:
         for index, rgb in enumerate(read_frames(path, max_side=ANALYSIS_MAX_SIDE)):
@@ -69,8 +79,12 @@ def iter_driving(
                 code = encoder.encode(faces[0])
                 if layout is not None:
                     last_texture = layout.texture(rgb, faces[0].landmarks)
+                if interiors:
+                    last_interior = sample_interior(rgb, faces[0].landmarks)
             if layout is not None:
                 textures.push(last_texture)
+            if interiors:
+                mouths.push(last_interior)
             codes = smoother.push(code)
             if clock is not None:
                 clock.seconds += time.perf_counter() - t0
@@ -150,6 +164,8 @@ class ClipTargets:
         else:
             self._last = frame.code
         target = self._retargeter.from_video(self._last, self._reference, self._open_eyes)
+        if frame.interior is not None:
+            target = replace(target, mouth_interior=frame.interior)
         if self._layout is None or frame.texture is None or self._reference_texture is None:
             return target
         t0 = time.perf_counter()

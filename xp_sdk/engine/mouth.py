@@ -15,6 +15,7 @@ import numpy as np
 
 from xp_sdk.engine import topology
 from xp_sdk.engine.images import padded_box, pixels_at
+from xp_sdk.engine.interior import roll_out, skin_tone
 
 # Inner-lip gap (pixels) from which a photo's mouth counts as parted, with teeth or cavity worth keeping.
 _PARTED_PX = 2.5
@@ -113,11 +114,15 @@ class MouthPainter:
         # The seam where lips press together: the lip tone, deepened.
         self.seam = np.clip(lips * 0.6, 0, 255)
         self.source_opening = max(topology.mouth_opening(pts), 0.0)
+        self.skin = skin_tone(image, pts)
         self._teeth = teeth if teeth is not None and teeth.count else None
 
-    def paint(self, frame: np.ndarray, target: np.ndarray) -> None:
+    def paint(self, frame: np.ndarray, target: np.ndarray, interior: np.ndarray | None = None) -> None:
         """Paint the interior into ``frame`` (in place) where the target mouth opens beyond the photo's, or
-        the seam of pressed lips where it closes a photo's open mouth."""
+        the seam of pressed lips where it closes a photo's open mouth.
+
+        ``interior``: the driver's own mouth interior for this frame (:func:`~xp_sdk.engine.interior.sample_interior`),
+        used in place of the painted one as far as its weight says; None paints a generic interior."""
         opening = topology.mouth_opening(target)
         if opening < self.source_opening - 1.0:
             self._paint_seam(frame, target, opening)
@@ -171,6 +176,9 @@ class MouthPainter:
         teeth_rgb = self.teeth[None, None, :] * shade[..., None]
         t = np.clip(np.maximum(upper_teeth, lower_teeth) * teeth_visibility, 0.0, 1.0)[..., None]
         layer = layer * (1 - t) + teeth_rgb * t
+        if interior is not None:
+            driver, weight = roll_out(interior, target, box, self.skin)
+            layer = layer * (1 - weight[..., None]) + driver * weight[..., None]
 
         _composite(frame, box, layer, alpha[..., None])
 

@@ -70,6 +70,8 @@ class TargetFace:
     """(478, 3) the target's pose-free shape (inter-ocular units), for measuring the expression it asks for."""
     shading: ShadingRatio | None = None
     """The driver's expression shading for this frame (:mod:`xp_sdk.engine.shading`); None leaves it as is."""
+    mouth_interior: np.ndarray | None = None
+    """The driver's mouth interior for this frame (:mod:`xp_sdk.engine.interior`); None paints a generic one."""
 
 
 def reference_distance(code: MotionCode, source: FaceAnalysis) -> float:

@@ -205,7 +205,7 @@ class WarpGenerator:
             self._shade(warped, back, target)
         if self._mouth is not None:
             local = target.landmarks - self._origin
-            self._mouth.paint(warped, local)
+            self._mouth.paint(warped, local, target.mouth_interior)
         if self._lid_painter is not None:
             self._lid_painter.paint(warped, target.landmarks - self._origin)
         frame = self.image.copy()
