@@ -533,3 +533,31 @@ def test_a_wide_open_mouth_shows_a_tongue_not_a_black_hole(
     throat, tongue = at(0.5), at(0.85)
     assert _luma(tongue[None, :])[0] > _luma(throat[None, :])[0] + 20  # lighter than the throat above it
     assert tongue[0] > 1.3 * tongue[1]  # and red, the lips' hue
+
+
+@pytest.mark.parametrize("map_cells", [256, 4096])
+def test_a_lip_squeezed_thin_takes_no_samples_from_beyond_it(
+    photo_faces: dict[str, Any], driving_codes: Callable[[str], list[MotionCode | None]], map_cells: int
+) -> None:
+    # lp_d18's widest yawn thins lp_d30's full upper lip into slivers of triangles. Rasterised, a sliver takes
+    # in pixel centres just outside it, and its map (many photo pixels to one) carried them 7-28 pixels
+    # beyond its photo triangle: dark dots of inner-lip line along the lip's outer edge. From the nose down to
+    # the inner lip, every column now samples the photo downwards, give or take the bilinear slack.
+    codes = [c for c in driving_codes("lp_d18.mp4") if c is not None]
+    image, face = photo_faces["lp_d30.jpg"]
+    reference = codes[choose_reference(codes, face)]
+    widest = max(codes, key=lambda c: topology.mouth_opening(c.shape))
+    target = Retargeter(face).from_video(widest, reference)
+    generator = WarpGenerator(image, face, WarpConfig(map_cells=map_cells))
+    back = generator.backward_map(target)
+    x0, y0 = generator.roi[:2]
+    pts = target.landmarks
+    upper_inner = pts[list(topology.LIPS_UPPER_INNER)]
+    order = np.argsort(upper_inner[:, 0])
+    worst = 0.0
+    for x in range(int(pts[61, 0]) + 3, int(pts[291, 0]) - 2):
+        top = int(pts[164, 1]) - 3
+        bottom = int(np.interp(x, upper_inner[order, 0], upper_inner[order, 1]))
+        ys = back[top - y0 : bottom - y0, x - x0, 1]
+        worst = max(worst, float(np.max(np.maximum.accumulate(ys) - ys)))
+    assert worst < 3.0

@@ -23,6 +23,7 @@ How one frame is made:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -103,6 +104,10 @@ class WarpGenerator:
             [self._source_tri, np.ones((len(self._triangles), 1, 3))], axis=1
         )
         self._orientation = np.sign(np.linalg.det(source_h))
+        # Photo point → its barycentric weights in each triangle, for keeping samples inside their triangle.
+        self._barycentric = np.zeros_like(source_h)
+        solid = np.abs(np.linalg.det(source_h)) > 1e-9
+        self._barycentric[solid] = np.linalg.inv(source_h[solid])
 
         self._step = max(1, int(np.ceil(max(rw, rh) / c.map_cells)))
         mw, mh = int(np.ceil(rw / self._step)), int(np.ceil(rh / self._step))
@@ -156,6 +161,9 @@ class WarpGenerator:
         a = affine[np.where(covered, index, 0)]  # (mh, mw, 2, 3)
         xy = self._map_xy
         back = a[..., 2] + a[..., 0] * xy[..., :1] + a[..., 1] * xy[..., 1:]
+        thin = _thin(affine, usable)
+        if thin.any():
+            self._keep_inside(back, index, covered & thin[index])
         displacement: np.ndarray = np.where(covered[..., None], back - xy, 0.0).astype(np.float32)
         if not covered.all():
             # Cracks along shared edges, and the holes left by triangles turned inside out (lips pressed
@@ -171,8 +179,25 @@ class WarpGenerator:
         region: np.ndarray = displacement[: ry1 - ry0, : rx1 - rx0] + self._pixel_xy
         if self._step > 1:
             for box in self._detail_boxes(out_ctrl):
-                _refine(region, box, corners, affine, usable)
+                _refine(region, box, corners, affine, usable, lambda b, i, m: self._keep_inside(b, i, m & thin[i]))
         return region
+
+    def _keep_inside(self, back: np.ndarray, index: np.ndarray, where: np.ndarray) -> None:
+        """Move the samples of ``back`` (photo coordinates of the region) ``where`` True into their own photo
+        triangle (``index``), in place.
+
+        Rasterising a sliver of a triangle (a lip squeezed thin as the mouth opens wide) takes in pixels whose
+        centres lie just outside it; the sliver's map, squeezing many photo pixels into one, then carries them
+        far outside the sliver's photo triangle: a dark dot from the inner lip line on the outer edge of the lip.
+        """
+        if not where.any():
+            return
+        points = back[where]
+        tri = index[where]
+        weights = np.einsum("nij,nj->ni", self._barycentric[tri], np.c_[points, np.ones(len(points))])
+        weights = np.clip(weights, 0.0, None)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+        back[where] = np.einsum("nij,nj->ni", self._source_tri[tri], weights)
 
     def _detail_boxes(self, out_ctrl: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Region boxes around a mouth or eye that the frame squeezes, where the map is made at full resolution.
@@ -296,6 +321,9 @@ class _EyelidRig:
         return disp
 
 
+# Photo area per output area above which a triangle counts as a sliver whose samples are kept inside it.
+_THIN_SQUEEZE = 4.0
+
 # A mouth or eye opened less than this share of the photo's own is squeezed enough to need the exact map; so
 # is a mouth opened this many pixels wider than the photo's.
 _SQUEEZED = 0.8
@@ -307,10 +335,22 @@ _DETAIL_GROUPS = (
 )
 
 
+def _thin(affine: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Per triangle: usable, and squeezing the photo by more than ``_THIN_SQUEEZE`` in area (output → photo)."""
+    area = np.abs(affine[:, 0, 0] * affine[:, 1, 1] - affine[:, 0, 1] * affine[:, 1, 0])
+    return usable & (area > _THIN_SQUEEZE)  # type: ignore[no-any-return]
+
+
 def _refine(
-    region: np.ndarray, box: tuple[int, int, int, int], corners: np.ndarray, affine: np.ndarray, usable: np.ndarray
+    region: np.ndarray,
+    box: tuple[int, int, int, int],
+    corners: np.ndarray,
+    affine: np.ndarray,
+    usable: np.ndarray,
+    keep_inside: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
 ) -> None:
-    """Overwrite ``region`` (the backward map) inside ``box`` with the exact per-pixel piecewise-affine inverse."""
+    """Overwrite ``region`` (the backward map) inside ``box`` with the exact per-pixel piecewise-affine inverse;
+    ``keep_inside(back, index, covered)`` then corrects samples that left their triangle."""
     x0, y0, x1, y1 = box
     lo, hi = corners.min(axis=1), corners.max(axis=1)
     near = usable & (hi[:, 0] >= x0) & (lo[:, 0] <= x1) & (hi[:, 1] >= y0) & (lo[:, 1] <= y1)
@@ -327,6 +367,7 @@ def _refine(
     ys = (rows + y0).astype(np.float32)[:, None]
     window = region[y0:y1, x0:x1]
     window[covered] = a[:, :, 2] + a[:, :, 0] * xs + a[:, :, 1] * ys
+    keep_inside(window, np.maximum(index, 0), covered)
 
 
 def _fill_holes(values: np.ndarray, known: np.ndarray) -> np.ndarray:
