@@ -14,7 +14,7 @@ import pytest
 from xp_sdk.engine import topology
 from xp_sdk.engine.driving import ClipTargets, DrivingFrame, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
-from xp_sdk.engine.interior import roll_out, sample_interior, skin_tone
+from xp_sdk.engine.interior import PATCH_COLUMNS, PATCH_ROWS, roll_out, sample_interior, skin_tone, teeth_span
 from xp_sdk.engine.retarget import Retargeter
 from xp_sdk.engine.video import probe_video, read_frames
 from xp_sdk.engine.warp import WarpGenerator
@@ -167,4 +167,42 @@ def test_animation_shows_the_driver_mouth_only_inside_the_opening(
     near = cv2.dilate(opening.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     changed = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 0
     assert changed[opening].mean() > 0.5
+    assert not changed[~near].any()
+
+
+def test_the_span_between_the_teeth_leaves_the_driver_upper_teeth_out(
+    widest: tuple[np.ndarray, FaceAnalysis],
+) -> None:
+    frame, face = widest
+    interior = sample_interior(frame, face.landmarks)
+    assert interior is not None
+    first, last = teeth_span(interior)
+    assert 0.1 < first <= 0.45 and 0.7 <= last <= 1.0
+    rows = np.median(interior[:, PATCH_COLUMNS // 4 : 3 * PATCH_COLUMNS // 4, 0].astype(np.float32), axis=1)
+    split = round(first * (PATCH_ROWS - 1))
+    # Left out: the bright upper teeth. Kept: throat and tongue, in their shade.
+    assert rows[:split].max() > 1.0 > rows[split : round(last * (PATCH_ROWS - 1))].mean()
+
+
+def test_a_smiling_photo_shows_the_driver_mouth_between_its_own_teeth(
+    clip_frames: dict[bool, list[DrivingFrame]], photo_faces: dict[str, Any]
+) -> None:
+    # The astronaut smiles with her teeth showing: they ride her lips (TeethRig) and only the gap between them
+    # is new. That gap now shows the driver's throat and tongue instead of a painted cavity, and nothing else
+    # in the frame changes.
+    image, photo = photo_faces["skimage_astronaut.png"]
+    plain, with_mouth = clip_frames[False], clip_frames[True]
+    reference = ClipTargets.best_reference(plain, photo)
+    index = max(
+        range(len(with_mouth)),
+        key=lambda i: 0.0 if with_mouth[i].code is None else topology.mouth_opening(with_mouth[i].code.shape),
+    )
+    painted = ClipTargets(Retargeter(photo), plain, reference)(plain[index])
+    driven = ClipTargets(Retargeter(photo), with_mouth, reference)(with_mouth[index])
+    generator = WarpGenerator(image, photo)
+    a, b = generator.render(painted), generator.render(driven)
+    changed = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 0
+    opening = _opening_mask(driven.landmarks, image.shape)
+    near = cv2.dilate(opening.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert changed.sum() > 0.2 * opening.sum()
     assert not changed[~near].any()

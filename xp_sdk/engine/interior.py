@@ -27,6 +27,9 @@ _OPEN_FROM_PX, _OPEN_FULL_PX = 2.0, 6.0
 a barely parted mouth shows little but lip edges."""
 _SKIN = (50, 280, 101, 330, 205, 425, 36, 266, 4)
 """Cheek and nose points whose median colour is the skin's (clear of lips, eyes and brows)."""
+_TEETH_LUMA = 0.95
+"""Skin-relative luma from which a row of the interior counts as teeth (teeth are about as bright as the skin or
+brighter; throat and tongue in its shadow are well below)."""
 _CAST_SHARE = 0.5
 """How much of the difference between the two skins' chroma is taken to be light (moved onto the interior)."""
 _UPPER = list(topology.LIPS_UPPER_INNER)
@@ -73,25 +76,64 @@ def sample_interior(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None
 
 
 def roll_out(
-    interior: np.ndarray, landmarks: np.ndarray, box: tuple[int, int, int, int], skin: np.ndarray
+    interior: np.ndarray,
+    landmarks: np.ndarray,
+    box: tuple[int, int, int, int],
+    skin: np.ndarray,
+    between: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The interior laid into the target's opening over ``box`` (x0, y0, x1, y1): RGB in the photo's colours
     (H, W, 3) float32, and how much of it to use (H, W) float32 (the interior's own weight; the opening's shape
-    is the caller's mask)."""
-    frame = _MouthFrame(landmarks[:, :2].astype(np.float64))
+    is the caller's mask).
+
+    ``between``: two lines (x, y points) to lay it between instead of the inner lips, with only the part of the
+    driver's opening between its teeth (:func:`teeth_span`): the gap a smiling photo's own teeth leave."""
+    pts = landmarks[:, :2].astype(np.float64)
+    if between is None:
+        frame = _MouthFrame(pts)
+        first, last = 0.0, 1.0
+    else:
+        frame = _MouthFrame(pts, *between)
+        first, last = teeth_span(interior)
     x0, y0, x1, y1 = box
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
     along, across = frame.from_image(xs, ys)
     top, bottom = frame.lips_at(np.clip(along, 0.0, 1.0))
-    v = (across - top) / np.maximum(bottom - top, 1e-3)
+    v = first + (last - first) * np.clip((across - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
     cols = (np.clip(along, 0.0, 1.0) * (PATCH_COLUMNS - 1)).astype(np.float32)
-    rows = (np.clip(v, 0.0, 1.0) * (PATCH_ROWS - 1)).astype(np.float32)
+    rows = (v * (PATCH_ROWS - 1)).astype(np.float32)
     sampled = cv2.remap(interior.astype(np.float32), cols, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     photo_skin = _to_ycc(skin)
     ycc = np.empty((*sampled.shape[:2], 3), np.float32)
     ycc[..., 0] = sampled[..., 0] * photo_skin[0]
     ycc[..., 1:] = sampled[..., 1:3] + _CAST_SHARE * photo_skin[1:]
     return np.clip(_to_rgb(ycc), 0.0, 255.0), sampled[..., 3]
+
+
+def teeth_span(interior: np.ndarray) -> tuple[float, float]:
+    """The rows (fractions from the upper inner lip to the lower) between the driver's upper and lower teeth.
+
+    Teeth are the brightest of a mouth, about as bright as its skin or brighter, where throat and tongue are in
+    shadow. A bright band starting near the top (past a row or two of lip edge) is the upper teeth, at most 45 %
+    of the opening; one near the bottom the lower teeth, at most 30 %.
+    """
+    middle = interior[:, PATCH_COLUMNS // 4 : 3 * PATCH_COLUMNS // 4, 0].astype(np.float32)
+    bright = np.median(middle, axis=1) >= _TEETH_LUMA
+    n = PATCH_ROWS
+    edge = max(1, n // 6)
+    first = 0
+    start = int(np.argmax(bright[:edge])) if bright[:edge].any() else None
+    if start is not None:
+        first = start
+        while first < int(0.45 * n) and bright[first]:
+            first += 1
+    last = n - 1
+    tail = bright[n - edge :][::-1]
+    if tail.any():
+        last = n - 1 - int(np.argmax(tail))
+        while last > int(0.7 * n) and bright[last]:
+            last -= 1
+    return first / (n - 1), last / (n - 1)
 
 
 # BT.601 luma and centred chroma (Cr, Cb), on 0-255 RGB.
@@ -111,7 +153,9 @@ class _MouthFrame:
     """Coordinates along the mouth (0 at one inner corner, 1 at the other) and across it (pixels, towards the
     chin), so a tilted head's mouth unrolls like a level one."""
 
-    def __init__(self, pts: np.ndarray) -> None:
+    def __init__(self, pts: np.ndarray, upper: np.ndarray | None = None, lower: np.ndarray | None = None) -> None:
+        """``pts``: the face's landmarks; ``upper``, ``lower``: the lines that bound the opening (default: the inner
+        lips)."""
         left, right = pts[topology.INNER_MOUTH_CORNERS[0]], pts[topology.INNER_MOUTH_CORNERS[1]]
         span = right - left
         self.length = max(float(np.linalg.norm(span)), 1e-3)
@@ -120,8 +164,8 @@ class _MouthFrame:
         if self.normal[1] < 0:
             self.normal = -self.normal
         self.origin = left
-        self._upper = self._contour(pts[_UPPER])
-        self._lower = self._contour(pts[_LOWER])
+        self._upper = self._contour(pts[_UPPER] if upper is None else np.vstack([left, upper, right]))
+        self._lower = self._contour(pts[_LOWER] if lower is None else np.vstack([left, lower, right]))
 
     def _contour(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         along, across = self.from_image(points[:, 0], points[:, 1])

@@ -130,7 +130,7 @@ class MouthPainter:
         if opening <= self.source_opening + 1.0:
             return
         if self._teeth is not None:
-            self._paint_gap(frame, target)
+            self._paint_gap(frame, target, interior)
             return
         strength = float(np.clip(1.0 - self.source_opening / opening, 0.0, 1.0))
         poly = topology.inner_mouth_polygon(target)
@@ -183,8 +183,9 @@ class MouthPainter:
         _composite(frame, box, layer, alpha[..., None])
 
 
-    def _paint_gap(self, frame: np.ndarray, target: np.ndarray) -> None:
-        # The photo's own teeth ride the lips (TeethRig); between them is only the stretched hinge band.
+    def _paint_gap(self, frame: np.ndarray, target: np.ndarray, interior: np.ndarray | None) -> None:
+        # The photo's own teeth ride the lips (TeethRig); between them is only the stretched hinge band. The
+        # driver's interior there is the part between the driver's own teeth: throat and tongue.
         assert self._teeth is not None
         poly = self._teeth.gap_polygon(target)
         box = padded_box(poly, frame.shape, 2)
@@ -204,6 +205,9 @@ class MouthPainter:
         width = float(np.ptp(poly[:, 0])) or 1.0
         across = np.clip(1.0 - np.abs(xs - float(poly[:, 0].mean())) / (0.5 * width), 0.0, 1.0)[None, :]
         layer = self._with_tongue(layer, depth, across, float(np.mean(y_bottom - y_top)), width)
+        if interior is not None:
+            driver, weight = roll_out(interior, target, box, self.skin, between=(top, bottom))
+            layer = layer * (1 - weight[..., None]) + driver * weight[..., None]
         _composite(frame, box, layer, alpha)
 
     def _with_tongue(
