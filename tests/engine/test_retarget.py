@@ -337,6 +337,21 @@ def test_template_blink_closes_the_eyes(photo_faces: dict[str, Any], photo: str)
     )
 
 
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_eyes_opening_wider_raise_the_lids_not_the_iris(photo_faces: dict[str, Any], photo: str) -> None:
+    # The eyeball does not move when the lids open: the iris stays where it was, the sclera shows above it. (Kept
+    # at its share of the opening, the iris rose with the upper lid and the eye stared, white all round.)
+    face = photo_faces[photo][1]
+    target = Retargeter(face).from_template(_template_code(eyeWideLeft=1.0, eyeWideRight=1.0))
+    assert min(_eye_ratios(target, face)) > 1.25
+    for eye, iris in enumerate((topology.IRIS_A, topology.IRIS_B)):
+        upper = list(topology.EYES[eye][0][2:-2])
+        rise = face.landmarks[upper, 1].mean() - target.landmarks[upper, 1].mean()
+        moved = abs(float(target.landmarks[iris[0], 1] - face.landmarks[iris[0], 1]))
+        assert rise > 0.025 * face.inter_ocular
+        assert moved < 0.1 * rise
+
+
 def test_template_one_eye_blink_closes_one_eye(astronaut: Any) -> None:
     # eyeBlinkRight is the subject's right eye: eye A, on the image's left.
     target = Retargeter(astronaut).from_template(_template_code(eyeBlinkRight=1.0))
