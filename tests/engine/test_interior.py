@@ -39,6 +39,23 @@ def widest(driver_frames: list[tuple[np.ndarray, FaceAnalysis]]) -> tuple[np.nda
     return max(driver_frames, key=lambda item: topology.mouth_opening(item[1].landmarks[:, :2]))
 
 
+@pytest.fixture(scope="module")
+def widest_interior(widest: tuple[np.ndarray, FaceAnalysis]) -> tuple[np.ndarray, FaceAnalysis, np.ndarray]:
+    """The widest frame, its face and its unrolled interior."""
+    frame, face = widest
+    interior = sample_interior(frame, face.landmarks)
+    assert interior is not None
+    return frame, face, interior
+
+
+def _widest_index(frames: list[DrivingFrame]) -> int:
+    """Index of the frame whose mouth (as its motion code has it) is open widest."""
+    return max(
+        range(len(frames)),
+        key=lambda i: 0.0 if frames[i].code is None else topology.mouth_opening(frames[i].code.shape),
+    )
+
+
 def _opening_mask(landmarks: np.ndarray, shape: tuple[int, ...], erode: int = 0) -> np.ndarray:
     mask = np.zeros(shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(topology.inner_mouth_polygon(landmarks)).astype(np.int32)], 1)
@@ -58,11 +75,9 @@ def test_a_closed_mouth_has_no_interior(driver_frames: list[tuple[np.ndarray, Fa
 
 
 def test_the_interior_rolled_back_into_its_own_mouth_is_the_driver_mouth(
-    widest: tuple[np.ndarray, FaceAnalysis],
+    widest_interior: tuple[np.ndarray, FaceAnalysis, np.ndarray],
 ) -> None:
-    frame, face = widest
-    interior = sample_interior(frame, face.landmarks)
-    assert interior is not None
+    frame, face, interior = widest_interior
     assert interior.shape[2] == 4 and float(interior[0, 0, 3]) == 1.0  # wide open: used alone
     box = (0, 0, frame.shape[1], frame.shape[0])
     rolled, weight = roll_out(interior, face.landmarks, box, skin_tone(frame, face.landmarks))
@@ -76,11 +91,9 @@ def test_the_interior_rolled_back_into_its_own_mouth_is_the_driver_mouth(
 
 
 def test_teeth_stay_under_the_upper_lip_of_another_mouth(
-    widest: tuple[np.ndarray, FaceAnalysis], photo_faces: dict[str, Any]
+    widest_interior: tuple[np.ndarray, FaceAnalysis, np.ndarray], photo_faces: dict[str, Any]
 ) -> None:
-    frame, face = widest
-    interior = sample_interior(frame, face.landmarks)
-    assert interior is not None
+    frame, face, interior = widest_interior
     # The photo's mouth, opened by moving its lower lip and chin down by half the mouth's width.
     image, photo = photo_faces["lp_d30.jpg"]
     target = photo.landmarks[:, :2].astype(np.float64).copy()
@@ -117,10 +130,8 @@ def _by_x(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points[order, 0], points[order, 1]
 
 
-def test_the_interior_takes_the_photo_light(widest: tuple[np.ndarray, FaceAnalysis]) -> None:
-    frame, face = widest
-    interior = sample_interior(frame, face.landmarks)
-    assert interior is not None
+def test_the_interior_takes_the_photo_light(widest_interior: tuple[np.ndarray, FaceAnalysis, np.ndarray]) -> None:
+    frame, face, interior = widest_interior
     box = (0, 0, frame.shape[1], frame.shape[0])
     skin = skin_tone(frame, face.landmarks)
     bright, _ = roll_out(interior, face.landmarks, box, skin)
@@ -154,10 +165,7 @@ def test_animation_shows_the_driver_mouth_only_inside_the_opening(
     targets = {
         wanted: ClipTargets(Retargeter(photo), frames, reference) for wanted, frames in clip_frames.items()
     }
-    index = max(
-        range(len(with_mouth)),
-        key=lambda i: 0.0 if with_mouth[i].code is None else topology.mouth_opening(with_mouth[i].code.shape),
-    )
+    index = _widest_index(with_mouth)
     painted = targets[False](plain[index])
     driven = targets[True](with_mouth[index])
     assert painted.mouth_interior is None and driven.mouth_interior is not None
@@ -171,11 +179,9 @@ def test_animation_shows_the_driver_mouth_only_inside_the_opening(
 
 
 def test_the_span_between_the_teeth_leaves_the_driver_upper_teeth_out(
-    widest: tuple[np.ndarray, FaceAnalysis],
+    widest_interior: tuple[np.ndarray, FaceAnalysis, np.ndarray],
 ) -> None:
-    frame, face = widest
-    interior = sample_interior(frame, face.landmarks)
-    assert interior is not None
+    _, _, interior = widest_interior
     first, last = teeth_span(interior)
     assert 0.1 < first <= 0.45 and 0.7 <= last <= 1.0
     rows = np.median(interior[:, PATCH_COLUMNS // 4 : 3 * PATCH_COLUMNS // 4, 0].astype(np.float32), axis=1)
@@ -193,10 +199,7 @@ def test_a_smiling_photo_shows_the_driver_mouth_between_its_own_teeth(
     image, photo = photo_faces["skimage_astronaut.png"]
     plain, with_mouth = clip_frames[False], clip_frames[True]
     reference = ClipTargets.best_reference(plain, photo)
-    index = max(
-        range(len(with_mouth)),
-        key=lambda i: 0.0 if with_mouth[i].code is None else topology.mouth_opening(with_mouth[i].code.shape),
-    )
+    index = _widest_index(with_mouth)
     painted = ClipTargets(Retargeter(photo), plain, reference)(plain[index])
     driven = ClipTargets(Retargeter(photo), with_mouth, reference)(with_mouth[index])
     generator = WarpGenerator(image, photo)

@@ -339,8 +339,8 @@ def test_template_blink_closes_the_eyes(photo_faces: dict[str, Any], photo: str)
 
 @pytest.mark.parametrize("photo", PHOTOS)
 def test_eyes_opening_wider_raise_the_lids_not_the_iris(photo_faces: dict[str, Any], photo: str) -> None:
-    # The eyeball does not move when the lids open: the iris stays where it was, the sclera shows above it. (Kept
-    # at its share of the opening, the iris rose with the upper lid and the eye stared, white all round.)
+    # The eyeball does not move when the lids open: the iris stays where it was. (Kept at its share of the
+    # opening, the iris rose with the upper lid.)
     face = photo_faces[photo][1]
     target = Retargeter(face).from_template(_template_code(eyeWideLeft=1.0, eyeWideRight=1.0))
     assert min(_eye_ratios(target, face)) > 1.25

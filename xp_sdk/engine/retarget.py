@@ -235,8 +235,8 @@ class Retargeter:
             # closing lid squeezes it instead of crossing it (a crossed iris renders as a spike through the lid).
             top, bottom = _lid_curves(out, upper, lower, out[iris, 0])
             placed = top + self._iris_place[eye] * np.maximum(bottom - top, 0.0)
-            # Opening wider, the lids move and the eyeball does not: the iris stays where the motion put it, so
-            # the wider eye shows sclera above it (surprise), not all round it (a stare).
+            # Opening wider, the lids move and the eyeball does not: the iris stays where the motion put it (kept
+            # at its share of the opening, it rose with the upper lid and was stretched with it).
             wider = float(np.clip((wanted / self._eye_open[eye] - 1.0) / 0.1, 0.0, 1.0))
             out[iris, 1] = placed + wider * (canonical[iris, 1] - placed)
         return out

@@ -31,7 +31,6 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from xp_sdk.engine import topology
-from xp_sdk.engine.eyeballs import EyeballPainter
 from xp_sdk.engine.eyelids import LidPainter
 from xp_sdk.engine.faces import FaceAnalysis
 from xp_sdk.engine.images import padded_box
@@ -47,7 +46,6 @@ class WarpConfig:
     map_cells: int = 256  # resolution of the backward map along the region's longer side
     paint_mouth: bool = True
     paint_lids: bool = True
-    paint_eyeballs: bool = True
 
 
 class WarpGenerator:
@@ -126,7 +124,6 @@ class WarpGenerator:
         self._feather = _feather_mask(rw, rh, self.roi, (w, h))
         self._mouth = MouthPainter(image, face.landmarks, self._teeth) if c.paint_mouth else None
         self._lid_painter = LidPainter(image, face.landmarks) if c.paint_lids else None
-        self._eyeballs = EyeballPainter(image, face.landmarks) if c.paint_eyeballs else None
 
     def control_displacement(self, target: TargetFace) -> np.ndarray:
         """Displacement of every control point for one frame, in region pixels."""
@@ -234,8 +231,6 @@ class WarpGenerator:
         if self._mouth is not None:
             local = target.landmarks - self._origin
             self._mouth.paint(warped, local, target.mouth_interior)
-        if self._eyeballs is not None:
-            self._eyeballs.paint(warped, target.landmarks - self._origin)
         if self._lid_painter is not None:
             self._lid_painter.paint(warped, target.landmarks - self._origin)
         frame = self.image.copy()
