@@ -70,7 +70,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 def test_a_closed_mouth_has_no_interior(driver_frames: list[tuple[np.ndarray, FaceAnalysis]]) -> None:
     frame, face = min(driver_frames, key=lambda item: topology.mouth_opening(item[1].landmarks[:, :2]))
-    assert topology.mouth_opening(face.landmarks[:, :2]) < 2.0
+    assert topology.mouth_opening(face.landmarks[:, :2]) < 0.5
     assert sample_interior(frame, face.landmarks) is None
 
 
