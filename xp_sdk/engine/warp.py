@@ -23,7 +23,6 @@ How one frame is made:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -178,8 +177,9 @@ class WarpGenerator:
             displacement = cv2.resize(displacement, (mw * self._step, mh * self._step), interpolation=cv2.INTER_LINEAR)
         region: np.ndarray = displacement[: ry1 - ry0, : rx1 - rx0] + self._pixel_xy
         if self._step > 1:
-            for box in self._detail_boxes(out_ctrl):
-                _refine(region, box, corners, affine, usable, lambda b, i, m: self._keep_inside(b, i, m & thin[i]))
+            for x0, y0, x1, y1 in self._detail_boxes(out_ctrl):
+                drawn = _refine(region, (x0, y0, x1, y1), corners, affine, usable)
+                self._keep_inside(region[y0:y1, x0:x1], drawn, thin[drawn] & (drawn >= 0))
         return region
 
     def _keep_inside(self, back: np.ndarray, index: np.ndarray, where: np.ndarray) -> None:
@@ -347,10 +347,9 @@ def _refine(
     corners: np.ndarray,
     affine: np.ndarray,
     usable: np.ndarray,
-    keep_inside: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
-) -> None:
+) -> np.ndarray:
     """Overwrite ``region`` (the backward map) inside ``box`` with the exact per-pixel piecewise-affine inverse;
-    ``keep_inside(back, index, covered)`` then corrects samples that left their triangle."""
+    returns which triangle each pixel of the box took (-1: none)."""
     x0, y0, x1, y1 = box
     lo, hi = corners.min(axis=1), corners.max(axis=1)
     near = usable & (hi[:, 0] >= x0) & (lo[:, 0] <= x1) & (hi[:, 1] >= y0) & (lo[:, 1] <= y1)
@@ -360,14 +359,14 @@ def _refine(
         cv2.fillConvexPoly(index, polygons[k], int(k), cv2.LINE_8, 4)
     covered = index >= 0
     if not covered.any():
-        return
+        return index
     a = affine[index[covered]]  # (n, 2, 3)
     rows, cols = np.nonzero(covered)
     xs = (cols + x0).astype(np.float32)[:, None]
     ys = (rows + y0).astype(np.float32)[:, None]
     window = region[y0:y1, x0:x1]
     window[covered] = a[:, :, 2] + a[:, :, 0] * xs + a[:, :, 1] * ys
-    keep_inside(window, np.maximum(index, 0), covered)
+    return index
 
 
 def _fill_holes(values: np.ndarray, known: np.ndarray) -> np.ndarray:
