@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
+from watermark import Payload
 from watermark.attacks import get_attack
 from watermark.reading import ManifestState
 from xp_sdk.engine import AnimateOptions
 from xp_sdk.errors import AlreadyInitializedError, NoFaceError, NotInitializedError, ProvenanceFailedError
-from xp_sdk.generate import Generation, generate
+from xp_sdk.generate import Generation, generate, mark_survives_reencode
 from xp_sdk.home import Home
 from xp_sdk.provenance import ProvenanceKeys, init_provenance_keys, load_provenance_keys
 from xp_sdk.verify import UntrustedMediaError, require_trusted, verify
@@ -142,13 +143,34 @@ def test_a_mark_that_does_not_read_back_is_made_again_stronger(
     faces: Path, keys: ProvenanceKeys, tmp_path: Path
 ) -> None:
     # 2 % of the strength rounds the pattern away in 8-bit pixels: the first try cannot read back.
+    seen: list[tuple[str, int]] = []
     done = generate(
         faces / "source" / ASTRONAUT, tmp_path / "o.mp4", keys=keys, template="blink",
         options=AnimateOptions(max_side=384), watermark_strengths=(0.02, 1.4),
+        progress=lambda p: seen.append((p.stage, p.done)),
     )  # fmt: skip
     assert done.watermark_strength == 1.4
+    # The second making does not send the caller's progress back to the start.
+    assert seen[-1] == ("generate", done.animation.frames)
+    assert [d for _, d in seen] == sorted(set(d for _, d in seen))
     assert verify(done.output, keys=keys).watermark.payload == done.generation_id
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]
+
+
+def test_a_short_small_clip_is_marked_to_survive_an_ordinary_reencode(
+    made: Made, faces: Path, keys: ProvenanceKeys, tmp_path: Path
+) -> None:
+    # One second at 384 px: at strength 1.0 the mark reads back from the output but a CRF 28 re-encode loses
+    # it. The read-back now also tries the re-encode on clips this short, and marks them more strongly.
+    done = generate(
+        faces / "source" / ASTRONAUT, tmp_path / "o.mp4", keys=keys, driving=made.driving,
+        options=AnimateOptions(max_side=384),
+    )  # fmt: skip
+    assert mark_survives_reencode(done.output, keys.watermark_key, Payload.from_hex(done.generation_id))
+    copy = tmp_path / "reencoded.mp4"
+    get_attack("h264_crf28").apply(done.output, copy)
+    assert verify(copy, keys=keys).generation_id == done.generation_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4", "reencoded.mp4"]
 
 
 def test_a_mark_that_never_reads_back_publishes_nothing(faces: Path, keys: ProvenanceKeys, tmp_path: Path) -> None:
