@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from watermark.attacks import reencode
 from watermark.detection import DEFAULT_P_THRESHOLD, WatermarkDetection, detect_in_video
 from watermark.embedding import FrameMarker, MarkReport, mark_file
 from watermark.errors import ProvenanceError, UnreadableVideoError, WatermarkError, WatermarkKeyError
@@ -57,4 +58,5 @@ __all__ = [
     "detect_watermark",
     "get_method",
     "mark_video",
+    "reencode",
 ]
