@@ -80,7 +80,7 @@ def pair_table(driving: Path, photo: Path) -> list[tuple[str, float, float, floa
     image, face = prepare_source(photo, AnimateOptions())
     layout = FaceLayout(face.landmarks)
     frames = list(iter_driving(driving, fps, layout=layout, interiors=True))
-    clip = ClipTargets(Retargeter(face), frames, ClipTargets.best_reference(frames, face), layout)
+    clip = ClipTargets.from_window(Retargeter(face), frames, ClipTargets.best_reference(frames, face), layout)
     generator = WarpGenerator(image, face)
     targets, rendered = [], []
     for frame in frames:

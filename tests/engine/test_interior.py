@@ -163,7 +163,7 @@ def test_animation_shows_the_driver_mouth_only_inside_the_opening(
     reference = ClipTargets.best_reference(plain, photo)
     generator = WarpGenerator(image, photo)
     targets = {
-        wanted: ClipTargets(Retargeter(photo), frames, reference) for wanted, frames in clip_frames.items()
+        wanted: ClipTargets.from_window(Retargeter(photo), frames, reference) for wanted, frames in clip_frames.items()
     }
     index = _widest_index(with_mouth)
     painted = targets[False](plain[index])
@@ -200,8 +200,8 @@ def test_a_smiling_photo_shows_the_driver_mouth_between_its_own_teeth(
     plain, with_mouth = clip_frames[False], clip_frames[True]
     reference = ClipTargets.best_reference(plain, photo)
     index = _widest_index(with_mouth)
-    painted = ClipTargets(Retargeter(photo), plain, reference)(plain[index])
-    driven = ClipTargets(Retargeter(photo), with_mouth, reference)(with_mouth[index])
+    painted = ClipTargets.from_window(Retargeter(photo), plain, reference)(plain[index])
+    driven = ClipTargets.from_window(Retargeter(photo), with_mouth, reference)(with_mouth[index])
     generator = WarpGenerator(image, photo)
     a, b = generator.render(painted), generator.render(driven)
     changed = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 0

@@ -1,10 +1,13 @@
 """One animation, streamed: driving frames → motion codes → retargeted frames → H.264, in bounded memory.
 
 Three stages run concurrently (MediaPipe, OpenCV and the encoder release the GIL, so two cores overlap):
-decode + analysis in one thread, retarget + shading + warp in the caller's thread, encoding in a third. Only a
-short window of motion codes and small face textures (not frames) is held to choose the reference frame; a
-ten-minute video never needs ten minutes of frames in memory. Every check on the inputs happens before the first
-frame is generated, and the output file appears only when it is complete.
+decode + analysis in one thread, retarget + shading + warp in the caller's thread, encoding in a third. The
+reference frame is chosen from a sample of the reference window (about five frames a second), taken while the
+analysis thread runs, and its code is made from the second of the clip before it (``driving.scout_reference``
+and ``driving.probe_frames``), so generation starts within about a second instead of after the whole window is
+analysed; a window no longer than two seconds is analysed whole, as the sample would cost as much. No frames
+are held: a ten-minute video never needs ten minutes of frames in memory. Every check on the inputs happens
+before the first frame is generated, and the output file appears only when it is complete.
 
 ``engine="diffusion"`` adds a refinement stage after the warp (:mod:`xp_sdk.engine.diffusion`): windows of warp
 frames are buffered, refined on the GPU by a diffusers pipeline, and emitted in order, still in bounded memory.
@@ -26,7 +29,16 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine.diffusion.config import DiffusionConfig
-from xp_sdk.engine.driving import ClipTargets, DrivingFrame, StageClock, iter_driving
+from xp_sdk.engine.driving import (
+    ClipTargets,
+    DrivingFrame,
+    ReferenceChoice,
+    StageClock,
+    iter_driving,
+    probe_frames,
+    scout_frames,
+    scout_reference,
+)
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.motion import SmoothingConfig
@@ -52,7 +64,8 @@ class AnimateOptions:
     reference_frame: int | None = None
     """Driving frame to measure motion against; None chooses the best match to the photo automatically."""
     reference_window_s: float = 10.0
-    """How far into the driving video the automatic reference is searched."""
+    """How far into the driving video the automatic reference is searched (sampled about five frames a second
+    when longer than two seconds; every frame otherwise)."""
     keep_audio: bool = True
     allow_multiple_faces: bool = False
     crf: int = 18
@@ -282,6 +295,48 @@ class _EncoderThread:
         self._thread.join()
 
 
+class _AnalysisThread:
+    """The driving frames analysed on a producer thread, which starts at once; iterate for them in order, and
+    :meth:`close` to stop the thread (also when nothing was read)."""
+
+    def __init__(
+        self,
+        produce: Callable[[queue.Queue[object], threading.Event, FaceLayout | None], None],
+        layout: FaceLayout | None,
+    ) -> None:
+        self._items: queue.Queue[object] = queue.Queue(maxsize=256)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(
+            target=produce, args=(self._items, self._stop, layout), name="xp-analyse", daemon=True
+        )
+        self._thread.start()
+
+    def __iter__(self) -> _AnalysisThread:
+        return self
+
+    def __next__(self) -> DrivingFrame:
+        if self._done:
+            raise StopIteration
+        item = self._items.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self._done = True
+            raise item.exc
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                self._items.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.05)
+
+
 class _MotionSource:
     fps: float
     total: int | None
@@ -334,34 +389,48 @@ class _VideoMotion(_MotionSource):
         except BaseException as exc:
             out.put(_Failure(exc))
 
-    def _frames(self, layout: FaceLayout | None) -> Iterator[DrivingFrame]:
-        items: queue.Queue[object] = queue.Queue(maxsize=256)
-        stop = threading.Event()
-        thread = threading.Thread(target=self._produce, args=(items, stop, layout), name="xp-analyse", daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = items.get()
-                if item is _END:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.exc
-                yield item  # type: ignore[misc]
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    items.get_nowait()
-                except queue.Empty:
-                    thread.join(0.05)
-
     def targets(self, retargeter: Retargeter, face: FaceAnalysis) -> Iterator[TargetFace]:
         window = max(1, round(self.options.reference_window_s * self.fps))
+        if self.total:
+            window = min(window, self.total)
         wanted = self.options.reference_frame
         if wanted is not None and wanted < 0:
             raise InvalidInputError(f"reference frame must be 0 or more, got {wanted}")
+        if wanted is not None and self.total and wanted >= self.total:
+            raise InvalidInputError(f"reference frame {wanted} is beyond the driving video's {self.total} frames")
         layout = FaceLayout(face.landmarks, self.options.shading) if self.options.shading.enabled else None
-        stream = self._frames(layout)
+        stream = _AnalysisThread(self._produce, layout)
+        try:
+            choice = None
+            if window > 2 * scout_frames(self.fps):
+                # The analysis thread runs on while the sample is taken, so generation starts about as soon
+                # as the reference is known rather than after the whole window is analysed.
+                choice = scout_reference(self.path, self.fps, face, window, wanted=wanted, clock=self.clock)
+            if choice is None:
+                clip, buffered = self._from_window(stream, retargeter, face, window, wanted, layout)
+            else:
+                clip, buffered = self._from_choice(stream, retargeter, face, choice, layout)
+            try:
+                for frame in buffered:
+                    yield clip(frame)
+                for frame in stream:
+                    yield clip(frame)
+            finally:
+                self.frames_without_face = clip.frames_without_face
+                self.shading_seconds = clip.shading_seconds
+        finally:
+            stream.close()
+
+    def _from_window(
+        self,
+        stream: Iterator[DrivingFrame],
+        retargeter: Retargeter,
+        face: FaceAnalysis,
+        window: int,
+        wanted: int | None,
+        layout: FaceLayout | None,
+    ) -> tuple[ClipTargets, list[DrivingFrame]]:
+        """Every frame of a short window analysed before the first is generated (a sample would cost as much)."""
         buffered: list[DrivingFrame] = []
         for frame in stream:
             buffered.append(frame)
@@ -378,16 +447,44 @@ class _VideoMotion(_MotionSource):
             if buffered[wanted].code is None:
                 raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
         reference = ClipTargets.best_reference(buffered, face) if wanted is None else wanted
-        clip = ClipTargets(retargeter, buffered, reference, layout)
         self.reference = reference
-        try:
-            for frame in buffered:
-                yield clip(frame)
-            for frame in stream:
-                yield clip(frame)
-        finally:
-            self.frames_without_face = clip.frames_without_face
-            self.shading_seconds = clip.shading_seconds
+        return ClipTargets.from_window(retargeter, buffered, reference, layout), buffered
+
+    def _from_choice(
+        self,
+        stream: Iterator[DrivingFrame],
+        retargeter: Retargeter,
+        face: FaceAnalysis,
+        choice: ReferenceChoice,
+        layout: FaceLayout | None,
+    ) -> tuple[ClipTargets, list[DrivingFrame]]:
+        """Targets against a scouted reference. The stream is read up to its first face (whose code the faceless
+        frames before it hold) or, when the probe would start at the clip's first frame anyway, through the
+        frames around the reference; otherwise those frames are probed."""
+        first, last = max(0, choice.index - choice.radius), choice.index + choice.radius
+        near = first <= scout_frames(self.fps)
+        buffered: list[DrivingFrame] = []
+        held: DrivingFrame | None = None
+        for frame in stream:
+            buffered.append(frame)
+            held = held or (frame if frame.code is not None else None)
+            if held is not None and (not near or len(buffered) > last):
+                break
+        if held is None:
+            raise NoFaceError(f"no face found in any frame of the driving video {self.path}")
+        if near:
+            if first >= len(buffered):
+                raise InvalidInputError(f"reference frame {first} is beyond the driving video's {len(buffered)} frames")
+            around = {i: buffered[i] for i in range(first, min(last + 1, len(buffered)))}
+        else:
+            # The frames the stream will reach later, made now from the second of the clip before them.
+            around = probe_frames(self.path, self.fps, first, last, self.options.smoothing, layout, self.clock)
+        index = choice.refine(around, face)
+        reference = around.get(index)
+        if reference is None or reference.code is None:
+            raise NoFaceError(f"driving frame {index}, chosen as reference, has no face")
+        self.reference = index
+        return ClipTargets(retargeter, reference, choice.open_eyes, layout, hold=held.code), buffered
 
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,12 +14,23 @@ import numpy as np
 from xp_sdk.engine.faces import MIN_VIDEO_FACE_PX, FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.interior import sample_interior
 from xp_sdk.engine.motion import MotionCode, MotionEncoder, MotionSmoother, SmoothingConfig
-from xp_sdk.engine.retarget import Retargeter, TargetFace, choose_reference, open_eye_openings
+from xp_sdk.engine.retarget import (
+    Retargeter,
+    TargetFace,
+    choose_reference,
+    open_eye_openings,
+    reference_scores,
+    typical_expression,
+)
 from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
 from xp_sdk.engine.video import probe_video, read_frames
+from xp_sdk.errors import InvalidInputError
 
 ANALYSIS_MAX_SIDE = 720
+SCOUT_RATE_HZ = 5.0
+SCOUT_MIN_SAMPLES = 24
+PROBE_LEAD_S = 1.0
 
 
 class StageClock:
@@ -47,12 +58,16 @@ def iter_driving(
     clock: StageClock | None = None,
     layout: FaceLayout | None = None,
     interiors: bool = False,
+    span: tuple[int, int] | None = None,
 ) -> Iterator[DrivingFrame]:
     """One :class:`DrivingFrame` per driving frame, in order.
 
     With a smoothing look-ahead, frames come out a few frames behind the decoding. With a ``layout`` each frame
     also carries its face texture, and with ``interiors`` its mouth interior, both smoothed over a few frames; a
     frame without a face repeats the last of them, as the generator repeats the last code.
+
+    ``span=(start, stop)`` yields only the frames ``start`` to ``stop - 1``, as if the clip began at ``start``,
+    except that codes are still measured from the clip's first face (which is analysed for that alone).
     """
     encoder = MotionEncoder()
     smoother = MotionSmoother(fps, smoothing)
@@ -60,6 +75,7 @@ def iter_driving(
     mouths = _TextureWindow()
     last_texture: np.ndarray | None = None
     last_interior: np.ndarray | None = None
+    start, stop = span if span is not None else (0, None)
 
     def ready(codes: list[MotionCode | None]) -> Iterator[DrivingFrame]:
         for code in codes:
@@ -71,16 +87,22 @@ def iter_driving(
 
     with FaceAnalyzer(video=True, max_faces=1) as analyzer:
         for index, rgb in enumerate(read_frames(path, max_side=ANALYSIS_MAX_SIDE)):
+            if stop is not None and index >= stop:
+                break
+            anchored = encoder.origin_set
+            if index < start and anchored:
+                continue
             t0 = time.perf_counter()
-            faces = analyzer.detect_all(rgb, timestamp_ms=round(index * 1000 / fps))
-            code = None
-            # The minimum face size is stated for 480-pixel frames and scales with the frame.
-            if faces and faces[0].size >= MIN_VIDEO_FACE_PX * min(rgb.shape[:2]) / 480:
-                code = encoder.encode(faces[0])
+            face, code = _analyse(analyzer, encoder, rgb, round(index * 1000 / fps))
+            if index < start:
+                if clock is not None:
+                    clock.seconds += time.perf_counter() - t0
+                continue
+            if face is not None:
                 if layout is not None:
-                    last_texture = layout.texture(rgb, faces[0].landmarks)
+                    last_texture = layout.texture(rgb, face.landmarks)
                 if interiors:
-                    last_interior = sample_interior(rgb, faces[0].landmarks)
+                    last_interior = sample_interior(rgb, face.landmarks)
             if layout is not None:
                 textures.push(last_texture)
             if interiors:
@@ -90,6 +112,119 @@ def iter_driving(
                 clock.seconds += time.perf_counter() - t0
             yield from ready(codes)
         yield from ready(smoother.flush())
+
+
+def _analyse(
+    analyzer: FaceAnalyzer, encoder: MotionEncoder, rgb: np.ndarray, timestamp_ms: int
+) -> tuple[FaceAnalysis | None, MotionCode | None]:
+    """The frame's face and motion code, or (None, None) without a usable face."""
+    faces = analyzer.detect_all(rgb, timestamp_ms=timestamp_ms)
+    # The minimum face size is stated for 480-pixel frames and scales with the frame.
+    if not faces or faces[0].size < MIN_VIDEO_FACE_PX * min(rgb.shape[:2]) / 480:
+        return None, None
+    return faces[0], encoder.encode(faces[0])
+
+
+@dataclass(frozen=True)
+class ReferenceChoice:
+    """The driving frame a clip's motion is measured against, as :func:`scout_reference` found it in a sample:
+    ``index``, give or take ``radius`` frames the sample skipped, which :meth:`refine` settles; and the
+    driver's usual open eyes (:func:`open_eye_openings`)."""
+
+    index: int
+    open_eyes: tuple[float, float]
+    radius: int = 0
+    typical: np.ndarray | None = None
+    """The sample's :func:`typical_expression`, to score the frames around ``index`` as the sample was."""
+
+    def refine(self, frames: Mapping[int, DrivingFrame], face: FaceAnalysis) -> int:
+        """The best reference among ``frames`` (index → frame) within ``radius`` of ``index``.
+
+        Neighbouring frames can differ a lot as references: on lp_d18, frame 156 instead of 157 (a mouth
+        starting to open) took lp_d8's expression ratio from 0.29 to 0.38.
+        """
+        near = [(i, f.code) for i, f in frames.items() if abs(i - self.index) <= self.radius and f.code is not None]
+        if self.radius == 0 or not near:
+            return self.index
+        scores = reference_scores([code for _, code in near], face, typical=self.typical)
+        return near[int(np.argmin(scores))][0]
+
+
+def scout_frames(fps: float) -> int:
+    """Frames of context :func:`probe_frame` analyses before the frame it is asked for; a reference window no
+    longer than twice this is cheaper to analyse whole than to scout."""
+    return max(1, round(PROBE_LEAD_S * fps))
+
+
+def scout_reference(
+    path: str | os.PathLike[str],
+    fps: float,
+    face: FaceAnalysis,
+    window_frames: int,
+    *,
+    wanted: int | None = None,
+    clock: StageClock | None = None,
+) -> ReferenceChoice | None:
+    """Choose the reference frame (:func:`choose_reference`) from a sample of the clip's first
+    ``window_frames`` frames, about ``SCOUT_RATE_HZ`` a second and at least ``SCOUT_MIN_SAMPLES`` of them.
+
+    Choosing from every frame of the window meant analysing all of it before the first frame could be made,
+    which on a clip shorter than the window ran analysis and generation one after the other instead of side
+    by side. The sample's codes are unsmoothed; the reference's own code comes from :func:`probe_frames`.
+    ``wanted`` fixes the index and only the open eyes are measured. None when no sampled frame has a face.
+    """
+    stride = max(1, min(round(fps / SCOUT_RATE_HZ), window_frames // SCOUT_MIN_SAMPLES))
+    indices: list[int] = []
+    codes: list[MotionCode] = []
+    encoder = MotionEncoder()
+    with FaceAnalyzer(video=True, max_faces=1) as analyzer:
+        for index, rgb in enumerate(read_frames(path, max_side=ANALYSIS_MAX_SIDE)):
+            if index >= window_frames:
+                break
+            if index % stride:
+                continue
+            t0 = time.perf_counter()
+            _, code = _analyse(analyzer, encoder, rgb, round(index * 1000 / fps))
+            if clock is not None:
+                clock.seconds += time.perf_counter() - t0
+            if code is not None:
+                indices.append(index)
+                codes.append(code)
+    if not codes:
+        return None
+    if wanted is not None:
+        return ReferenceChoice(wanted, open_eye_openings(codes))
+    chosen = indices[int(np.argmin(reference_scores(codes, face)))]
+    return ReferenceChoice(chosen, open_eye_openings(codes), stride // 2, typical_expression(codes))
+
+
+def probe_frames(
+    path: str | os.PathLike[str],
+    fps: float,
+    first: int,
+    last: int,
+    smoothing: SmoothingConfig | None = None,
+    layout: FaceLayout | None = None,
+    clock: StageClock | None = None,
+) -> dict[int, DrivingFrame]:
+    """Frames ``first`` to ``last`` (those in the clip) as :func:`iter_driving` yields them, made from the
+    second of the clip before ``first``.
+
+    The tracker and the smoothing filters forget where they started within that second: on the shared clips
+    a code differs from the whole clip's by at most 0.0013 inter-ocular units (a frame of motion is about
+    0.007), and not at all within the first second. Raises :class:`InvalidInputError` when ``first`` is
+    beyond the clip.
+    """
+    config = smoothing or SmoothingConfig()
+    start = max(0, first - scout_frames(fps))
+    stop = last + max(config.lookahead_frames, 2) + 1
+    frames = list(iter_driving(path, fps, config, clock, layout, span=(start, stop)))
+    if first - start >= len(frames):
+        # Nothing came out of a span that starts past the end; the container says how long the clip is.
+        total = start + len(frames) if frames else probe_video(path).frame_count
+        length = f"{total} frames" if total else "end"
+        raise InvalidInputError(f"reference frame {first} is beyond the driving video's {length}")
+    return {start + i: frame for i, frame in enumerate(frames) if first <= start + i <= last}
 
 
 class _TextureWindow:
@@ -123,32 +258,46 @@ class _TextureWindow:
 class ClipTargets:
     """The photo's target for each frame of a driving clip, relative to one reference frame of it.
 
-    ``window``: the clip's first frames (all of them, or the reference window); ``reference``: the index of
-    the reference frame in it, which must have a face (:meth:`best_reference` picks one). A frame without a
-    face repeats the last code (counted in ``frames_without_face``). With a ``layout``, each target carries the
-    driver's shading relative to the reference (time spent in ``shading_seconds``).
+    ``reference``: the reference frame, which must have a face; ``open_eyes``: the driver's usual open eyes
+    (:func:`open_eye_openings`); ``hold``: the code shown for frames without a face before the first one with
+    a face (default: the reference's). A frame without a face repeats the last code (counted in
+    ``frames_without_face``). With a ``layout``, each target carries the driver's shading relative to the
+    reference (time spent in ``shading_seconds``). :meth:`from_window` makes one from a run of frames.
     """
 
     def __init__(
         self,
         retargeter: Retargeter,
-        window: Sequence[DrivingFrame],
-        reference: int,
+        reference: DrivingFrame,
+        open_eyes: tuple[float, float],
         layout: FaceLayout | None = None,
+        hold: MotionCode | None = None,
     ) -> None:
-        codes = [f.code for f in window if f.code is not None]
-        chosen = window[reference]
-        if chosen.code is None or not codes:
+        if reference.code is None:
             raise ValueError("the reference frame must have a face")
-        self.reference = reference
         self.frames_without_face = 0
         self.shading_seconds = 0.0
         self._retargeter = retargeter
-        self._reference = chosen.code
-        self._reference_texture = chosen.texture
+        self._reference = reference.code
+        self._reference_texture = reference.texture
         self._layout = layout
-        self._open_eyes = open_eye_openings(codes)
-        self._last = codes[0]
+        self._open_eyes = open_eyes
+        self._last = hold or reference.code
+
+    @classmethod
+    def from_window(
+        cls,
+        retargeter: Retargeter,
+        window: Sequence[DrivingFrame],
+        reference: int,
+        layout: FaceLayout | None = None,
+    ) -> ClipTargets:
+        """Targets measured against ``window[reference]``, with the open eyes of every frame of ``window``
+        (the clip's first frames, or all of them); faceless frames before the first face hold its code."""
+        codes = [f.code for f in window if f.code is not None]
+        if not codes:
+            raise ValueError("the reference frame must have a face")
+        return cls(retargeter, window[reference], open_eye_openings(codes), layout, hold=codes[0])
 
     @staticmethod
     def best_reference(window: Sequence[DrivingFrame], face: FaceAnalysis) -> int:

@@ -111,6 +111,11 @@ class MotionEncoder:
         self._origin: tuple[np.ndarray, float, float] | None = None
         self._anchor: np.ndarray | None = None
 
+    @property
+    def origin_set(self) -> bool:
+        """Whether a face has been encoded yet: every later code is measured from the first."""
+        return self._origin is not None
+
     def encode(self, face: FaceAnalysis) -> MotionCode:
         points = face.landmarks.astype(np.float64)
         centre = rigid_centre(points)[:2]

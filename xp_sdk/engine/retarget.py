@@ -92,13 +92,32 @@ def choose_reference(codes: Sequence[MotionCode], source: FaceAnalysis, typicali
     expression against its distance from the photo (on the shared faces: identity minimum 0.59 → 0.77 on
     lp_d7 × lp_d30, expression ratio as good or better); 0 picks the closest frame alone.
     """
+    return int(np.argmin(reference_scores(codes, source, typicality)))
+
+
+def reference_scores(
+    codes: Sequence[MotionCode],
+    source: FaceAnalysis,
+    typicality: float = 1.0,
+    typical: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each code's score as a reference for ``source`` (:func:`choose_reference` takes the lowest).
+
+    ``typical``: the clip's :func:`typical_expression`, when ``codes`` are only some of its frames.
+    """
     if not codes:
         raise ValueError("no motion codes to choose a reference from")
     expressions = np.stack([code.blendshapes[_TYPICAL_BLENDSHAPES] for code in codes])
-    typical = np.median(expressions, axis=0)
+    if typical is None:
+        typical = typical_expression(codes)
     atypical = np.linalg.norm(expressions - typical, axis=1)
-    distances = [reference_distance(code, source) for code in codes]
-    return int(np.argmin(np.asarray(distances) + typicality * atypical))
+    distances = np.array([reference_distance(code, source) for code in codes])
+    return distances + typicality * atypical  # type: ignore[no-any-return]
+
+
+def typical_expression(codes: Sequence[MotionCode]) -> np.ndarray:
+    """The clip's median expression (blinks and squints left out), which a reference should be close to."""
+    return np.median(np.stack([code.blendshapes[_TYPICAL_BLENDSHAPES] for code in codes]), axis=0)  # type: ignore[no-any-return]
 
 
 def open_eye_openings(codes: Sequence[MotionCode]) -> tuple[float, float]:
