@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from xp_sdk.engine.animate import AnimateOptions, animate, prepare_source
+from xp_sdk.engine.animate import AnimateOptions, Progress, animate, prepare_source
 from xp_sdk.engine.driving import DrivingFrame, iter_driving, probe_frames, scout_frames, scout_reference
 from xp_sdk.engine.retarget import reference_scores
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
@@ -163,4 +163,34 @@ def test_an_explicit_reference_beyond_a_long_clip_is_refused_before_analysis(fac
     options = AnimateOptions(max_side=256, reference_frame=148)
     with pytest.raises(InvalidInputError, match="reference frame 148 is beyond the driving video's 148 frames"):
         animate(faces / "source" / PHOTO, tmp_path / "out.mp4", driving=faces / "driving" / CLIP, options=options)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("clip", "window"), [(CLIP, 148), ("lp_d1_hist.mp4", 16)])
+def test_the_reference_window_reports_progress_before_any_frame(
+    faces: Path, tmp_path: Path, clip: str, window: int
+) -> None:
+    """Scouted (lp_d5) or analysed whole (lp_d1, 16 frames), the reference window is reported as the "analyse"
+    stage, rising to the window's size, before the first generated frame."""
+    calls: list[Progress] = []
+    options = AnimateOptions(max_side=256, keep_audio=False)
+    animate(faces / "source" / PHOTO, tmp_path / "out.mp4", driving=faces / "driving" / clip, options=options,
+            progress=calls.append)  # fmt: skip
+    analysed = [c for c in calls if c.stage == "analyse"]
+    assert analysed and calls[: len(analysed)] == analysed  # all of them before the first generated frame
+    assert all(c.total == window for c in analysed)
+    done = [c.done for c in analysed]
+    assert done == sorted(done) and done[-1] == window and len(set(done)) >= 10
+
+
+def test_a_caller_can_stop_the_run_while_the_reference_is_chosen(faces: Path, tmp_path: Path) -> None:
+    class StopRequestedError(Exception):
+        pass
+
+    def stop_at_once(update: Progress) -> None:
+        raise StopRequestedError(update.stage)
+
+    with pytest.raises(StopRequestedError, match="analyse"):
+        animate(faces / "source" / PHOTO, tmp_path / "out.mp4", driving=faces / "driving" / CLIP,
+                options=AnimateOptions(max_side=256), progress=stop_at_once)  # fmt: skip
     assert list(tmp_path.iterdir()) == []

@@ -84,6 +84,10 @@ class AnimateOptions:
 
 @dataclass(frozen=True)
 class Progress:
+    """How far one animation is. "analyse": frames of the driving video's reference window read while the
+    reference frame is chosen (``total`` is the window), before any frame is generated; "generate": frames
+    generated (``total`` is the clip's length when known). A callback that raises stops the run at either."""
+
     stage: Literal["analyse", "generate"]
     done: int
     total: int | None
@@ -193,7 +197,7 @@ def animate(
     motion: _MotionSource
     if driving is not None:
         info = probe_video(driving)
-        motion = _VideoMotion(Path(driving), info.fps, info.frame_count, opts)
+        motion = _VideoMotion(Path(driving), info.fps, info.frame_count, opts, progress)
     else:
         tpl = template if isinstance(template, MotionTemplate) else load_template(str(template))
         motion = _TemplateMotion(tpl)
@@ -366,12 +370,26 @@ class _TemplateMotion(_MotionSource):
 class _VideoMotion(_MotionSource):
     """Motion codes from a driving video, analysed on a producer thread."""
 
-    def __init__(self, path: Path, fps: float, frame_count: int | None, options: AnimateOptions) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        frame_count: int | None,
+        options: AnimateOptions,
+        progress: ProgressCallback | None = None,
+    ) -> None:
         self.path = path
         self.fps = fps
         self.total = frame_count
         self.options = options
         self.clock = StageClock()
+        self._progress = progress
+        self._window = 1
+
+    def _analysed(self, frames: int) -> None:
+        """Progress through the reference window; a caller cancels here as it does between generated frames."""
+        if self._progress is not None:
+            self._progress(Progress("analyse", min(frames, self._window), self._window))
 
     @property
     def analysis_seconds(self) -> float:
@@ -399,13 +417,16 @@ class _VideoMotion(_MotionSource):
         if wanted is not None and self.total and wanted >= self.total:
             raise InvalidInputError(f"reference frame {wanted} is beyond the driving video's {self.total} frames")
         layout = FaceLayout(face.landmarks, self.options.shading) if self.options.shading.enabled else None
+        self._window = window
         stream = _AnalysisThread(self._produce, layout)
         try:
             choice = None
             if window > 2 * scout_frames(self.fps):
                 # The analysis thread runs on while the sample is taken, so generation starts about as soon
                 # as the reference is known rather than after the whole window is analysed.
-                choice = scout_reference(self.path, self.fps, face, window, wanted=wanted, clock=self.clock)
+                choice = scout_reference(
+                    self.path, self.fps, face, window, wanted=wanted, clock=self.clock, on_frame=self._analysed
+                )
             if choice is None:
                 clip, buffered = self._from_window(stream, retargeter, face, window, wanted, layout)
             else:
@@ -434,6 +455,7 @@ class _VideoMotion(_MotionSource):
         buffered: list[DrivingFrame] = []
         for frame in stream:
             buffered.append(frame)
+            self._analysed(len(buffered))
             have_face = any(f.code is not None for f in buffered)
             if len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted):
                 break
@@ -484,6 +506,7 @@ class _VideoMotion(_MotionSource):
         if reference is None or reference.code is None:
             raise NoFaceError(f"driving frame {index}, chosen as reference, has no face")
         self.reference = index
+        self._analysed(self._window)
         return ClipTargets(retargeter, reference, choice.open_eyes, layout, hold=held.code), buffered
 
 

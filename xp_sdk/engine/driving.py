@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -164,6 +164,7 @@ def scout_reference(
     *,
     wanted: int | None = None,
     clock: StageClock | None = None,
+    on_frame: Callable[[int], None] | None = None,
 ) -> ReferenceChoice | None:
     """Choose the reference frame (:func:`choose_reference`) from a sample of the clip's first
     ``window_frames`` frames, about ``SCOUT_RATE_HZ`` a second and at least ``SCOUT_MIN_SAMPLES`` of them.
@@ -171,7 +172,9 @@ def scout_reference(
     Choosing from every frame of the window meant analysing all of it before the first frame could be made,
     which on a clip shorter than the window ran analysis and generation one after the other instead of side
     by side. The sample's codes are unsmoothed; the reference's own code comes from :func:`probe_frames`.
-    ``wanted`` fixes the index and only the open eyes are measured. None when no sampled frame has a face.
+    ``wanted`` fixes the index and only the open eyes are measured. ``on_frame`` is told how many frames of the
+    window have been read after each sampled one (an exception from it ends the scouting). None when no sampled
+    frame has a face.
     """
     stride = max(1, min(round(fps / SCOUT_RATE_HZ), window_frames // SCOUT_MIN_SAMPLES))
     indices: list[int] = []
@@ -190,6 +193,8 @@ def scout_reference(
             if code is not None:
                 indices.append(index)
                 codes.append(code)
+            if on_frame is not None:
+                on_frame(index + 1)
     if not codes:
         return None
     if wanted is not None:
