@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from xp_sdk.engine.animate import AnimateOptions, Progress, animate, prepare_source
-from xp_sdk.engine.driving import DrivingFrame, iter_driving, probe_frames, scout_frames, scout_reference
+from xp_sdk.engine.driving import (
+    DrivingFrame,
+    ReferenceChoice,
+    iter_driving,
+    probe_frames,
+    scout_frames,
+    scout_reference,
+)
 from xp_sdk.engine.retarget import reference_scores
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.video import VideoWriter, read_frames
@@ -194,3 +201,23 @@ def test_a_caller_can_stop_the_run_while_the_reference_is_chosen(faces: Path, tm
         animate(faces / "source" / PHOTO, tmp_path / "out.mp4", driving=faces / "driving" / CLIP,
                 options=AnimateOptions(max_side=256), progress=stop_at_once)  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scouted_reference_without_a_face_falls_back_to_the_whole_window(
+    gappy_clip: Path, faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the sample see a face the stream's tracker does not, the reference is chosen from every frame of
+    the window instead of failing the run."""
+    import sys
+
+    animate_module = sys.modules["xp_sdk.engine.animate"]
+
+    def faceless_choice(*args: Any, **kwargs: Any) -> ReferenceChoice:
+        return ReferenceChoice(105, (0.2, 0.2))
+
+    monkeypatch.setattr(animate_module, "scout_reference", faceless_choice)
+    options = AnimateOptions(max_side=256, keep_audio=False)
+    result = animate(faces / "source" / PHOTO, tmp_path / "out.mp4", driving=gappy_clip, options=options)
+    reference = result.reference_frame
+    assert reference is not None and not (reference < 12 or 100 <= reference < 110)
+    assert result.frames == 148 and result.frames_without_face == 22

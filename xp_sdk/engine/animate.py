@@ -427,10 +427,12 @@ class _VideoMotion(_MotionSource):
                 choice = scout_reference(
                     self.path, self.fps, face, window, wanted=wanted, clock=self.clock, on_frame=self._analysed
                 )
-            if choice is None:
-                clip, buffered = self._from_window(stream, retargeter, face, window, wanted, layout)
-            else:
-                clip, buffered = self._from_choice(stream, retargeter, face, choice, layout)
+            buffered: list[DrivingFrame] = []
+            clip = None
+            if choice is not None:
+                clip = self._from_choice(stream, buffered, retargeter, face, choice, layout, fixed=wanted is not None)
+            if clip is None:
+                clip = self._from_window(stream, buffered, retargeter, face, window, wanted, layout)
             try:
                 for frame in buffered:
                     yield clip(frame)
@@ -445,20 +447,27 @@ class _VideoMotion(_MotionSource):
     def _from_window(
         self,
         stream: Iterator[DrivingFrame],
+        buffered: list[DrivingFrame],
         retargeter: Retargeter,
         face: FaceAnalysis,
         window: int,
         wanted: int | None,
         layout: FaceLayout | None,
-    ) -> tuple[ClipTargets, list[DrivingFrame]]:
-        """Every frame of a short window analysed before the first is generated (a sample would cost as much)."""
-        buffered: list[DrivingFrame] = []
-        for frame in stream:
+    ) -> ClipTargets:
+        """Every frame of the window analysed before the first is generated: a window of two seconds or less,
+        where a sample would cost as much, or a scouted reference that came to nothing. Reads ``stream`` on
+        into ``buffered``."""
+
+        def enough() -> bool:
+            have_face = any(f.code is not None for f in buffered)
+            return len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted)
+
+        while not enough():
+            frame = next(stream, None)
+            if frame is None:
+                break
             buffered.append(frame)
             self._analysed(len(buffered))
-            have_face = any(f.code is not None for f in buffered)
-            if len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted):
-                break
         if not any(f.code is not None for f in buffered):
             raise NoFaceError(f"no face found in any frame of the driving video {self.path}")
         if wanted is not None:
@@ -470,22 +479,25 @@ class _VideoMotion(_MotionSource):
                 raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
         reference = ClipTargets.best_reference(buffered, face) if wanted is None else wanted
         self.reference = reference
-        return ClipTargets.from_window(retargeter, buffered, reference, layout), buffered
+        return ClipTargets.from_window(retargeter, buffered, reference, layout)
 
     def _from_choice(
         self,
         stream: Iterator[DrivingFrame],
+        buffered: list[DrivingFrame],
         retargeter: Retargeter,
         face: FaceAnalysis,
         choice: ReferenceChoice,
         layout: FaceLayout | None,
-    ) -> tuple[ClipTargets, list[DrivingFrame]]:
-        """Targets against a scouted reference. The stream is read up to its first face (whose code the faceless
-        frames before it hold) or, when the probe would start at the clip's first frame anyway, through the
-        frames around the reference; otherwise those frames are probed."""
+        *,
+        fixed: bool,
+    ) -> ClipTargets | None:
+        """Targets against a scouted reference (``fixed``: the caller's). ``stream`` is read into ``buffered``
+        up to its first face (whose code the faceless frames before it hold) or, when the probe would start at
+        the clip's first frame anyway, through the frames around the reference; otherwise those are probed.
+        None when no frame around a scouted (not fixed) reference has a face."""
         first, last = max(0, choice.index - choice.radius), choice.index + choice.radius
         near = first <= scout_frames(self.fps)
-        buffered: list[DrivingFrame] = []
         held: DrivingFrame | None = None
         for frame in stream:
             buffered.append(frame)
@@ -504,10 +516,12 @@ class _VideoMotion(_MotionSource):
         index = choice.refine(around, face)
         reference = around.get(index)
         if reference is None or reference.code is None:
+            if not fixed:
+                return None  # the sample saw a face the stream's tracker did not: choose from the whole window
             raise NoFaceError(f"driving frame {index}, chosen as reference, has no face")
         self.reference = index
         self._analysed(self._window)
-        return ClipTargets(retargeter, reference, choice.open_eyes, layout, hold=held.code), buffered
+        return ClipTargets(retargeter, reference, choice.open_eyes, layout, hold=held.code)
 
 
 __all__ = [
