@@ -249,7 +249,7 @@ def video_targets(
     retargeter = Retargeter(face, RetargetOptions(options.expression_scale, options.pose_scale))
     if not any(f.code is not None for f in frames):
         raise SystemExit("the driving clip has no face in any frame; cannot benchmark the warp")
-    clip = ClipTargets.from_window(retargeter, frames, ClipTargets.best_reference(frames, face), layout)
+    clip = ClipTargets.from_window(retargeter, frames, ClipTargets.best_reference(frames, retargeter), layout)
     targets = [clip(frame) for frame in frames]
     return WarpGenerator(image, face, options.warp), targets
 

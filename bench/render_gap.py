@@ -80,7 +80,8 @@ def pair_table(driving: Path, photo: Path) -> list[tuple[str, float, float, floa
     image, face = prepare_source(photo, AnimateOptions())
     layout = FaceLayout(face.landmarks)
     frames = list(iter_driving(driving, fps, layout=layout, interiors=True))
-    clip = ClipTargets.from_window(Retargeter(face), frames, ClipTargets.best_reference(frames, face), layout)
+    retargeter = Retargeter(face)
+    clip = ClipTargets.from_window(retargeter, frames, ClipTargets.best_reference(frames, retargeter), layout)
     generator = WarpGenerator(image, face)
     targets, rendered = [], []
     for frame in frames:

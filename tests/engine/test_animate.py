@@ -18,7 +18,7 @@ from xp_sdk.cli import main
 from xp_sdk.engine import AnimateOptions, MotionTemplate, Progress, animate
 from xp_sdk.engine.animate import prepare_source
 from xp_sdk.engine.images import load_image
-from xp_sdk.engine.retarget import choose_reference
+from xp_sdk.engine.retarget import Retargeter, choose_reference, open_eye_openings
 from xp_sdk.engine.templates import Keyframe
 from xp_sdk.engine.video import VideoWriter, read_frames
 from xp_sdk.errors import (
@@ -196,7 +196,8 @@ def test_automatic_reference_is_the_best_match(
     codes = driving_codes(D1)
     assert all(c is not None for c in codes)
     face = photo_faces[ASTRONAUT][1]  # 512×512: analysed at the size animate() uses
-    assert driven.result.reference_frame == choose_reference(codes, face)
+    expected = choose_reference(codes, face, retargeter=Retargeter(face), open_eyes=open_eye_openings(codes))
+    assert driven.result.reference_frame == expected
 
 
 def test_max_side_keeps_the_aspect_ratio(faces: Path) -> None:

@@ -160,7 +160,7 @@ def test_animation_shows_the_driver_mouth_only_inside_the_opening(
         assert (a.code is None) == (b.code is None)
         if a.code is not None and b.code is not None:
             np.testing.assert_array_equal(a.code.shape, b.code.shape)
-    reference = ClipTargets.best_reference(plain, photo)
+    reference = ClipTargets.best_reference(plain, Retargeter(photo))
     generator = WarpGenerator(image, photo)
     targets = {
         wanted: ClipTargets.from_window(Retargeter(photo), frames, reference) for wanted, frames in clip_frames.items()
@@ -198,7 +198,7 @@ def test_a_smiling_photo_shows_the_driver_mouth_between_its_own_teeth(
     # in the frame changes.
     image, photo = photo_faces["skimage_astronaut.png"]
     plain, with_mouth = clip_frames[False], clip_frames[True]
-    reference = ClipTargets.best_reference(plain, photo)
+    reference = ClipTargets.best_reference(plain, Retargeter(photo))
     index = _widest_index(with_mouth)
     painted = ClipTargets.from_window(Retargeter(photo), plain, reference)(plain[index])
     driven = ClipTargets.from_window(Retargeter(photo), with_mouth, reference)(with_mouth[index])

@@ -21,11 +21,16 @@ from xp_sdk.engine.motion import (
     rigid_centre,
 )
 from xp_sdk.engine.retarget import (
+    REFERENCE_SLACK,
     Retargeter,
     RetargetOptions,
     TargetFace,
     choose_reference,
+    most_faithful,
+    open_eye_openings,
     reference_distance,
+    reference_scores,
+    typical_expression,
 )
 
 PHOTOS = ["lp_d30.jpg", "lp_d8.jpg", "lp_s7.jpg", "lp_s9.jpg", "skimage_astronaut.png"]
@@ -428,3 +433,34 @@ def test_a_reference_caught_mid_blink_does_not_blow_the_eyes_open(driving_codes:
     usual = _eye_ratios(retargeter.from_video(first, mid_blink, open_eye_openings(codes)), astronaut)
     assert min(blown) > 1.4
     assert all(0.8 < r < 1.25 for r in usual)  # (the driver's usual open eye is a little less open)
+
+
+def test_a_reference_caught_as_the_mouth_closes_loses_motion(
+    d18: list[MotionCode], photo_faces: dict[str, Any]
+) -> None:
+    """lp_d18 closes a wide-open mouth over frames 150-159. Against frame 156 (lips still apart) every closed
+    frame presses the photo's lips together, where they stop: motion is lost; against 159 (closed) it is not."""
+    retargeter = Retargeter(photo_faces["lp_d8.jpg"][1])
+    eyes = open_eye_openings(d18)
+    mid_closure = retargeter.expression_loss(d18, d18[156], eyes)
+    closed = retargeter.expression_loss(d18, d18[159], eyes)
+    assert mid_closure > 0.05 and closed < 0.015
+    # A reference against itself loses nothing of a clip that is only itself.
+    assert retargeter.expression_loss([d18[20]], d18[20], eyes) == 0.0
+
+
+def test_among_near_equal_matches_the_reference_loses_least(
+    d18: list[MotionCode], photo_faces: dict[str, Any]
+) -> None:
+    """Frames 150-165 of lp_d18 (the mouth closing, then closed) as candidates: by score alone a frame still
+    closing can win; weighed with what it loses of the clip's motion, a closed one does."""
+    retargeter = Retargeter(photo_faces["lp_d8.jpg"][1])
+    eyes = open_eye_openings(d18)
+    candidates = d18[150:166]
+    scores = reference_scores(candidates, retargeter.source, typical=typical_expression(d18))
+    chosen = most_faithful(candidates, scores, d18, retargeter, eyes)
+    assert scores[chosen] <= scores.min() + REFERENCE_SLACK
+    losses = [retargeter.expression_loss(d18, c, eyes) for c in candidates]
+    assert losses[chosen] < 0.015 < max(losses)
+    whole = choose_reference(d18, retargeter.source, retargeter=retargeter, open_eyes=eyes)
+    assert retargeter.expression_loss(d18, d18[whole], eyes) < 0.015

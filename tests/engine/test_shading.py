@@ -186,7 +186,8 @@ def test_frames_without_a_face_keep_the_last_shading(faces: Path, photo: tuple[A
     _, face, layout = photo
     with pytest.raises(ValueError, match="reference frame must have a face"):
         ClipTargets.from_window(Retargeter(face), driven, 7, layout)
-    targets = ClipTargets.from_window(Retargeter(face), driven, ClipTargets.best_reference(driven, face), layout)
+    retargeter = Retargeter(face)
+    targets = ClipTargets.from_window(retargeter, driven, ClipTargets.best_reference(driven, retargeter), layout)
     made = [targets(f) for f in driven]
     assert targets.frames_without_face == 3 and targets.shading_seconds > 0
     np.testing.assert_array_equal(made[7].landmarks, made[5].landmarks)  # the last code, held

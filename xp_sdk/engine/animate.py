@@ -425,14 +425,14 @@ class _VideoMotion(_MotionSource):
                 # The analysis thread runs on while the sample is taken, so generation starts about as soon
                 # as the reference is known rather than after the whole window is analysed.
                 choice = scout_reference(
-                    self.path, self.fps, face, window, wanted=wanted, clock=self.clock, on_frame=self._analysed
+                    self.path, self.fps, retargeter, window, wanted=wanted, clock=self.clock, on_frame=self._analysed
                 )
             buffered: list[DrivingFrame] = []
             clip = None
             if choice is not None:
-                clip = self._from_choice(stream, buffered, retargeter, face, choice, layout, fixed=wanted is not None)
+                clip = self._from_choice(stream, buffered, retargeter, choice, layout, fixed=wanted is not None)
             if clip is None:
-                clip = self._from_window(stream, buffered, retargeter, face, window, wanted, layout)
+                clip = self._from_window(stream, buffered, retargeter, window, wanted, layout)
             try:
                 for frame in buffered:
                     yield clip(frame)
@@ -449,7 +449,6 @@ class _VideoMotion(_MotionSource):
         stream: Iterator[DrivingFrame],
         buffered: list[DrivingFrame],
         retargeter: Retargeter,
-        face: FaceAnalysis,
         window: int,
         wanted: int | None,
         layout: FaceLayout | None,
@@ -477,7 +476,7 @@ class _VideoMotion(_MotionSource):
                 )
             if buffered[wanted].code is None:
                 raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
-        reference = ClipTargets.best_reference(buffered, face) if wanted is None else wanted
+        reference = ClipTargets.best_reference(buffered, retargeter) if wanted is None else wanted
         self.reference = reference
         return ClipTargets.from_window(retargeter, buffered, reference, layout)
 
@@ -486,7 +485,6 @@ class _VideoMotion(_MotionSource):
         stream: Iterator[DrivingFrame],
         buffered: list[DrivingFrame],
         retargeter: Retargeter,
-        face: FaceAnalysis,
         choice: ReferenceChoice,
         layout: FaceLayout | None,
         *,
@@ -513,7 +511,7 @@ class _VideoMotion(_MotionSource):
         else:
             # The frames the stream will reach later, made now from the second of the clip before them.
             around = probe_frames(self.path, self.fps, first, last, self.options.smoothing, layout, self.clock)
-        index = choice.refine(around, face)
+        index = choice.refine(around, retargeter)
         reference = around.get(index)
         if reference is None or reference.code is None:
             if not fixed:

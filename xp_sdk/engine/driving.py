@@ -18,6 +18,7 @@ from xp_sdk.engine.retarget import (
     Retargeter,
     TargetFace,
     choose_reference,
+    most_faithful,
     open_eye_openings,
     reference_scores,
     typical_expression,
@@ -128,26 +129,27 @@ def _analyse(
 @dataclass(frozen=True)
 class ReferenceChoice:
     """The driving frame a clip's motion is measured against, as :func:`scout_reference` found it in a sample:
-    ``index``, give or take ``radius`` frames the sample skipped, which :meth:`refine` settles; and the
-    driver's usual open eyes (:func:`open_eye_openings`)."""
+    ``index``, give or take ``radius`` frames the sample skipped, which :meth:`refine` settles; the driver's
+    usual open eyes (:func:`open_eye_openings`); and the sample's codes, which stand for the clip."""
 
     index: int
     open_eyes: tuple[float, float]
     radius: int = 0
-    typical: np.ndarray | None = None
-    """The sample's :func:`typical_expression`, to score the frames around ``index`` as the sample was."""
+    sample: tuple[MotionCode, ...] = ()
 
-    def refine(self, frames: Mapping[int, DrivingFrame], face: FaceAnalysis) -> int:
-        """The best reference among ``frames`` (index → frame) within ``radius`` of ``index``.
+    def refine(self, frames: Mapping[int, DrivingFrame], retargeter: Retargeter) -> int:
+        """The best reference among ``frames`` (index → frame) within ``radius`` of ``index``, chosen as
+        :func:`choose_reference` chooses over the whole clip, with the sample standing for the clip.
 
         Neighbouring frames can differ a lot as references: on lp_d18, frame 156 instead of 157 (a mouth
-        starting to open) took lp_d8's expression ratio from 0.29 to 0.38.
+        still closing) took lp_d8's expression ratio from 0.29 to 0.38.
         """
         near = [(i, f.code) for i, f in frames.items() if abs(i - self.index) <= self.radius and f.code is not None]
-        if self.radius == 0 or not near:
+        if self.radius == 0 or not near or not self.sample:
             return self.index
-        scores = reference_scores([code for _, code in near], face, typical=self.typical)
-        return near[int(np.argmin(scores))][0]
+        codes = [code for _, code in near]
+        scores = reference_scores(codes, retargeter.source, typical=typical_expression(self.sample))
+        return near[most_faithful(codes, scores, self.sample, retargeter, self.open_eyes)][0]
 
 
 def scout_frames(fps: float) -> int:
@@ -159,15 +161,15 @@ def scout_frames(fps: float) -> int:
 def scout_reference(
     path: str | os.PathLike[str],
     fps: float,
-    face: FaceAnalysis,
+    retargeter: Retargeter,
     window_frames: int,
     *,
     wanted: int | None = None,
     clock: StageClock | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> ReferenceChoice | None:
-    """Choose the reference frame (:func:`choose_reference`) from a sample of the clip's first
-    ``window_frames`` frames, about ``SCOUT_RATE_HZ`` a second and at least ``SCOUT_MIN_SAMPLES`` of them.
+    """Choose the reference frame for ``retargeter``'s photo (:func:`choose_reference`) from a sample of the
+    clip's first ``window_frames`` frames, about ``SCOUT_RATE_HZ`` a second and at least ``SCOUT_MIN_SAMPLES`` of them.
 
     Choosing from every frame of the window meant analysing all of it before the first frame could be made,
     which on a clip shorter than the window ran analysis and generation one after the other instead of side
@@ -197,10 +199,11 @@ def scout_reference(
                 on_frame(index + 1)
     if not codes:
         return None
+    open_eyes = open_eye_openings(codes)
     if wanted is not None:
-        return ReferenceChoice(wanted, open_eye_openings(codes))
-    chosen = indices[int(np.argmin(reference_scores(codes, face)))]
-    return ReferenceChoice(chosen, open_eye_openings(codes), stride // 2, typical_expression(codes))
+        return ReferenceChoice(wanted, open_eyes)
+    chosen = indices[choose_reference(codes, retargeter.source, retargeter=retargeter, open_eyes=open_eyes)]
+    return ReferenceChoice(chosen, open_eyes, stride // 2, tuple(codes))
 
 
 def probe_frames(
@@ -305,12 +308,14 @@ class ClipTargets:
         return cls(retargeter, window[reference], open_eye_openings(codes), layout, hold=codes[0])
 
     @staticmethod
-    def best_reference(window: Sequence[DrivingFrame], face: FaceAnalysis) -> int:
-        """Index in ``window`` of the frame that best matches the photo (:func:`choose_reference`)."""
+    def best_reference(window: Sequence[DrivingFrame], retargeter: Retargeter) -> int:
+        """Index in ``window`` of the best reference for ``retargeter``'s photo (:func:`choose_reference`)."""
         valid = [(i, f.code) for i, f in enumerate(window) if f.code is not None]
         if not valid:
             raise ValueError("no frame with a face to choose a reference from")
-        return valid[choose_reference([c for _, c in valid], face)][0]
+        codes = [c for _, c in valid]
+        chosen = choose_reference(codes, retargeter.source, retargeter=retargeter, open_eyes=open_eye_openings(codes))
+        return valid[chosen][0]
 
     def __call__(self, frame: DrivingFrame) -> TargetFace:
         if frame.code is None:
