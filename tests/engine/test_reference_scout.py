@@ -219,14 +219,12 @@ def test_a_scouted_reference_without_a_face_falls_back_to_the_whole_window(
 ) -> None:
     """Should the sample see a face the stream's tracker does not, the reference is chosen from every frame of
     the window instead of failing the run."""
-    import sys
-
-    animate_module = sys.modules["xp_sdk.engine.animate"]
+    from xp_sdk.engine import driving
 
     def faceless_choice(*args: Any, **kwargs: Any) -> ReferenceChoice:
         return ReferenceChoice(105, (0.2, 0.2))
 
-    monkeypatch.setattr(animate_module, "scout_reference", faceless_choice)
+    monkeypatch.setattr(driving, "scout_reference", faceless_choice)
     options = AnimateOptions(max_side=256, keep_audio=False)
     result = animate(faces / "source" / PHOTO, tmp_path / "out.mp4", driving=gappy_clip, options=options)
     reference = result.reference_frame

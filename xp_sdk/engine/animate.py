@@ -29,16 +29,7 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine.diffusion.config import DiffusionConfig
-from xp_sdk.engine.driving import (
-    ClipTargets,
-    DrivingFrame,
-    ReferenceChoice,
-    StageClock,
-    iter_driving,
-    probe_frames,
-    scout_frames,
-    scout_reference,
-)
+from xp_sdk.engine.driving import DrivingFrame, StageClock, find_reference, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.motion import SmoothingConfig
@@ -47,7 +38,7 @@ from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import VideoWriter, probe_video
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
-from xp_sdk.errors import InvalidInputError, NoFaceError
+from xp_sdk.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from xp_sdk.engine.diffusion.components import DiffusionComponents
@@ -420,19 +411,11 @@ class _VideoMotion(_MotionSource):
         self._window = window
         stream = _AnalysisThread(self._produce, layout)
         try:
-            choice = None
-            if window > 2 * scout_frames(self.fps):
-                # The analysis thread runs on while the sample is taken, so generation starts about as soon
-                # as the reference is known rather than after the whole window is analysed.
-                choice = scout_reference(
-                    self.path, self.fps, retargeter, window, wanted=wanted, clock=self.clock, on_frame=self._analysed
-                )
-            buffered: list[DrivingFrame] = []
-            clip = None
-            if choice is not None:
-                clip = self._from_choice(stream, buffered, retargeter, choice, layout, fixed=wanted is not None)
-            if clip is None:
-                clip = self._from_window(stream, buffered, retargeter, window, wanted, layout)
+            found = find_reference(
+                self.path, self.fps, stream, retargeter, window, wanted=wanted, layout=layout,
+                smoothing=self.options.smoothing, clock=self.clock, on_frame=self._analysed,
+            )  # fmt: skip
+            clip, buffered, self.reference = found.targets, found.buffered, found.index
             try:
                 for frame in buffered:
                     yield clip(frame)
@@ -443,83 +426,6 @@ class _VideoMotion(_MotionSource):
                 self.shading_seconds = clip.shading_seconds
         finally:
             stream.close()
-
-    def _from_window(
-        self,
-        stream: Iterator[DrivingFrame],
-        buffered: list[DrivingFrame],
-        retargeter: Retargeter,
-        window: int,
-        wanted: int | None,
-        layout: FaceLayout | None,
-    ) -> ClipTargets:
-        """Every frame of the window analysed before the first is generated: a window of two seconds or less,
-        where a sample would cost as much, or a scouted reference that came to nothing. Reads ``stream`` on
-        into ``buffered``."""
-
-        def enough() -> bool:
-            have_face = any(f.code is not None for f in buffered)
-            return len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted)
-
-        while not enough():
-            frame = next(stream, None)
-            if frame is None:
-                break
-            buffered.append(frame)
-            self._analysed(len(buffered))
-        if not any(f.code is not None for f in buffered):
-            raise NoFaceError(f"no face found in any frame of the driving video {self.path}")
-        if wanted is not None:
-            if wanted >= len(buffered):
-                raise InvalidInputError(
-                    f"reference frame {wanted} is beyond the driving video's {len(buffered)} frames"
-                )
-            if buffered[wanted].code is None:
-                raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
-        reference = ClipTargets.best_reference(buffered, retargeter) if wanted is None else wanted
-        self.reference = reference
-        return ClipTargets.from_window(retargeter, buffered, reference, layout)
-
-    def _from_choice(
-        self,
-        stream: Iterator[DrivingFrame],
-        buffered: list[DrivingFrame],
-        retargeter: Retargeter,
-        choice: ReferenceChoice,
-        layout: FaceLayout | None,
-        *,
-        fixed: bool,
-    ) -> ClipTargets | None:
-        """Targets against a scouted reference (``fixed``: the caller's). ``stream`` is read into ``buffered``
-        up to its first face (whose code the faceless frames before it hold) or, when the probe would start at
-        the clip's first frame anyway, through the frames around the reference; otherwise those are probed.
-        None when no frame around a scouted (not fixed) reference has a face."""
-        first, last = max(0, choice.index - choice.radius), choice.index + choice.radius
-        near = first <= scout_frames(self.fps)
-        held: DrivingFrame | None = None
-        for frame in stream:
-            buffered.append(frame)
-            held = held or (frame if frame.code is not None else None)
-            if held is not None and (not near or len(buffered) > last):
-                break
-        if held is None:
-            raise NoFaceError(f"no face found in any frame of the driving video {self.path}")
-        if near:
-            if first >= len(buffered):
-                raise InvalidInputError(f"reference frame {first} is beyond the driving video's {len(buffered)} frames")
-            around = {i: buffered[i] for i in range(first, min(last + 1, len(buffered)))}
-        else:
-            # The frames the stream will reach later, made now from the second of the clip before them.
-            around = probe_frames(self.path, self.fps, first, last, self.options.smoothing, layout, self.clock)
-        index = choice.refine(around, retargeter)
-        reference = around.get(index)
-        if reference is None or reference.code is None:
-            if not fixed:
-                return None  # the sample saw a face the stream's tracker did not: choose from the whole window
-            raise NoFaceError(f"driving frame {index}, chosen as reference, has no face")
-        self.reference = index
-        self._analysed(self._window)
-        return ClipTargets(retargeter, reference, choice.open_eyes, layout, hold=held.code)
 
 
 __all__ = [

@@ -26,7 +26,7 @@ from xp_sdk.engine.retarget import (
 from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
 from xp_sdk.engine.video import probe_video, read_frames
-from xp_sdk.errors import InvalidInputError
+from xp_sdk.errors import InvalidInputError, NoFaceError
 
 ANALYSIS_MAX_SIDE = 720
 SCOUT_RATE_HZ = 5.0
@@ -153,7 +153,7 @@ class ReferenceChoice:
 
 
 def scout_frames(fps: float) -> int:
-    """Frames of context :func:`probe_frame` analyses before the frame it is asked for; a reference window no
+    """Frames of context :func:`probe_frames` analyses before the first frame asked for; a reference window no
     longer than twice this is cheaper to analyse whole than to scout."""
     return max(1, round(PROBE_LEAD_S * fps))
 
@@ -331,6 +331,129 @@ class ClipTargets:
         shading = self._layout.ratio(frame.texture, self._reference_texture)
         self.shading_seconds += time.perf_counter() - t0
         return replace(target, shading=shading)
+
+
+@dataclass(frozen=True)
+class FoundReference:
+    """A clip's reference, as :func:`find_reference` found it: the targets measured against it, the frames read
+    from the stream meanwhile (to be retargeted first), and the reference's index in the clip."""
+
+    targets: ClipTargets
+    buffered: list[DrivingFrame]
+    index: int
+
+
+def find_reference(
+    path: str | os.PathLike[str],
+    fps: float,
+    stream: Iterator[DrivingFrame],
+    retargeter: Retargeter,
+    window: int,
+    *,
+    wanted: int | None = None,
+    layout: FaceLayout | None = None,
+    smoothing: SmoothingConfig | None = None,
+    clock: StageClock | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> FoundReference:
+    """Choose the reference of the clip at ``path`` (``wanted``, or the best in its first ``window`` frames),
+    reading ``stream`` (its frames as :func:`iter_driving` makes them, being analysed elsewhere) no further
+    than needed.
+
+    A window longer than twice :func:`scout_frames` is scouted (:func:`scout_reference`, :func:`probe_frames`)
+    while the stream is analysed; a shorter one is read whole from the stream. ``on_frame`` hears how many frames
+    of the window have been read. Raises :class:`NoFaceError` when the clip, or a wanted frame, has no face and
+    :class:`InvalidInputError` for a wanted frame beyond the clip.
+    """
+    buffered: list[DrivingFrame] = []
+    if window > 2 * scout_frames(fps):
+        choice = scout_reference(path, fps, retargeter, window, wanted=wanted, clock=clock, on_frame=on_frame)
+        if choice is not None:
+            found = _from_choice(path, fps, stream, buffered, retargeter, choice, layout, smoothing, clock, wanted)
+            if found is not None:
+                if on_frame is not None:
+                    on_frame(window)
+                return found
+    return _from_window(path, stream, buffered, retargeter, window, wanted, layout, on_frame)
+
+
+def _from_window(
+    path: str | os.PathLike[str],
+    stream: Iterator[DrivingFrame],
+    buffered: list[DrivingFrame],
+    retargeter: Retargeter,
+    window: int,
+    wanted: int | None,
+    layout: FaceLayout | None,
+    on_frame: Callable[[int], None] | None,
+) -> FoundReference:
+    """Every frame of the window read before the first is generated: a window of two seconds or less, where a
+    sample would cost as much, or a scouted reference that came to nothing. Reads ``stream`` on into
+    ``buffered``."""
+
+    def enough() -> bool:
+        have_face = any(f.code is not None for f in buffered)
+        return len(buffered) >= window and have_face and (wanted is None or len(buffered) > wanted)
+
+    while not enough():
+        frame = next(stream, None)
+        if frame is None:
+            break
+        buffered.append(frame)
+        if on_frame is not None:
+            on_frame(len(buffered))
+    if not any(f.code is not None for f in buffered):
+        raise NoFaceError(f"no face found in any frame of the driving video {path}")
+    if wanted is not None:
+        if wanted >= len(buffered):
+            raise InvalidInputError(f"reference frame {wanted} is beyond the driving video's {len(buffered)} frames")
+        if buffered[wanted].code is None:
+            raise NoFaceError(f"driving frame {wanted}, chosen as reference, has no face")
+    index = ClipTargets.best_reference(buffered, retargeter) if wanted is None else wanted
+    return FoundReference(ClipTargets.from_window(retargeter, buffered, index, layout), buffered, index)
+
+
+def _from_choice(
+    path: str | os.PathLike[str],
+    fps: float,
+    stream: Iterator[DrivingFrame],
+    buffered: list[DrivingFrame],
+    retargeter: Retargeter,
+    choice: ReferenceChoice,
+    layout: FaceLayout | None,
+    smoothing: SmoothingConfig | None,
+    clock: StageClock | None,
+    wanted: int | None,
+) -> FoundReference | None:
+    """Targets against a scouted reference (or the ``wanted`` one). ``stream`` is read into ``buffered`` up to
+    its first face (whose code the faceless frames before it hold) or, when the probe would start at the clip's
+    first frame anyway, through the frames around the reference; otherwise those are probed. None when no frame
+    around a scouted (not wanted) reference has a face."""
+    first, last = max(0, choice.index - choice.radius), choice.index + choice.radius
+    near = first <= scout_frames(fps)
+    held: DrivingFrame | None = None
+    for frame in stream:
+        buffered.append(frame)
+        held = held or (frame if frame.code is not None else None)
+        if held is not None and (not near or len(buffered) > last):
+            break
+    if held is None:
+        raise NoFaceError(f"no face found in any frame of the driving video {path}")
+    if near:
+        if first >= len(buffered):
+            raise InvalidInputError(f"reference frame {first} is beyond the driving video's {len(buffered)} frames")
+        around = {i: buffered[i] for i in range(first, min(last + 1, len(buffered)))}
+    else:
+        # The frames the stream will reach later, made now from the second of the clip before them.
+        around = probe_frames(path, fps, first, last, smoothing, layout, clock)
+    index = choice.refine(around, retargeter)
+    reference = around.get(index)
+    if reference is None or reference.code is None:
+        if wanted is None:
+            return None  # the sample saw a face the stream's tracker did not: choose from the whole window
+        raise NoFaceError(f"driving frame {index}, chosen as reference, has no face")
+    targets = ClipTargets(retargeter, reference, choice.open_eyes, layout, hold=held.code)
+    return FoundReference(targets, buffered, index)
 
 
 def iter_motion_codes(
