@@ -1,4 +1,5 @@
-"""Driving video → motion codes (and shading textures) → the photo's targets; recording a motion template."""
+"""Driving video → motion codes (and shading textures) → the photo's targets, measured against a reference frame
+chosen for the photo (:func:`find_reference`); recording a motion template."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ from xp_sdk.engine.video import probe_video, read_frames
 from xp_sdk.errors import InvalidInputError, NoFaceError
 
 ANALYSIS_MAX_SIDE = 720
+# The reference window's sample (scout_reference): frames a second, and the fewest for a short window.
 SCOUT_RATE_HZ = 5.0
 SCOUT_MIN_SAMPLES = 24
+# Context analysed before a probed frame (probe_frames): the tracker and the filters settle within it.
 PROBE_LEAD_S = 1.0
 
 
