@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from xp_sdk.engine.video import VideoWriter, is_image_file, probe_video, read_frames
+from xp_sdk.engine.video import VideoWriter, is_image_file, probe_video, read_frames, read_frames_where
 from xp_sdk.errors import EngineError, UnreadableVideoError, UnsupportedFormatError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,6 +98,28 @@ def test_read_frames_count_shape_and_layout(driving: Path) -> None:
     # A real face clip: neither blank nor identical frames.
     assert frames[0].std() > 10
     assert any(not np.array_equal(frames[0], f) for f in frames[1:])
+
+
+def test_read_frames_where_gives_the_wanted_frames_as_read_frames_does(driving: Path) -> None:
+    every = list(read_frames(driving / "lp_d1_hist.mp4", max_side=256))
+    asked: list[int] = []
+
+    def every_third(index: int) -> bool:
+        asked.append(index)
+        return index % 3 == 0
+
+    some = list(read_frames_where(driving / "lp_d1_hist.mp4", every_third, max_side=256))
+    assert asked == list(range(16))  # asked once per frame, in order
+    assert [i for i, _ in some] == [0, 3, 6, 9, 12, 15]
+    for index, frame in some:
+        np.testing.assert_array_equal(frame, every[index])
+
+
+def test_read_frames_where_still_refuses_a_broken_file(tmp_path: Path) -> None:
+    bad = tmp_path / "noise.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(UnreadableVideoError):
+        read_frames_where(bad, lambda index: False)
 
 
 def test_read_frames_is_lazy(driving: Path) -> None:

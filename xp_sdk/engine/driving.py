@@ -26,7 +26,7 @@ from xp_sdk.engine.retarget import (
 )
 from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
-from xp_sdk.engine.video import probe_video, read_frames
+from xp_sdk.engine.video import probe_video, read_frames_where
 from xp_sdk.errors import InvalidInputError, NoFaceError
 
 ANALYSIS_MAX_SIDE = 720
@@ -89,13 +89,14 @@ def iter_driving(
                 mouths.pop() if interiors else None,
             )
 
+    def wanted(index: int) -> bool:
+        # Before the span, only the frames up to the clip's first face are needed (to measure codes from it).
+        return index >= start or not encoder.origin_set
+
     with FaceAnalyzer(video=True, max_faces=1) as analyzer:
-        for index, rgb in enumerate(read_frames(path, max_side=ANALYSIS_MAX_SIDE)):
+        for index, rgb in read_frames_where(path, wanted if start > 0 else None, max_side=ANALYSIS_MAX_SIDE):
             if stop is not None and index >= stop:
                 break
-            anchored = encoder.origin_set
-            if index < start and anchored:
-                continue
             t0 = time.perf_counter()
             face, code = _analyse(analyzer, encoder, rgb, round(index * 1000 / fps))
             if index < start:
@@ -186,11 +187,10 @@ def scout_reference(
     codes: list[MotionCode] = []
     encoder = MotionEncoder()
     with FaceAnalyzer(video=True, max_faces=1) as analyzer:
-        for index, rgb in enumerate(read_frames(path, max_side=ANALYSIS_MAX_SIDE)):
+        sampled = read_frames_where(path, lambda index: index % stride == 0, max_side=ANALYSIS_MAX_SIDE)
+        for index, rgb in sampled:
             if index >= window_frames:
                 break
-            if index % stride:
-                continue
             t0 = time.perf_counter()
             _, code = _analyse(analyzer, encoder, rgb, round(index * 1000 / fps))
             if clock is not None:
