@@ -375,12 +375,6 @@ class _VideoMotion(_MotionSource):
         self.options = options
         self.clock = StageClock()
         self._progress = progress
-        self._window = 1
-
-    def _analysed(self, frames: int) -> None:
-        """Progress through the reference window; a caller cancels here as it does between generated frames."""
-        if self._progress is not None:
-            self._progress(Progress("analyse", min(frames, self._window), self._window))
 
     @property
     def analysis_seconds(self) -> float:
@@ -408,12 +402,17 @@ class _VideoMotion(_MotionSource):
         if wanted is not None and self.total and wanted >= self.total:
             raise InvalidInputError(f"reference frame {wanted} is beyond the driving video's {self.total} frames")
         layout = FaceLayout(face.landmarks, self.options.shading) if self.options.shading.enabled else None
-        self._window = window
+
+        def analysed(frames: int) -> None:
+            # Progress through the reference window; a caller cancels here as between generated frames.
+            if self._progress is not None:
+                self._progress(Progress("analyse", min(frames, window), window))
+
         stream = _AnalysisThread(self._produce, layout)
         try:
             found = find_reference(
                 self.path, self.fps, stream, retargeter, window, wanted=wanted, layout=layout,
-                smoothing=self.options.smoothing, clock=self.clock, on_frame=self._analysed,
+                smoothing=self.options.smoothing, clock=self.clock, on_frame=analysed,
             )  # fmt: skip
             clip, buffered, self.reference = found.targets, found.buffered, found.index
             try:
