@@ -17,6 +17,8 @@ Rows per size:
   7 animate(template) end to end with "showcase" (no analysis)
   8 animate(driving, window 0)  informational, by default at the target size only: the same run with
                       reference_window_s=0, so warping starts with the first analysed frame
+  9 animate(driving, MediaPipe tracking)  informational, at the target size only: row 6 with MediaPipe's own
+                      video mode in place of the engine's FaceTracker (xp_sdk/engine/tracking.py), the A/B of it
 
 The end-to-end runs each happen in a fresh subprocess, so their peak RSS is their own. Sizes much below 512
 are refused by the engine itself (the astronaut's face becomes smaller than the 64-pixel minimum). The targets
@@ -292,6 +294,12 @@ def child_main(spec_json: str) -> None:
 
     import_s = time.perf_counter() - t0
     rss_before = peak_rss_mib()
+    if spec.get("tracking") == "mediapipe":
+        # The A/B of row 9: the driving analysis tracks with MediaPipe's video mode instead of FaceTracker.
+        import xp_sdk.engine.driving as driving_module
+        from xp_sdk.engine.faces import FaceAnalyzer
+
+        driving_module.open_video_analyzer = lambda: FaceAnalyzer(video=True, max_faces=1)
     options = AnimateOptions(max_side=max(photo.shape[:2]), reference_window_s=spec["reference_window_s"])
     kwargs: dict[str, Any] = {"template": spec["template"]} if spec["template"] else {"driving": spec["driving"]}
     first: list[float] = []
@@ -434,6 +442,7 @@ class SizeResult:
     e2e_driving: EndToEnd
     e2e_template: EndToEnd
     e2e_pipelined: EndToEnd | None
+    e2e_mediapipe: EndToEnd | None
     loadavg: tuple[float, float, float]
 
     def checks(self) -> list[tuple[str, EndToEnd, float, bool, bool]]:
@@ -507,6 +516,7 @@ def print_report(info: dict[str, Any], results: list[SizeResult], target_size: i
             ("6", "animate(driving)", r.e2e_driving),
             ("7", f"animate({TEMPLATE})", r.e2e_template),
             ("8", "animate(driving, window 0)", r.e2e_pipelined),
+            ("9", "animate(driving, mediapipe)", r.e2e_mediapipe),
         ):
             if run is not None:
                 row(num, name, run, breakdown(run))
@@ -515,12 +525,12 @@ def print_report(info: dict[str, Any], results: list[SizeResult], target_size: i
     imports = [run.import_s for r in results for run in (r.e2e_driving, r.e2e_template)]
     repeats = len(results[0].e2e_driving.runs) if results else 1
     print(
-        "rows 6-8: wall of one animate() call in a fresh process"
+        "rows 6-9: wall of one animate() call in a fresh process"
         + (f" (best of {repeats})" if repeats > 1 else "")
         + f", MediaPipe already imported (that import, {min(imports):.1f}-{max(imports):.1f} s,\n"
         "  is left out like every other import); an/shade/warp/enc = stage_seconds per frame, busy time of stages "
         "that overlap;\n  1st frame = seconds until the first frame is queued for encoding. cpu ms/f = process "
-        "CPU time (all threads)\n  per frame: the work, less sensitive to other load than wall time; rows 6-8 "
+        "CPU time (all threads)\n  per frame: the work, less sensitive to other load than wall time; rows 6-9 "
         "include their setup.\n  Row 4's 1st code includes creating the landmarker (and, at the first size, "
         "importing MediaPipe)."
     )
@@ -614,7 +624,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"[{time.perf_counter() - started:6.1f}s] size {size}²: end to end", file=sys.stderr)
             base = {"photo": str(photo_path), "out": str(work / "e2e.mp4"), "reference_window_s": 10.0}
+            # Row 9 right after row 6, so the A/B of the tracker sees the same machine.
             driving = run_child({**base, "driving": str(clip), "template": None}, args.e2e_repeats)
+            mediapipe = None
+            if size == args.target_size:
+                with_mediapipe = {**base, "driving": str(clip), "template": None, "tracking": "mediapipe"}
+                mediapipe = run_child(with_mediapipe, args.e2e_repeats)
             templ = run_child({**base, "driving": None, "template": str(template_path)}, args.e2e_repeats)
             pipelined = None
             if args.pipelined == "all" or (args.pipelined == "target" and size == args.target_size):
@@ -633,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
                     driving,
                     templ,
                     pipelined,
+                    mediapipe,
                     os.getloadavg(),
                 )
             )
@@ -662,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
                             ("e2e_driving", r.e2e_driving),
                             ("e2e_template", r.e2e_template),
                             ("e2e_pipelined", r.e2e_pipelined),
+                            ("e2e_mediapipe", r.e2e_mediapipe),
                         )
                         if stage is not None
                     },

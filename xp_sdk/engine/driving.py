@@ -7,12 +7,13 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from xp_sdk.engine.faces import MIN_VIDEO_FACE_PX, FaceAnalysis, FaceAnalyzer
+from xp_sdk.engine.faces import MIN_VIDEO_FACE_PX, FaceAnalysis
 from xp_sdk.engine.interior import sample_interior
 from xp_sdk.engine.motion import MotionCode, MotionEncoder, MotionSmoother, SmoothingConfig
 from xp_sdk.engine.retarget import (
@@ -26,6 +27,7 @@ from xp_sdk.engine.retarget import (
 )
 from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
+from xp_sdk.engine.tracking import VideoFaceAnalyzer, open_video_analyzer
 from xp_sdk.engine.video import probe_video, read_frames_where
 from xp_sdk.errors import InvalidInputError, NoFaceError
 
@@ -93,7 +95,7 @@ def iter_driving(
         # Before the span, only the frames up to the clip's first face are needed (to measure codes from it).
         return index >= start or not encoder.origin_set
 
-    with FaceAnalyzer(video=True, max_faces=1) as analyzer:
+    with closing(open_video_analyzer()) as analyzer:
         for index, rgb in read_frames_where(path, wanted if start > 0 else None, max_side=ANALYSIS_MAX_SIDE):
             if stop is not None and index >= stop:
                 break
@@ -120,7 +122,7 @@ def iter_driving(
 
 
 def _analyse(
-    analyzer: FaceAnalyzer, encoder: MotionEncoder, rgb: np.ndarray, timestamp_ms: int
+    analyzer: VideoFaceAnalyzer, encoder: MotionEncoder, rgb: np.ndarray, timestamp_ms: int
 ) -> tuple[FaceAnalysis | None, MotionCode | None]:
     """The frame's face and motion code, or (None, None) without a usable face."""
     faces = analyzer.detect_all(rgb, timestamp_ms=timestamp_ms)
@@ -186,7 +188,7 @@ def scout_reference(
     indices: list[int] = []
     codes: list[MotionCode] = []
     encoder = MotionEncoder()
-    with FaceAnalyzer(video=True, max_faces=1) as analyzer:
+    with closing(open_video_analyzer()) as analyzer:
         sampled = read_frames_where(path, lambda index: index % stride == 0, max_side=ANALYSIS_MAX_SIDE)
         for index, rgb in sampled:
             if index >= window_frames:
