@@ -12,10 +12,13 @@ from xp_sdk.engine.motion import MotionCode, SmoothingConfig
 from xp_sdk.engine.retarget import RetargetOptions
 from xp_sdk.engine.shading import ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, builtin_names, load_template
+from xp_sdk.engine.tracking import FaceTracker
 from xp_sdk.engine.warp import WarpConfig
 
 ENGINE_NAME = "xp-warp"
-ENGINE_VERSION = "0.2.0"  # recorded in every C2PA manifest; 0.2: shading transfer
+# Recorded in every C2PA manifest. 0.2: shading transfer; 0.2.1: driving clips tracked by FaceTracker (landmarks
+# within 0.0004 inter-ocular units of MediaPipe's video mode, so outputs differ from 0.2.0 by that much).
+ENGINE_VERSION = "0.2.1"
 
 __all__ = [
     "ENGINE_NAME",
@@ -24,6 +27,7 @@ __all__ = [
     "AnimationResult",
     "FaceAnalysis",
     "FaceAnalyzer",
+    "FaceTracker",
     "FrameFilter",
     "MotionCode",
     "MotionTemplate",

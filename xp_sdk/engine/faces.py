@@ -64,6 +64,12 @@ class FaceAnalysis:
         )
 
 
+def next_timestamp(last_ms: int, wanted_ms: int | None) -> int:
+    """The timestamp for a video's next frame: ``wanted_ms``, or one past ``last_ms`` when that is not later
+    (video-mode trackers and their filters need strictly increasing times)."""
+    return last_ms + 1 if wanted_ms is None else max(wanted_ms, last_ms + 1)
+
+
 def _to_analysis(result: Any, index: int, width: int, height: int) -> FaceAnalysis:
     raw = result.face_landmarks[index]
     pts = np.array([(p.x * width, p.y * height, p.z * width) for p in raw], dtype=np.float32)
@@ -125,9 +131,8 @@ class FaceAnalyzer:
         height, width = rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         if self._video:
-            ts = self._last_ts + 1 if timestamp_ms is None else max(timestamp_ms, self._last_ts + 1)
-            self._last_ts = ts
-            result = self._landmarker.detect_for_video(image, ts)
+            self._last_ts = next_timestamp(self._last_ts, timestamp_ms)
+            result = self._landmarker.detect_for_video(image, self._last_ts)
         else:
             result = self._landmarker.detect(image)
         faces = [_to_analysis(result, i, width, height) for i in range(len(result.face_landmarks))]

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
+from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer, next_timestamp
 from xp_sdk.engine.models import FACE_LANDMARKER, resolve_model
 from xp_sdk.errors import EngineError
 
@@ -135,8 +135,7 @@ class FaceTracker:
         """The face in this frame (a list of at most one, like :meth:`FaceAnalyzer.detect_all`)."""
         if self._detector is None:
             raise EngineError("FaceTracker is closed")
-        ts = self._last_ts + 1 if timestamp_ms is None else max(timestamp_ms, self._last_ts + 1)
-        self._last_ts = ts
+        ts = self._last_ts = next_timestamp(self._last_ts, timestamp_ms)
         height, width = rgb.shape[:2]
         if self._raw is None:
             faces = self._detector.detect_all(rgb)
