@@ -56,6 +56,7 @@ from xp_sdk.engine.faces import FaceAnalysis  # noqa: E402
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace  # noqa: E402
 from xp_sdk.engine.shading import FaceLayout  # noqa: E402
 from xp_sdk.engine.templates import MotionTemplate, dump_template, load_template  # noqa: E402
+from xp_sdk.engine.tracking import TRACKING_ENV  # noqa: E402
 from xp_sdk.engine.video import VideoWriter, probe_video, read_frames  # noqa: E402
 from xp_sdk.engine.warp import WarpGenerator  # noqa: E402
 
@@ -294,12 +295,9 @@ def child_main(spec_json: str) -> None:
 
     import_s = time.perf_counter() - t0
     rss_before = peak_rss_mib()
-    if spec.get("tracking") == "mediapipe":
-        # The A/B of row 9: the driving analysis tracks with MediaPipe's video mode instead of FaceTracker.
-        import xp_sdk.engine.driving as driving_module
-        from xp_sdk.engine.faces import FaceAnalyzer
-
-        driving_module.open_video_analyzer = lambda: FaceAnalyzer(video=True, max_faces=1)
+    if spec.get("tracking"):
+        # Row 9, the tracker's A/B: the driving analysis tracks with MediaPipe's video mode instead of FaceTracker.
+        os.environ[TRACKING_ENV] = spec["tracking"]
     options = AnimateOptions(max_side=max(photo.shape[:2]), reference_window_s=spec["reference_window_s"])
     kwargs: dict[str, Any] = {"template": spec["template"]} if spec["template"] else {"driving": spec["driving"]}
     first: list[float] = []

@@ -9,11 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import xp_sdk.engine.driving as driving
 from xp_sdk.engine import topology
 from xp_sdk.engine.driving import ANALYSIS_MAX_SIDE, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
-from xp_sdk.engine.tracking import FaceTracker, VideoFaceAnalyzer, open_video_analyzer, tracker_available
+from xp_sdk.engine.tracking import (
+    TRACKING_ENV,
+    FaceTracker,
+    VideoFaceAnalyzer,
+    open_video_analyzer,
+    tracker_available,
+)
 from xp_sdk.engine.video import probe_video, read_frames
 from xp_sdk.errors import EngineError, ModelHashMismatchError
 
@@ -95,7 +100,7 @@ def test_motion_codes_do_not_change_with_the_tracker(faces: Path, monkeypatch: p
     path = faces / "driving" / "lp_d7_hist.mp4"
     fps = probe_video(path).fps
     tracked = list(iter_driving(path, fps, span=(0, 60)))
-    monkeypatch.setattr(driving, "open_video_analyzer", lambda: FaceAnalyzer(video=True, max_faces=1))
+    monkeypatch.setenv(TRACKING_ENV, "mediapipe")
     reference = list(iter_driving(path, fps, span=(0, 60)))
     assert len(tracked) == len(reference) == 60
     for a, b in zip(reference, tracked, strict=True):
@@ -108,18 +113,32 @@ def test_motion_codes_do_not_change_with_the_tracker(faces: Path, monkeypatch: p
         assert np.abs(a.code.blendshapes - b.code.blendshapes).max() < 0.03
 
 
-def test_open_video_analyzer_uses_mediapipe_without_litert(monkeypatch: pytest.MonkeyPatch) -> None:
+def opened(kind: type) -> bool:
     analyzer = open_video_analyzer()
     try:
-        assert isinstance(analyzer, FaceTracker)
+        return isinstance(analyzer, kind)
     finally:
         analyzer.close()
+
+
+def test_driving_videos_are_tracked_as_xp_face_tracking_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TRACKING_ENV, raising=False)
+    assert opened(FaceTracker)
+    for value, kind in (("litert", FaceTracker), ("mediapipe", FaceAnalyzer), (" MediaPipe ", FaceAnalyzer)):
+        monkeypatch.setenv(TRACKING_ENV, value)
+        assert opened(kind), value
+    monkeypatch.setenv(TRACKING_ENV, "tflite")
+    with pytest.raises(EngineError, match="auto, litert or mediapipe"):
+        open_video_analyzer()
+
+
+def test_without_litert_mediapipe_tracks_unless_litert_is_demanded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("xp_sdk.engine.tracking.tracker_available", lambda: False)
-    analyzer = open_video_analyzer()
-    try:
-        assert isinstance(analyzer, FaceAnalyzer)
-    finally:
-        analyzer.close()
+    monkeypatch.delenv(TRACKING_ENV, raising=False)
+    assert opened(FaceAnalyzer)
+    monkeypatch.setenv(TRACKING_ENV, "litert")
+    with pytest.raises(EngineError, match="pip install"):
+        open_video_analyzer()
 
 
 def test_a_closed_tracker_refuses_frames(faces: Path) -> None:

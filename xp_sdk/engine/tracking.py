@@ -21,7 +21,7 @@ first frame's skull anyway, so codes do not depend on the difference.
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import math
 import os
 import zipfile
@@ -78,16 +78,39 @@ class VideoFaceAnalyzer(Protocol):
     def close(self) -> None: ...
 
 
+TRACKING_ENV = "XP_FACE_TRACKING"
+"""Environment variable choosing how driving videos are tracked: ``auto`` (the default: :class:`FaceTracker` where
+LiteRT imports, else MediaPipe), ``litert`` (FaceTracker or an error) or ``mediapipe`` (MediaPipe's video mode)."""
+
+
+@functools.cache
 def tracker_available() -> bool:
-    """Whether LiteRT is installed, so :class:`FaceTracker` can run."""
-    return importlib.util.find_spec("ai_edge_litert") is not None
+    """Whether LiteRT imports here, so :class:`FaceTracker` can run (a wheel can be installed and still fail to
+    load its native library)."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
 
 
 def open_video_analyzer(model_path: str | os.PathLike[str] | None = None) -> VideoFaceAnalyzer:
-    """A :class:`FaceTracker` where LiteRT is installed, else MediaPipe's own video mode (same results, slower)."""
-    if tracker_available():
-        return FaceTracker(model_path=model_path)
-    return FaceAnalyzer(video=True, max_faces=1, model_path=model_path)
+    """The analyzer for a driving video, as ``XP_FACE_TRACKING`` chooses (:data:`TRACKING_ENV`).
+
+    MediaPipe's video mode finds the same landmarks, 1.4–1.7× slower; choosing it is the way round a LiteRT that
+    misbehaves on some platform.
+    """
+    choice = os.environ.get(TRACKING_ENV, "").strip().lower() or "auto"
+    if choice not in ("auto", "litert", "mediapipe"):
+        raise EngineError(f"{TRACKING_ENV}={choice!r} is not a tracking choice; use auto, litert or mediapipe")
+    if choice == "litert" and not tracker_available():
+        raise EngineError(
+            f"{TRACKING_ENV}=litert, but ai-edge-litert does not import here: install it "
+            f"(pip install 'ai-edge-litert>=2.0') or unset {TRACKING_ENV}"
+        )
+    if choice == "mediapipe" or not tracker_available():
+        return FaceAnalyzer(video=True, max_faces=1, model_path=model_path)
+    return FaceTracker(model_path=model_path)
 
 
 class FaceTracker:
