@@ -95,11 +95,13 @@ def canonical_and_rotation(face: FaceAnalysis, anchor: np.ndarray | None = None)
     return canon, rot
 
 
-def kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation Q minimising |points @ Q - target| (both centred on their mean)."""
-    a = points - points.mean(axis=0)
-    b = target - target.mean(axis=0)
-    u, _, vt = np.linalg.svd(a.T @ b)
+def kabsch(points: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Rotation Q minimising |points @ Q - target| (both centred on their mean), each point's error weighted by
+    ``weights`` when given."""
+    w = np.ones(len(points)) if weights is None else weights
+    a = points - (w[:, None] * points).sum(axis=0) / w.sum()
+    b = target - (w[:, None] * target).sum(axis=0) / w.sum()
+    u, _, vt = np.linalg.svd((a * w[:, None]).T @ b)
     d = np.sign(np.linalg.det(u @ vt))
     return u @ np.diag([1.0, 1.0, d]) @ vt  # type: ignore[no-any-return]
 

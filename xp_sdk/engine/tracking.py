@@ -34,6 +34,7 @@ import numpy as np
 
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer, next_timestamp
 from xp_sdk.engine.models import FACE_LANDMARKER, resolve_model
+from xp_sdk.engine.motion import kabsch
 from xp_sdk.errors import EngineError
 
 _CROP = 256
@@ -167,7 +168,7 @@ class FaceTracker:
                 return []
             face = faces[0]
             raw = face.landmarks.astype(np.float64)
-            self._detected = (_pose_points(raw), face.rotation, face.pose)
+            self._detected = (raw[_POSE_POINTS], face.rotation, face.pose)
         else:
             found = self._run_landmarks(rgb, self._raw)
             if found is None:
@@ -198,8 +199,9 @@ class FaceTracker:
         )
         self._landmarks.set_tensor(self._landmarks_in, (crop[None].astype(np.float32) * np.float32(1 / 255)))
         self._landmarks.invoke()
+        # The presence output is a logit: sigmoid(logit) <= _MIN_PRESENCE, without the sigmoid's overflow.
         logit = float(self._landmarks.get_tensor(self._presence_out).ravel()[0])
-        if 1.0 / (1.0 + math.exp(-logit)) <= _MIN_PRESENCE:
+        if logit <= math.log(_MIN_PRESENCE / (1.0 - _MIN_PRESENCE)):
             return None
         raw: np.ndarray = self._landmarks.get_tensor(self._landmarks_out).reshape(-1, 3).astype(np.float64)
         points = np.empty_like(raw)
@@ -218,7 +220,7 @@ class FaceTracker:
         assert self._detected is not None
         reference, rotation, pose = self._detected
         # The rotation R with (points - centre) @ R = the detected frame's canonical points.
-        turn = _weighted_kabsch(_pose_points(landmarks), reference)
+        turn = kabsch(landmarks[_POSE_POINTS], reference, _POSE_W)
         tracked = turn @ rotation
         out = pose.copy()
         scale = float(np.linalg.norm(pose[:3, 0]))
@@ -244,19 +246,6 @@ def _crop_transform(landmarks: np.ndarray) -> np.ndarray:
     half = _CROP / 2
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return np.array([[c, -s, cx - half * (c - s)], [s, c, cy - half * (s + c)]])
-
-
-def _pose_points(landmarks: np.ndarray) -> np.ndarray:
-    points = landmarks[_POSE_POINTS].astype(np.float64)
-    centred: np.ndarray = points - (_POSE_W[:, None] * points).sum(axis=0) / _POSE_W.sum()
-    return centred
-
-
-def _weighted_kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation Q minimising the weighted |points @ Q - target| (both centred on their weighted mean)."""
-    u, _, vt = np.linalg.svd((points * _POSE_W[:, None]).T @ target)
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt  # type: ignore[no-any-return]
 
 
 class _LandmarkSmoother:
