@@ -35,6 +35,13 @@ class FaceAnalysis:
         u, _, vt = np.linalg.svd(r)
         return _FLIP @ (u @ vt) @ _FLIP  # type: ignore[no-any-return]
 
+    def with_rotation(self, rotation: np.ndarray) -> np.ndarray:
+        """This face's pose matrix turned to ``rotation`` (image axes, as :attr:`rotation` gives it), its scale and
+        translation kept."""
+        pose = self.pose.copy()
+        pose[:3, :3] = float(np.linalg.norm(self.pose[:3, 0])) * (_FLIP @ rotation @ _FLIP)
+        return pose
+
     @property
     def bbox(self) -> tuple[float, float, float, float]:
         """(x0, y0, x1, y1) of the landmarks, in pixels."""

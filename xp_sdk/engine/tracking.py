@@ -41,6 +41,8 @@ _CROP = 256
 _CROP_SCALE = 1.5
 _EYE_CORNERS = (33, 263)
 _MIN_PRESENCE = 0.5
+# The presence output is a logit: comparing it with the threshold's logit avoids the sigmoid (and its overflow).
+_MIN_PRESENCE_LOGIT = math.log(_MIN_PRESENCE / (1.0 - _MIN_PRESENCE))
 # MediaPipe's video-mode landmark filter (face_landmarks_detector_graph.cc).
 _SMOOTH_MIN_CUTOFF = 0.05
 _SMOOTH_BETA = 80.0
@@ -68,7 +70,6 @@ _POSE_WEIGHTS = {
 }  # fmt: skip
 _POSE_POINTS = np.array(sorted(_POSE_WEIGHTS))
 _POSE_W = np.array([_POSE_WEIGHTS[i] for i in sorted(_POSE_WEIGHTS)])
-_FLIP = np.diag([1.0, -1.0, -1.0])
 
 
 class VideoFaceAnalyzer(Protocol):
@@ -138,7 +139,7 @@ class FaceTracker:
         self._blendshapes_out = self._blendshapes.get_output_details()[0]["index"]
         self._detector: FaceAnalyzer | None = FaceAnalyzer(video=False, max_faces=1, model_path=path)
         self._raw: np.ndarray | None = None  # the last frame's unsmoothed landmarks: the next crop comes from them
-        self._detected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # pose points, rotation, pose
+        self._detected: tuple[np.ndarray, FaceAnalysis] | None = None  # its pose points, the detected face
         self._smoother = _LandmarkSmoother()
         self._last_ts = -1
 
@@ -168,7 +169,7 @@ class FaceTracker:
                 return []
             face = faces[0]
             raw = face.landmarks.astype(np.float64)
-            self._detected = (raw[_POSE_POINTS], face.rotation, face.pose)
+            self._detected = (raw[_POSE_POINTS], face)
         else:
             found = self._run_landmarks(rgb, self._raw)
             if found is None:
@@ -199,9 +200,8 @@ class FaceTracker:
         )
         self._landmarks.set_tensor(self._landmarks_in, (crop[None].astype(np.float32) * np.float32(1 / 255)))
         self._landmarks.invoke()
-        # The presence output is a logit: sigmoid(logit) <= _MIN_PRESENCE, without the sigmoid's overflow.
         logit = float(self._landmarks.get_tensor(self._presence_out).ravel()[0])
-        if logit <= math.log(_MIN_PRESENCE / (1.0 - _MIN_PRESENCE)):
+        if logit <= _MIN_PRESENCE_LOGIT:
             return None
         raw: np.ndarray = self._landmarks.get_tensor(self._landmarks_out).reshape(-1, 3).astype(np.float64)
         points = np.empty_like(raw)
@@ -218,14 +218,10 @@ class FaceTracker:
 
     def _pose(self, landmarks: np.ndarray) -> np.ndarray:
         assert self._detected is not None
-        reference, rotation, pose = self._detected
+        reference, detected = self._detected
         # The rotation R with (points - centre) @ R = the detected frame's canonical points.
         turn = kabsch(landmarks[_POSE_POINTS], reference, _POSE_W)
-        tracked = turn @ rotation
-        out = pose.copy()
-        scale = float(np.linalg.norm(pose[:3, 0]))
-        out[:3, :3] = scale * (_FLIP @ tracked @ _FLIP)
-        return out
+        return detected.with_rotation(turn @ detected.rotation)
 
 
 def _read_bundle(path: Path) -> tuple[bytes, bytes]:
@@ -250,7 +246,11 @@ def _crop_transform(landmarks: np.ndarray) -> np.ndarray:
 
 class _LandmarkSmoother:
     """MediaPipe's video-mode landmark filter: a One Euro filter per coordinate, its speed measured in face sizes
-    a second, its rate taken from the timestamps."""
+    a second, its rate taken from the timestamps.
+
+    Not :class:`~xp_sdk.engine.motion.OneEuroFilter`: MediaPipe takes the speed from the previous raw value (not
+    the filtered one), scales it by the face's size and reads the rate from timestamps, and matching it exactly is
+    what keeps the tracker's landmarks on MediaPipe's."""
 
     def __init__(self) -> None:
         self.reset()
