@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,34 @@ REPO = Path(__file__).resolve().parent.parent
 
 def faces_root() -> Path:
     return Path(os.environ.get("XP_FACES", REPO.parent / "shared" / "faces"))
+
+
+def write_shown_clip(
+    path: Path,
+    pictures: Sequence[np.ndarray],
+    *,
+    rotation: int = 0,
+    sample_aspect_ratio: Fraction | None = None,
+    rate: int = 30,
+) -> Path:
+    """An H.264 MP4 that a player shows as ``pictures``, turned by ``rotation`` degrees counter-clockwise (ffmpeg's
+    display matrix): the pictures are stored turned back, as a phone held upright stores them. With
+    ``sample_aspect_ratio`` the stream says its pixels are that much wider than high (the pictures are stored as
+    given: squeeze them first for a picture that should look right)."""
+    import av
+
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "veryfast"})
+        stored = [np.ascontiguousarray(np.rot90(p, -rotation // 90)) for p in pictures]
+        stream.width, stream.height, stream.pix_fmt = stored[0].shape[1], stored[0].shape[0], "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if sample_aspect_ratio is not None:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        for picture in stored:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
 
 
 def first_frames(path: Path, count: int) -> list[np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from watermark.methods.base import EmbeddingMethod, Frame, FrameEmbedder
 from watermark.payload import Payload, WatermarkKey
-from watermark.video_io import Mp4Writer, even, iter_frames, video_rate
+from watermark.video_io import Mp4Writer, even, iter_frames, presentation, video_rate
 
 
 class FrameMarker:
@@ -49,8 +49,10 @@ class MarkReport:
 
 
 def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> MarkReport:
-    """Re-encode ``src`` with every frame marked; ``dst`` appears only when complete."""
+    """Re-encode ``src`` with every frame marked; ``dst`` appears only when complete, and is shown as ``src`` is
+    (turned and with its pixel shape)."""
     rate = video_rate(src)
+    shown = presentation(src)
     writer: Mp4Writer | None = None
     frames = 0
     embed_seconds = 0.0
@@ -62,7 +64,7 @@ def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> Ma
             height, width = even(frame.shape[0]), even(frame.shape[1])
             frame = np.ascontiguousarray(frame[:height, :width])
             if writer is None:
-                writer = Mp4Writer(dst, width=width, height=height, rate=rate, crf=crf)
+                writer = Mp4Writer(dst, width=width, height=height, rate=rate, crf=crf, shown=shown)
             started = time.perf_counter()
             marked = marker(frame)
             embed_seconds += time.perf_counter() - started

@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from watermark.methods.base import Frame
 
 
 def iter_frames(path: Path, *, gray: bool = False, max_frames: int | None = None) -> Iterator[Frame]:
-    """Decoded frames in order, RGB (H×W×3) or luma (H×W) uint8."""
+    """Decoded frames in order, RGB (H×W×3) or luma (H×W) uint8, as stored: not turned by a display rotation nor
+    stretched to square pixels, since a mark lives in the stored pictures (see :class:`Presentation`)."""
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
@@ -62,10 +64,49 @@ def video_rate(path: Path) -> Fraction:
     return Fraction(rate) if rate else Fraction(25)
 
 
+@dataclass(frozen=True)
+class Presentation:
+    """How a player shows a file's stored pictures: turned by ``rotation`` degrees counter-clockwise (the display
+    matrix a phone writes when held upright) and with pixels ``sample_aspect_ratio`` times as wide as high.
+
+    Marking re-encodes the stored pictures unchanged but for the mark, so the copy must carry both, or a phone
+    video comes out sideways and an anamorphic one squeezed.
+    """
+
+    rotation: float = 0.0
+    sample_aspect_ratio: Fraction | None = None
+
+
+def presentation(path: Path) -> Presentation:
+    """The display rotation (read from the first frame, where PyAV exposes it) and pixel shape of ``path``."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+            rotation = 0.0
+            for frame in container.decode(stream):
+                rotation = float(frame.rotation)
+                break
+    except (av.error.FFmpegError, OSError, IndexError) as exc:
+        raise UnreadableVideoError(f"cannot open {path} as a video: {exc}") from exc
+    if aspect is None or aspect <= 0 or aspect == 1:
+        return Presentation(rotation)
+    return Presentation(rotation, Fraction(aspect))
+
+
 class Mp4Writer:
     """H.264 yuv420p MP4 written to a hidden temp file and renamed into place only by ``commit``."""
 
-    def __init__(self, path: Path, *, width: int, height: int, rate: Fraction, crf: int = 18) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        crf: int = 18,
+        shown: Presentation | None = None,
+    ) -> None:
         self._path = path
         self._temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
         self._container = av.open(str(self._temp), mode="w", format="mp4")
@@ -74,6 +115,10 @@ class Mp4Writer:
         self._stream.height = height
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        if shown is not None and shown.rotation:
+            self._stream.set_display_rotation(shown.rotation)
+        if shown is not None and shown.sample_aspect_ratio is not None:
+            self._stream.codec_context.sample_aspect_ratio = shown.sample_aspect_ratio
 
     def write(self, frame: Frame) -> None:
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
@@ -95,4 +140,4 @@ def even(value: int) -> int:
     return value - value % 2
 
 
-__all__ = ["Mp4Writer", "even", "iter_frames", "video_rate"]
+__all__ = ["Mp4Writer", "Presentation", "even", "iter_frames", "presentation", "video_rate"]

@@ -10,6 +10,8 @@ import av
 import numpy as np
 import pytest
 
+from tests.conftest import write_shown_clip
+from xp_sdk.engine.driving import iter_driving
 from xp_sdk.engine.video import VideoWriter, is_image_file, probe_video, read_frames, read_frames_where
 from xp_sdk.errors import EngineError, UnreadableVideoError, UnsupportedFormatError
 
@@ -162,6 +164,56 @@ def test_read_other_containers(driving: Path, tmp_path: Path, suffix: str, codec
     frames = list(read_frames(target))
     assert len(frames) == written == 16
     assert frames[0].shape == (256, 256, 3)
+
+
+
+def _upright_clip(driving: Path, frames: int = 12) -> list[np.ndarray]:
+    """The first frames of a real face clip, cropped to landscape 480×360 so that a turn changes the shape."""
+    return [f[60:420] for _, f in zip(range(frames), read_frames(driving / "lp_d5_hist.mp4"), strict=False)]
+
+
+@pytest.mark.parametrize("rotation", [-90, 90, 180])
+def test_a_turned_video_is_read_upright(driving: Path, tmp_path: Path, rotation: int) -> None:
+    upright = _upright_clip(driving)
+    clip = write_shown_clip(tmp_path / f"phone{rotation}.mp4", upright, rotation=rotation)
+    with av.open(str(clip)) as raw:  # the file really is stored turned
+        first = next(raw.decode(video=0))
+        assert first.rotation % 360 == rotation % 360
+        assert (first.width, first.height) == ((360, 480) if rotation % 180 else (480, 360))
+    info = probe_video(clip)
+    assert (info.width, info.height, info.rotation) == (480, 360, rotation % 360)
+    frames = list(read_frames(clip))
+    assert len(frames) == len(upright)
+    for got, want in zip(frames, upright, strict=True):
+        assert got.shape == (360, 480, 3) and got.flags.c_contiguous
+        assert np.abs(got.astype(np.float32) - want).mean() < 4  # H.264 at its default quality
+    small = next(read_frames(clip, max_side=240))
+    assert small.shape == (180, 240, 3)
+
+
+def test_a_turned_driving_video_gives_the_motion_of_the_upright_one(driving: Path, tmp_path: Path) -> None:
+    upright = _upright_clip(driving, frames=20)
+    plain = write_shown_clip(tmp_path / "plain.mp4", upright)
+    turned = write_shown_clip(tmp_path / "turned.mp4", upright, rotation=-90)
+    codes = [[f.code for f in iter_driving(path, 30.0)] for path in (plain, turned)]
+    assert all(c is not None for c in codes[0] + codes[1])
+    for a, b in zip(*codes, strict=True):
+        assert a is not None and b is not None
+        assert np.abs(a.rotation - b.rotation).max() < np.radians(1.5)
+        assert np.abs(a.blendshapes - b.blendshapes).max() < 0.1
+
+
+def test_non_square_pixels_are_read_square(driving: Path, tmp_path: Path) -> None:
+    # An anamorphic file (DV, broadcast MPEG-2): 240 coded columns, each pixel twice as wide as high.
+    upright = _upright_clip(driving, frames=6)
+    squeezed = [np.ascontiguousarray(f.reshape(360, 240, 2, 3).mean(axis=2).astype(np.uint8)) for f in upright]
+    clip = write_shown_clip(tmp_path / "anamorphic.mp4", squeezed, sample_aspect_ratio=Fraction(2, 1))
+    info = probe_video(clip)
+    assert (info.width, info.height, info.rotation) == (480, 360, 0)
+    frames = list(read_frames(clip))
+    assert {f.shape for f in frames} == {(360, 480, 3)}
+    # The width comes back by interpolation: close to the original, not equal to it.
+    assert np.abs(frames[0].astype(np.float32) - upright[0]).mean() < 8
 
 
 # --- bad inputs -----------------------------------------------------------------------------------------

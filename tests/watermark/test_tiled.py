@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import first_frames
+from tests.conftest import first_frames, write_shown_clip
 from watermark import (
     CODEWORD_BITS,
     DEFAULT_P_THRESHOLD,
@@ -441,6 +441,25 @@ def test_a_one_frame_video(driving_videos: list[Path], tmp_path: Path) -> None:
     report = mark_video(src, tmp_path / "one.marked.mp4", KEY, PAYLOAD)
     assert report.frames == 1 and report.psnr_db >= 38
     _assert_found(detect_watermark(tmp_path / "one.marked.mp4", KEY), frames=1)
+
+
+def test_a_marked_copy_is_shown_as_its_source(driving_videos: list[Path], tmp_path: Path) -> None:
+    """A phone video (stored sideways, with a display rotation) with non-square pixels: the marked copy keeps
+    both, so it plays upright and unsqueezed, and its mark is read from the stored pictures as made."""
+    path = next((p for p in driving_videos if p.name == STRICT_CLIPS[0]), None)
+    if path is None:
+        pytest.skip(f"shared driving clip {STRICT_CLIPS[0]} not found")
+    src = write_shown_clip(
+        tmp_path / "phone.mp4", first_frames(path, CLIP_FRAMES), rotation=-90, sample_aspect_ratio=Fraction(4, 3)
+    )
+    marked = tmp_path / "phone.marked.mp4"
+    mark_video(src, marked, KEY, PAYLOAD)
+    with av.open(str(marked)) as container:
+        stream = container.streams.video[0]
+        first = next(container.decode(stream))
+        assert first.rotation == -90
+        assert stream.sample_aspect_ratio == Fraction(4, 3)
+    _assert_found(detect_watermark(marked, KEY))
 
 
 @pytest.mark.parametrize("size", [(96, 96), (64, 48)])

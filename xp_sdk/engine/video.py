@@ -1,8 +1,10 @@
 """Reading driving videos and writing generated clips with PyAV (the ffmpeg libraries, no ffmpeg CLI needed).
 
-Reading streams one RGB frame at a time. Writing produces H.264/yuv420p MP4 with ``+faststart``, optionally
-carrying over the audio of another file, and publishes the result atomically: the final path appears only
-after a successful ``close()``.
+Reading streams one RGB frame at a time, as a player shows it: turned upright when the file says it was
+recorded turned (a phone held upright records landscape pixels and a display rotation), and with square
+pixels when the file says its pixels are not square (DV, broadcast MPEG-2). Writing produces H.264/yuv420p
+MP4 with ``+faststart``, optionally carrying over the audio of another file, and publishes the result
+atomically: the final path appears only after a successful ``close()``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ _IMAGE_MAGIC = (
 class VideoInfo:
     path: Path
     width: int
+    """Of the frames as :func:`read_frames` yields them: upright, square pixels."""
     height: int
     fps: float
     frame_count: int | None
@@ -50,6 +53,8 @@ class VideoInfo:
     has_audio: bool
     codec: str
     container: str
+    rotation: int = 0
+    """Degrees counter-clockwise (0, 90, 180 or 270) the stored pictures are turned to show them upright."""
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -134,6 +139,8 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
                 f"video {file} has no picture size in its header (corrupt or truncated)"
             )
         fps = _stream_fps(stream)
+        turns = _first_frame_turns(container, stream)
+        width, height = _display_size(ctx.width, ctx.height, stream, turns)
         duration: float | None = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -146,15 +153,42 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             raise UnreadableVideoError(f"video {file} contains no frames")
         return VideoInfo(
             path=file,
-            width=ctx.width,
-            height=ctx.height,
+            width=width,
+            height=height,
             fps=fps,
             frame_count=frame_count,
             duration=duration,
             has_audio=bool(container.streams.audio),
             codec=ctx.name,
             container=container.format.name,
+            rotation=90 * turns,
         )
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` upright, from its display matrix (ffmpeg's sense:
+    a phone held upright typically records landscape pixels with -90, one clockwise turn)."""
+    return round(frame.rotation / 90.0) % 4
+
+
+def _first_frame_turns(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    # The display matrix reaches PyAV on decoded frames, not on the stream, so probing decodes one frame.
+    # A stream that cannot decode one is reported by read_frames with its own message; here it is upright.
+    try:
+        for frame in container.decode(stream):
+            return _quarter_turns(frame)
+    except av.error.FFmpegError:
+        pass
+    return 0
+
+
+def _display_size(width: int, height: int, stream: av.video.stream.VideoStream, turns: int) -> tuple[int, int]:
+    """(width, height) of a coded ``width`` × ``height`` picture as shown: square pixels, then turned."""
+    aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if aspect is not None and aspect > 0 and aspect != 1:
+        # As players do: the height stays, the width takes the pixel shape.
+        width = max(1, round(width * aspect))
+    return (height, width) if turns % 2 else (width, height)
 
 
 def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None) -> Iterator[np.ndarray]:
@@ -195,12 +229,17 @@ def _decode_frames(
                 count += 1
                 if wanted is not None and not wanted(count - 1):
                     continue
-                width, height = frame.width, frame.height
+                turns = _quarter_turns(frame)
+                # Square pixels and the size cap in the same swscale pass as the colour conversion; the turn
+                # after it, on the smaller picture.
+                width, height = _display_size(frame.width, frame.height, stream, 0)
                 if max_side is not None and max(width, height) > max_side:
                     scale = max_side / max(width, height)
                     width = max(1, round(width * scale))
                     height = max(1, round(height * scale))
                 rgb = frame.reformat(width, height, format="rgb24", interpolation="AREA").to_ndarray()
+                if turns:
+                    rgb = np.rot90(rgb, turns)
                 yield count - 1, np.ascontiguousarray(rgb)
         except av.error.FFmpegError as exc:
             raise UnreadableVideoError(
