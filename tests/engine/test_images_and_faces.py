@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from tests.conftest import face_crop
+from xp_sdk.engine import images
 from xp_sdk.engine.faces import MIN_PHOTO_FACE_PX, FaceAnalyzer
 from xp_sdk.engine.images import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, load_image
 from xp_sdk.engine.models import FACE_LANDMARKER, resolve_model
@@ -206,6 +207,52 @@ def test_webp_is_supported(faces: Path, tmp_path: Path) -> None:
     webp = tmp_path / "portrait.webp"
     Image.fromarray(rgb).save(webp, lossless=True)
     assert np.array_equal(load_image(webp), rgb)
+
+
+
+def test_heic_from_a_phone_is_read_upright(faces: Path, tmp_path: Path) -> None:
+    # A phone saves HEIC with its orientation; pillow-heif turns the picture upright as it decodes it.
+    rgb = load_image(faces / "source" / "skimage_astronaut.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: shown after a quarter turn clockwise
+    heic = tmp_path / "IMG_0042.HEIC"
+    assert images._register_heif(), "pillow-heif, a dependency, is not installed"
+    Image.fromarray(rgb).save(heic, format="HEIF", quality=95, exif=exif.tobytes())
+    loaded = load_image(heic)
+    assert loaded.shape == (512, 512, 3)
+    upright = np.rot90(rgb, -1)  # what a viewer shows
+    assert np.abs(loaded.astype(np.float32) - upright).mean() < 4  # lossy HEVC at quality 95
+    assert np.abs(loaded.astype(np.float32) - rgb).mean() > 20  # and it is not the picture as stored
+    cut = tmp_path / "cut.heic"
+    cut.write_bytes(heic.read_bytes()[:3000])
+    with pytest.raises(UnreadableImageError, match="could not be decoded"):
+        load_image(cut)
+
+
+def test_heic_without_pillow_heif_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    heic = tmp_path / "IMG_0042.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    monkeypatch.setattr(images, "_register_heif", lambda: False)
+    with pytest.raises(UnreadableImageError, match=r"pip install pillow-heif"):
+        load_image(heic)
+
+
+def test_avif_is_supported(faces: Path, tmp_path: Path) -> None:
+    rgb = load_image(faces / "source" / "skimage_astronaut.png")
+    avif = tmp_path / "portrait.avif"
+    Image.fromarray(rgb).save(avif, quality=95)
+    assert np.abs(load_image(avif).astype(np.float32) - rgb).mean() < 4
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(faces: Path, tmp_path: Path) -> None:
+    grey = np.asarray(Image.fromarray(load_image(faces / "source" / "lp_s7.jpg")).convert("L"))
+    deep = tmp_path / "scan16.png"
+    Image.fromarray(grey.astype(np.uint16) * 257).save(deep)
+    with Image.open(deep) as stored:
+        assert stored.mode == "I;16"
+    loaded = load_image(deep)
+    assert loaded.shape == (*grey.shape, 3)
+    assert np.abs(loaded[..., 1].astype(int) - grey).max() <= 1
 
 
 # --- face analysis ------------------------------------------------------------------------------------------

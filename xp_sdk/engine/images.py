@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,7 +16,26 @@ MIN_IMAGE_SIDE = 64
 # 36 megapixels admits every phone and DSLR photo in common use (6000×6000) and refuses decompression bombs
 # and images whose decoded pixels alone would take gigabytes.
 MAX_IMAGE_PIXELS = 36_000_000
-SUPPORTED_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"})
+# HEIF is what a phone camera saves by default (HEIC), read through pillow-heif; AVIF Pillow reads itself.
+SUPPORTED_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "HEIF", "AVIF"})
+_SIXTEEN_BIT_GREY = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+@functools.cache
+def _register_heif() -> bool:
+    """Teach Pillow to open HEIC/HEIF photos, once; False where pillow-heif is not installed."""
+    if importlib.util.find_spec("pillow_heif") is None:
+        return False
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _heic_hint(file: Path) -> str:
+    if file.suffix.lower() in (".heic", ".heif", ".hif") and not _register_heif():
+        return "; HEIC photos need pillow-heif (pip install pillow-heif)"
+    return ""
 
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -24,6 +45,7 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXE
         raise UnreadableImageError(f"source photo {file} does not exist or is not a file")
     if file.stat().st_size == 0:
         raise UnreadableImageError(f"source photo {file} is empty (0 bytes)")
+    _register_heif()
     try:
         with Image.open(file) as img:
             fmt = img.format or "unknown"
@@ -35,14 +57,27 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXE
             _check_size(file, width, height, max_pixels)
             img.load()
             upright = ImageOps.exif_transpose(img)
-            rgb = upright.convert("RGB")
+            rgb = _eight_bit(upright).convert("RGB")
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"source photo {file} is too large to decode safely: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise UnreadableImageError(f"{file} is not an image that can be read (corrupt or not a photo)") from exc
-    except OSError as exc:
+        raise UnreadableImageError(
+            f"{file} is not an image that can be read (corrupt or not a photo){_heic_hint(file)}"
+        ) from exc
+    except (OSError, ValueError) as exc:  # pillow-heif raises ValueError for a damaged file
         raise UnreadableImageError(f"source photo {file} could not be decoded: {exc}") from exc
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16-bit grey (scanners, raw converters) scaled to 8 bits: Pillow's own conversion clips it, and a portrait
+    comes out white."""
+    if img.mode not in _SIXTEEN_BIT_GREY:
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    # Mode "I" (32-bit) also holds 8-bit grey from some TIFF writers; only a 16-bit range is scaled down.
+    scale = 257.0 if img.mode != "I" or values.max(initial=0.0) > 255.0 else 1.0
+    return Image.fromarray(np.clip(np.round(values / scale), 0, 255).astype(np.uint8), mode="L")
 
 
 def check_image_array(image: np.ndarray, *, max_pixels: int = MAX_IMAGE_PIXELS, name: str = "image") -> np.ndarray:
