@@ -464,6 +464,98 @@ def test_audio_is_transcoded_from_mpeg_audio(driving: Path, tmp_path: Path) -> N
     assert np.abs(samples).max() > 0.01  # real speech came through, not silence
 
 
+def _speech(path: Path) -> tuple[np.ndarray, int, float]:
+    """(mono samples, sample rate, when the first sample plays in seconds after the first picture)."""
+    with av.open(str(path)) as container:
+        first_picture = next(container.decode(video=0))
+        picture_time = float(first_picture.pts * first_picture.time_base)
+    with av.open(str(path)) as container:
+        mono = av.AudioResampler(format="flt", layout="mono")
+        chunks, start, rate = [], None, 0
+        for frame in container.decode(audio=0):
+            if start is None:
+                start, rate = float(frame.pts * frame.time_base), frame.sample_rate
+            chunks += [f.to_ndarray().ravel() for f in mono.resample(frame)]
+    assert start is not None
+    return np.concatenate(chunks), rate, start - picture_time
+
+
+def _lag_ms(source: Path, output: Path) -> float:
+    """How late the output's sound plays against its pictures, compared with the source's (0 = in sync)."""
+    from scipy.signal import correlate
+
+    src, rate, src_start = _speech(source)
+    out, out_rate, out_start = _speech(output)
+    assert out_rate == rate
+    # One second of speech, 0.8 s after the first picture, found in the output within ±0.7 s of where it belongs.
+    ref = src[round((0.8 - src_start) * rate) :][:rate]
+    lo = round((0.8 - 0.7 - out_start) * rate)
+    hits = correlate(out[lo : lo + rate + round(1.4 * rate)], ref, mode="valid", method="fft")
+    return (int(np.argmax(hits)) - round(0.7 * rate)) * 1000.0 / rate
+
+
+def _offset_copy(driving: Path, path: Path, *, picture_at: float, sound_at: float, aac: bool) -> Path:
+    """lp_d5's pictures and GRID's speech (the only shared clip with sound), placed at the given times: a capture or
+    a cut whose first picture is not at 0, with its sound starting before or after that picture."""
+    with (
+        av.open(str(driving / "lp_d5_hist.mp4")) as pictures,
+        av.open(str(driving / "grid_bbaf2n.mpg")) as sound,
+        av.open(str(path), "w") as out,
+    ):
+        video = out.add_stream_from_template(pictures.streams.video[0])
+        if aac:  # every stream exists before the first packet is muxed
+            audio = out.add_stream("aac", rate=sound.streams.audio[0].codec_context.sample_rate)
+        else:
+            audio = out.add_stream_from_template(sound.streams.audio[0])
+        for packet in pictures.demux(video=0):
+            if packet.dts is not None:
+                shift = round(picture_at / packet.time_base)
+                packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, video
+                out.mux(packet)
+        if aac:
+            for frame in sound.decode(audio=0):
+                frame.pts = round((frame.pts * frame.time_base + Fraction(sound_at)) * frame.sample_rate)
+                frame.time_base = Fraction(1, frame.sample_rate)
+                out.mux(audio.encode(frame))
+            out.mux(audio.encode(None))
+        else:
+            for packet in sound.demux(audio=0):
+                if packet.dts is not None:
+                    shift = round(sound_at / packet.time_base)
+                    packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, audio
+                    out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("picture_at", "sound_at", "aac"),
+    [
+        (0.0, 0.0, False),  # GRID's own timing; re-encoding must not add the AAC encoder's delay (23 ms)
+        (2.0, 1.6, True),  # sound first, everything 2 s in: stream copy
+        (2.0, 2.3, False),  # sound after the first picture: re-encoded, with silence before it
+        (2.0, 1.6, False),  # sound first, re-encoded: its head is cut
+    ],
+)
+def test_kept_audio_stays_in_sync_with_the_pictures(
+    driving: Path, tmp_path: Path, picture_at: float, sound_at: float, aac: bool
+) -> None:
+    if picture_at == 0.0:
+        source = driving / "grid_bbaf2n.mpg"
+    else:
+        suffix = ".mp4" if aac else ".mkv"
+        source = _offset_copy(
+            driving, tmp_path / f"offset{suffix}", picture_at=picture_at, sound_at=sound_at, aac=aac
+        )
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, width=96, height=96, fps=30, audio_from=source) as writer:
+        for t in range(75):
+            writer.write(_gradient(96, 96, t))
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+        assert _stream_seconds(container.streams.audio[0]) == pytest.approx(2.5, abs=0.1)
+    assert abs(_lag_ms(source, out)) <= 1.0
+
+
 def test_audio_source_without_audio_gives_silent_output(tmp_path: Path) -> None:
     silent_source = tmp_path / "silent.mp4"
     _write_synthetic(silent_source, width=64, height=64, frames=10)

@@ -307,6 +307,7 @@ class VideoWriter:
             self._audio_src: av.container.InputContainer | None = None
             self._audio: av.audio.stream.AudioStream | None = None
             self._copy_audio = False
+            self._audio_origin = Fraction(0)
             if self._audio_from is not None:
                 self._setup_audio(self._audio_from)
         except BaseException:
@@ -318,6 +319,11 @@ class VideoWriter:
         self._audio_src = src
         if not src.streams.audio:
             return
+        # The output's first frame is the source's first video frame, which need not be at time 0: a capture
+        # (MPEG-TS), a cut made without re-encoding, or a recorder that starts the sound first. The audio keeps
+        # its place relative to that frame, or lips and voice drift apart by the difference.
+        pictures = [s for s in src.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        self._audio_origin = _start_seconds(pictures[0]) if pictures else Fraction(0)
         in_audio = src.streams.audio[0]
         self._copy_audio = in_audio.codec_context.name == "aac"
         if self._copy_audio:
@@ -408,18 +414,71 @@ class VideoWriter:
         assert src is not None and out is not None
         in_audio = src.streams.audio[0]
         time_base = in_audio.time_base or Fraction(1, in_audio.codec_context.sample_rate or 1)
+        origin = self._audio_origin
         if self._copy_audio:
+            shift = round(origin / time_base)
             for packet in src.demux(in_audio):
                 if packet.dts is None:  # the demuxer's end-of-stream marker
                     continue
-                if packet.pts is not None and packet.pts * time_base >= video_duration:
-                    break
+                if packet.pts is not None:
+                    if (packet.pts + (packet.duration or 0)) * time_base < origin:
+                        continue  # sound from before the first picture
+                    if (packet.pts - shift) * time_base >= video_duration:
+                        break
+                    packet.pts -= shift
+                if packet.dts is not None:
+                    packet.dts -= shift
                 packet.stream = out
                 self._container.mux(packet)
             return
+        # Re-encoded audio is timed by its sample count, so the offset from the first picture is made in samples:
+        # silence before sound that starts later, the head cut off sound that starts earlier.
+        placed = False
+        written = 0  # samples: explicit times let the encoder's own delay be signalled and undone on playback
         for frame in src.decode(in_audio):
-            if frame.pts is not None and frame.pts * time_base >= video_duration:
+            start = None if frame.pts is None else frame.pts * time_base
+            if start is not None and start - origin >= video_duration:
                 break
-            frame.pts = None
-            self._container.mux(out.encode(frame))
+            if not placed and start is not None:
+                lead = round((start - origin) * frame.sample_rate)
+                if lead + frame.samples <= 0:
+                    continue
+                if lead > 0:
+                    written = self._encode_audio(_silence_like(frame, lead), written)
+                elif lead < 0:
+                    frame = _without_head(frame, -lead)
+                placed = True
+            written = self._encode_audio(frame, written)
         self._container.mux(out.encode(None))
+
+    def _encode_audio(self, frame: av.AudioFrame, written: int) -> int:
+        assert self._audio is not None
+        frame.pts = written
+        frame.time_base = Fraction(1, frame.sample_rate)
+        self._container.mux(self._audio.encode(frame))
+        return written + frame.samples
+
+
+def _start_seconds(stream: av.stream.Stream) -> Fraction:
+    if stream.start_time is None or stream.time_base is None:
+        return Fraction(0)
+    return Fraction(stream.start_time * stream.time_base)
+
+
+def _silence_like(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    silence = av.AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=samples)
+    silence.sample_rate = frame.sample_rate
+    for plane in silence.planes:
+        plane.update(bytes(plane.buffer_size))
+    return silence
+
+
+def _without_head(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    data = frame.to_ndarray()
+    # Planar formats hold one row per channel; packed ones interleave the channels in a single row.
+    per_sample = 1 if frame.format.is_planar else len(frame.layout.channels)
+    rest = np.ascontiguousarray(data[:, samples * per_sample :])
+    # The samples keep the frame's own dtype (s16, s32, flt, dbl), one of those from_ndarray takes.
+    cut = av.AudioFrame.from_ndarray(rest, format=frame.format.name, layout=frame.layout.name)  # type: ignore[arg-type]
+    cut.sample_rate = frame.sample_rate
+    return cut
