@@ -47,6 +47,33 @@ def write_shown_clip(
     return path
 
 
+def write_variable_rate_clip(driving: Path, path: Path) -> list[float]:
+    """lp_d5's first 90 frames as a phone in dim light records them: 2 s at 15 frames a second, then 2 s at 30;
+    with GRID's speech. Returns the frame times."""
+    import av
+
+    from xp_sdk.engine.video import read_frames
+
+    times = [k / 15 for k in range(30)] + [2.0 + k / 30 for k in range(60)]
+    pictures = itertools.islice(read_frames(driving / "lp_d5_hist.mp4"), len(times))
+    tick = Fraction(1, 90000)
+    with av.open(str(path), "w") as out, av.open(str(driving / "grid_bbaf2n.mpg")) as sound:
+        video = out.add_stream("libx264", rate=30)
+        assert isinstance(video, av.VideoStream)
+        video.width, video.height, video.pix_fmt = 480, 480, "yuv420p"
+        video.codec_context.time_base = tick
+        audio = out.add_stream("aac", rate=sound.streams.audio[0].codec_context.sample_rate)
+        for picture, t in zip(pictures, times, strict=True):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts, frame.time_base = round(t / tick), tick
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for sample in sound.decode(audio=0):
+            out.mux(audio.encode(sample))
+        out.mux(audio.encode(None))
+    return times
+
+
 def first_frames(path: Path, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of a video, without decoding the rest."""
     from xp_sdk.engine.video import read_frames

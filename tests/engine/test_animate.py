@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import write_variable_rate_clip
 from xp_sdk.cli import main
 from xp_sdk.engine import AnimateOptions, MotionTemplate, Progress, animate
 from xp_sdk.engine.animate import prepare_source
 from xp_sdk.engine.images import load_image
 from xp_sdk.engine.retarget import Retargeter, choose_reference, open_eye_openings
 from xp_sdk.engine.templates import Keyframe
-from xp_sdk.engine.video import VideoWriter, read_frames
+from xp_sdk.engine.video import VideoWriter, frame_times, read_frames
 from xp_sdk.errors import (
     ImageTooLargeError,
     ImageTooSmallError,
@@ -418,3 +419,16 @@ def test_cli_usage_error_exits_2(
 def test_fps_of_the_output_is_an_exact_rate(driven: Run, outputs: Path) -> None:
     with av.open(str(outputs / "driven.mp4")) as container:
         assert container.streams.video[0].average_rate == Fraction(30, 1)
+
+
+def test_a_variable_rate_driving_video_keeps_its_timing(faces: Path, tmp_path: Path) -> None:
+    """A phone's variable frame rate: each output frame is shown when its driving frame was, so the motion and the
+    kept speech stay together (at the average rate alone, frame 30 would show at 1.33 s instead of 2.0 s)."""
+    driving = tmp_path / "phone.mp4"
+    times = write_variable_rate_clip(faces / "driving", driving)
+    out = tmp_path / "out.mp4"
+    result = animate(faces / "source" / ASTRONAUT, out, driving=driving, options=AnimateOptions(max_side=384))
+    assert result.frames == len(times)
+    assert frame_times(out) == pytest.approx(times, abs=1e-4)
+    clip = _inspect(out)
+    assert clip.audio == ["aac"] and clip.audio_seconds is not None

@@ -10,9 +10,16 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import write_shown_clip
+from tests.conftest import write_shown_clip, write_variable_rate_clip
 from xp_sdk.engine.driving import iter_driving
-from xp_sdk.engine.video import VideoWriter, is_image_file, probe_video, read_frames, read_frames_where
+from xp_sdk.engine.video import (
+    VideoWriter,
+    frame_times,
+    is_image_file,
+    probe_video,
+    read_frames,
+    read_frames_where,
+)
 from xp_sdk.errors import EngineError, UnreadableVideoError, UnsupportedFormatError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -553,6 +560,40 @@ def test_kept_audio_stays_in_sync_with_the_pictures(
     with av.open(str(out)) as container:
         assert container.streams.audio[0].codec_context.name == "aac"
         assert _stream_seconds(container.streams.audio[0]) == pytest.approx(2.5, abs=0.1)
+    assert abs(_lag_ms(source, out)) <= 1.0
+
+
+def test_frame_times_of_a_constant_rate_clip(driving: Path) -> None:
+    times = frame_times(driving / "lp_d5_hist.mp4")
+    assert times is not None and len(times) == 148
+    np.testing.assert_allclose(np.array(times) - times[0], np.arange(148) / 30.0, atol=1e-6)
+    assert frame_times(driving / "grid_bbaf2n.mpg") is not None
+
+
+def test_constant_rate_times_change_nothing(driving: Path, tmp_path: Path) -> None:
+    # Times a tick off a constant rate (as containers round them) still give one tick of 1/fps per frame.
+    times = [k / 30.0 + (0.004 if k % 2 else 0.0) for k in range(30)]
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, width=64, height=64, fps=30, frame_times=times) as writer:
+        for t in range(30):
+            writer.write(_gradient(64, 64, t))
+    with av.open(str(out)) as container:
+        video = container.streams.video[0]
+        assert video.time_base == Fraction(1, 15360)  # x264's own for 30 fps, not the variable-rate clock
+        assert video.average_rate == 30
+
+
+def test_a_variable_rate_video_keeps_its_timing(driving: Path, tmp_path: Path) -> None:
+    source = tmp_path / "phone.mp4"
+    times = write_variable_rate_clip(driving, source)
+    assert frame_times(source) == pytest.approx(times, abs=1e-4)
+    fps = probe_video(source).fps  # the average: 90 frames in 4 s
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, width=96, height=96, fps=fps, audio_from=source, frame_times=frame_times(source)) as writer:
+        for t in range(len(times)):
+            writer.write(_gradient(96, 96, t))
+    assert frame_times(out) == pytest.approx(times, abs=1e-4)  # frame 30 at 2.0 s, not at 30 / 22.5 = 1.33 s
+    assert len(list(read_frames(out))) == len(times)
     assert abs(_lag_ms(source, out)) <= 1.0
 
 

@@ -36,7 +36,7 @@ from xp_sdk.engine.motion import SmoothingConfig
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, load_template
-from xp_sdk.engine.video import VideoWriter, probe_video
+from xp_sdk.engine.video import VideoWriter, frame_times, probe_video
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
 from xp_sdk.errors import InvalidInputError
 
@@ -207,7 +207,11 @@ def animate(
         stream = _WarpStream(warp, timings)
     frames = 0
     audio = driving if (driving is not None and opts.keep_audio) else None
-    with VideoWriter(out_path, width=width, height=height, fps=motion.fps, crf=opts.crf, audio_from=audio) as writer:
+    # One output frame per driving frame, shown when the driving frame was: a phone's variable rate keeps its timing.
+    times = frame_times(driving) if driving is not None else None
+    with VideoWriter(
+        out_path, width=width, height=height, fps=motion.fps, crf=opts.crf, audio_from=audio, frame_times=times
+    ) as writer:
         encoder = _EncoderThread(writer, timings, frame_filter)
 
         def emit(ready: list[np.ndarray]) -> None:

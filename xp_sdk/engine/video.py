@@ -10,10 +10,11 @@ atomically: the final path appears only after a successful ``close()``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -215,6 +216,31 @@ def read_frames_where(
     return _decode_frames(file, max_side, wanted)
 
 
+def frame_times(path: str | os.PathLike[str]) -> list[float] | None:
+    """When each frame of a video is shown, in seconds, in display order, from its container's timestamps (the
+    packets are read, not decoded); None when the container leaves some frames without a time (MPEG-PS).
+
+    Phones record at a variable rate (fewer frames a second in dim light), so the average rate alone misplaces
+    frames by up to a large fraction of a second mid-clip; :class:`VideoWriter` takes these times for that.
+    """
+    file = Path(path)
+    container, stream = _open_input(file)
+    times: list[float] = []
+    with container:
+        try:
+            for packet in container.demux(stream):
+                if packet.dts is None and packet.pts is None:  # the demuxer's end-of-stream marker
+                    continue
+                if packet.pts is None:
+                    return None
+                if not packet.is_discard:  # a cut's edit list hides frames before its start
+                    times.append(float(packet.pts * packet.time_base))
+        except av.error.FFmpegError:
+            return None  # a damaged file: reading its frames reports that, with the frame it stopped at
+    times.sort()
+    return times or None
+
+
 def _decode_frames(
     file: Path, max_side: int | None, wanted: Callable[[int], bool] | None
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -275,6 +301,7 @@ class VideoWriter:
         preset: str = "veryfast",
         audio_from: str | os.PathLike[str] | None = None,
         threads: int = 0,
+        frame_times: Sequence[float] | None = None,
     ) -> None:
         if width < 2 or height < 2:
             raise ValueError(f"video size must be at least 2×2, got {width}×{height}")
@@ -285,6 +312,9 @@ class VideoWriter:
         self.out_width, self.out_height = width - width % 2, height - height % 2
         self.rate = _frame_rate(fps)
         self.frames_written = 0
+        # Frames go out at the times given when those are not a constant rate (a phone's variable rate), else
+        # one tick of 1/fps apart, as before.
+        self._times = _variable_times(frame_times, self.rate)
         self._audio_from = Path(audio_from) if audio_from is not None else None
         self._finished = False
         if not self.path.parent.is_dir():
@@ -302,6 +332,8 @@ class VideoWriter:
             self._video.width, self._video.height = self.out_width, self.out_height
             self._video.pix_fmt = "yuv420p"
             self._video.codec_context.thread_count = threads
+            if self._times is not None:
+                self._video.codec_context.time_base = _VARIABLE_TIME_BASE
             # Streams must all exist before the first packet is muxed, so the audio stream is set up now
             # even though its packets are only copied in close().
             self._audio_src: av.container.InputContainer | None = None
@@ -358,8 +390,12 @@ class VideoWriter:
             )
         pixels = np.ascontiguousarray(frame[: self.out_height, : self.out_width])
         video_frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-        video_frame.pts = self.frames_written
-        video_frame.time_base = 1 / self.rate
+        if self._times is None:
+            video_frame.pts = self.frames_written
+            video_frame.time_base = 1 / self.rate
+        else:
+            video_frame.pts = self._tick(self.frames_written)
+            video_frame.time_base = _VARIABLE_TIME_BASE
         try:
             self._container.mux(self._video.encode(video_frame))
         except av.error.FFmpegError as exc:
@@ -377,7 +413,7 @@ class VideoWriter:
         try:
             self._container.mux(self._video.encode(None))
             if self._audio is not None:
-                self._mux_audio(self.frames_written / self.rate)
+                self._mux_audio(self._duration())
             self._container.close()
             self._close_audio_source()
             os.replace(self._tmp, self.path)
@@ -387,6 +423,20 @@ class VideoWriter:
                 raise EngineError(f"finishing {self.path} failed: {exc}") from exc
             raise
         self._finished = True
+
+    def _duration(self) -> Fraction:
+        """Seconds from the first frame's start to the last one's end."""
+        if self._times is None:
+            return self.frames_written / self.rate
+        return self._tick(self.frames_written) * _VARIABLE_TIME_BASE
+
+    def _tick(self, index: int) -> int:
+        """Frame ``index``'s time in ``_VARIABLE_TIME_BASE`` ticks, from the first frame's; past the end of the
+        times given (or for the end of the last frame), one average frame apart."""
+        assert self._times is not None
+        last = len(self._times) - 1
+        seconds = self._times[min(index, last)] - self._times[0] + max(0, index - last) / float(self.rate)
+        return round(seconds / _VARIABLE_TIME_BASE)
 
     def abort(self) -> None:
         """Stop writing and remove the temporary file; the final path is never created."""
@@ -457,6 +507,18 @@ class VideoWriter:
         frame.time_base = Fraction(1, frame.sample_rate)
         self._container.mux(self._audio.encode(frame))
         return written + frame.samples
+
+
+_VARIABLE_TIME_BASE = Fraction(1, 90000)  # the MPEG clock: exact for every common frame rate
+
+
+def _variable_times(times: Sequence[float] | None, rate: Fraction) -> list[float] | None:
+    """``times`` when they stray from a constant ``rate`` by more than half a frame somewhere, else None."""
+    if times is None or len(times) < 2 or any(b <= a for a, b in itertools.pairwise(times)):
+        return None
+    period = 1.0 / float(rate)
+    drift = max(abs(t - times[0] - k * period) for k, t in enumerate(times))
+    return list(times) if drift > period / 2 else None
 
 
 def _start_seconds(stream: av.stream.Stream) -> Fraction:
