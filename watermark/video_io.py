@@ -64,6 +64,10 @@ def video_rate(path: Path) -> Fraction:
     return Fraction(rate) if rate else Fraction(25)
 
 
+_BT709 = 1  # AVCOL_SPC_BT709, AVCOL_PRI_BT709 and AVCOL_TRC_BT709 alike
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
+
+
 @dataclass(frozen=True)
 class Presentation:
     """How a player shows a file's stored pictures: turned by ``rotation`` degrees counter-clockwise (the display
@@ -115,13 +119,26 @@ class Mp4Writer:
         self._stream.height = height
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        # Colour said, not guessed: untagged H.264 is decoded as BT.601 by some players and BT.709 by others.
+        context = self._stream.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = _BT709
+        context.color_range = _LIMITED_RANGE
+        self._reformatter = av.video.reformatter.VideoReformatter()
         if shown is not None and shown.rotation:
             self._stream.set_display_rotation(shown.rotation)
         if shown is not None and shown.sample_aspect_ratio is not None:
             self._stream.codec_context.sample_aspect_ratio = shown.sample_aspect_ratio
 
     def write(self, frame: Frame) -> None:
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        yuv = self._reformatter.reformat(
+            av.VideoFrame.from_ndarray(frame, format="rgb24"),
+            format="yuv420p",
+            dst_colorspace=_BT709,
+            dst_color_range=_LIMITED_RANGE,
+            dst_color_trc=_BT709,
+            dst_color_primaries=_BT709,
+        )
+        for packet in self._stream.encode(yuv):
             self._container.mux(packet)
 
     def commit(self) -> None:

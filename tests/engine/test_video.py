@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import write_shown_clip, write_variable_rate_clip
 from xp_sdk.engine.driving import iter_driving
@@ -171,7 +172,6 @@ def test_read_other_containers(driving: Path, tmp_path: Path, suffix: str, codec
     frames = list(read_frames(target))
     assert len(frames) == written == 16
     assert frames[0].shape == (256, 256, 3)
-
 
 
 def _upright_clip(driving: Path, frames: int = 12) -> list[np.ndarray]:
@@ -352,6 +352,27 @@ def test_write_and_read_back_two_seconds(tmp_path: Path) -> None:
     ]
     assert len(errors) == 60
     assert max(errors) < 6
+
+
+def test_output_colour_is_bt709_and_says_so(faces: Path, tmp_path: Path) -> None:
+    # A real photo's skin and saturated colours, written and read back as a player that honours the tags does.
+    photo = np.ascontiguousarray(np.asarray(Image.open(faces / "source" / "lp_s7.jpg").convert("RGB"))[:640, :640])
+    out = tmp_path / "colour.mp4"
+    with VideoWriter(out, width=640, height=640, fps=25) as writer:
+        for _ in range(3):
+            writer.write(photo)
+    with av.open(str(out)) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
+        frame = next(container.decode(video=0))
+        error = {
+            matrix: np.abs(frame.reformat(format="rgb24", src_colorspace=matrix).to_ndarray() - photo.astype(float))
+            for matrix in ("ITU709", "ITU601")
+        }
+    assert error["ITU709"].mean() < 2.5  # what H.264 at CRF 18 loses
+    assert error["ITU601"][..., 0].mean() > error["ITU709"][..., 0].mean() + 0.8  # the wrong matrix shifts red
+    as_709 = frame.reformat(format="rgb24", src_colorspace="ITU709").to_ndarray()
+    np.testing.assert_array_equal(next(read_frames(out)), as_709)  # reading honours the tag
 
 
 def test_ntsc_frame_rate_is_exact(tmp_path: Path) -> None:

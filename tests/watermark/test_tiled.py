@@ -459,6 +459,7 @@ def test_a_marked_copy_is_shown_as_its_source(driving_videos: list[Path], tmp_pa
         first = next(container.decode(stream))
         assert first.rotation == -90
         assert stream.sample_aspect_ratio == Fraction(4, 3)
+        assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (1, 1)  # BT.709, said
     _assert_found(detect_watermark(marked, KEY))
 
 
