@@ -16,6 +16,7 @@ Its weights are checked (models.toml, sha256 pins) before the first frame is gen
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -151,6 +152,29 @@ def prepare_source(
     return image, face
 
 
+def turn_upright(
+    image: np.ndarray, face: FaceAnalysis, options: AnimateOptions
+) -> tuple[np.ndarray, FaceAnalysis, int]:
+    """The photo turned so that its face is upright, its face, and the counter-clockwise quarter turns made.
+
+    A photo taken with the camera on its side whose orientation was lost (apps that strip EXIF) holds a face
+    lying at ±90°. Head motion is carried in the picture's axes, so on such a face a nod became a shake (pose
+    error 2.6° against 1.1° upright, lp_d5 driving lp_s7); the engine animates the face upright instead.
+    """
+    eyes = face.landmarks[_EYE_LINE, :2]
+    angle = math.degrees(math.atan2(*(eyes[1] - eyes[0])[::-1]))  # 0 for an upright face; y points down
+    turns = round(angle / 90.0) % 4 if abs(angle) > 45.0 else 0
+    if turns == 0:
+        return image, face, 0
+    upright = np.ascontiguousarray(np.rot90(image, turns))
+    with FaceAnalyzer() as analyzer:
+        face = analyzer.analyze_photo(upright, allow_multiple=options.allow_multiple_faces, name="the source photo")
+    return upright, face, turns
+
+
+_EYE_LINE = [33, 263]  # the outer corners, the subject's right eye first: left to right in an upright face
+
+
 def animate(
     source: str | os.PathLike[str] | np.ndarray,
     out: str | os.PathLike[str],
@@ -192,10 +216,11 @@ def animate(
     else:
         tpl = template if isinstance(template, MotionTemplate) else load_template(str(template))
         motion = _TemplateMotion(tpl)
-    image, face = prepare_source(source, opts)
+    photo, face = prepare_source(source, opts)
+    image, face, turns = turn_upright(photo, face, opts)
     retargeter = Retargeter(face, RetargetOptions(opts.expression_scale, opts.pose_scale))
     warp = WarpGenerator(image, face, opts.warp)
-    height, width = image.shape[:2]
+    height, width = photo.shape[:2]
     timings = {"analysis": 0.0, "warp": 0.0, "filter": 0.0, "encode": 0.0}
     stream: _FrameStream
     if opts.engine == "diffusion":
@@ -217,7 +242,8 @@ def animate(
         def emit(ready: list[np.ndarray]) -> None:
             nonlocal frames
             for frame in ready:
-                encoder.put(frame)
+                # Back to the photo's own orientation: the output has the photo's shape.
+                encoder.put(np.ascontiguousarray(np.rot90(frame, -turns)) if turns else frame)
                 frames += 1
                 if progress is not None:
                     progress(Progress("generate", frames, motion.total))
@@ -439,4 +465,5 @@ __all__ = [
     "ProgressCallback",
     "animate",
     "prepare_source",
+    "turn_upright",
 ]
