@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import cv2
 import numpy as np
 
+from xp_sdk.engine import topology
 from xp_sdk.engine.diffusion.config import DiffusionConfig
 from xp_sdk.engine.driving import DrivingFrame, StageClock, find_reference, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
@@ -161,8 +162,9 @@ def turn_upright(
     lying at ±90°. Head motion is carried in the picture's axes, so on such a face a nod became a shake (pose
     error 2.6° against 1.1° upright, lp_d5 driving lp_s7); the engine animates the face upright instead.
     """
-    eyes = face.landmarks[_EYE_LINE, :2]
-    angle = math.degrees(math.atan2(*(eyes[1] - eyes[0])[::-1]))  # 0 for an upright face; y points down
+    left, right = face.landmarks[list(topology.OUTER_EYE_CORNERS), :2]
+    dx, dy = right - left
+    angle = math.degrees(math.atan2(dy, dx))  # 0 for an upright face; y points down
     turns = round(angle / 90.0) % 4 if abs(angle) > 45.0 else 0
     if turns == 0:
         return image, face, 0
@@ -170,9 +172,6 @@ def turn_upright(
     with FaceAnalyzer() as analyzer:
         face = analyzer.analyze_photo(upright, allow_multiple=options.allow_multiple_faces, name="the source photo")
     return upright, face, turns
-
-
-_EYE_LINE = [33, 263]  # the outer corners, the subject's right eye first: left to right in an upright face
 
 
 def animate(

@@ -19,6 +19,8 @@ EYE_A_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 EYE_B_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
 EYE_B_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
 EYES = ((EYE_A_UPPER, EYE_A_LOWER), (EYE_B_UPPER, EYE_B_LOWER))
+OUTER_EYE_CORNERS = (EYE_A_UPPER[0], EYE_B_UPPER[-1])
+"""33 and 263, eye A's first: left to right in the picture of an upright face, so their line gives its roll."""
 UPPER_LID_RINGS = (
     ((247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 221, 189)),
     ((467, 260, 259, 257, 258, 286, 414), (342, 445, 444, 443, 442, 441, 413)),

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from xp_sdk.engine import topology
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer, next_timestamp
 from xp_sdk.engine.models import FACE_LANDMARKER, resolve_model
 from xp_sdk.engine.motion import kabsch
@@ -39,7 +40,6 @@ from xp_sdk.errors import EngineError
 
 _CROP = 256
 _CROP_SCALE = 1.5
-_EYE_CORNERS = (33, 263)
 _MIN_PRESENCE = 0.5
 # The presence output is a logit: comparing it with the threshold's logit avoids the sigmoid (and its overflow).
 _MIN_PRESENCE_LOGIT = math.log(_MIN_PRESENCE / (1.0 - _MIN_PRESENCE))
@@ -235,7 +235,7 @@ def _crop_transform(landmarks: np.ndarray) -> np.ndarray:
     around their box's centre, turned so the eye corners lie level."""
     x0, y0 = landmarks[:, :2].min(axis=0)
     x1, y1 = landmarks[:, :2].max(axis=0)
-    a, b = landmarks[_EYE_CORNERS[0], :2], landmarks[_EYE_CORNERS[1], :2]
+    a, b = landmarks[list(topology.OUTER_EYE_CORNERS), :2]
     angle = math.atan2(b[1] - a[1], b[0] - a[0])
     step = max(x1 - x0, y1 - y0) * _CROP_SCALE / _CROP
     c, s = math.cos(angle) * step, math.sin(angle) * step
