@@ -74,6 +74,38 @@ def write_variable_rate_clip(driving: Path, path: Path) -> list[float]:
     return times
 
 
+def _speech(path: Path) -> tuple[np.ndarray, int, float]:
+    """(mono samples, sample rate, when the first sample plays in seconds after the first picture)."""
+    import av
+
+    with av.open(str(path)) as container:
+        first_picture = next(container.decode(video=0))
+        picture_time = float(first_picture.pts * first_picture.time_base)
+    with av.open(str(path)) as container:
+        mono = av.AudioResampler(format="flt", layout="mono")
+        chunks, start, rate = [], None, 0
+        for frame in container.decode(audio=0):
+            if start is None:
+                start, rate = float(frame.pts * frame.time_base), frame.sample_rate
+            chunks += [f.to_ndarray().ravel() for f in mono.resample(frame)]
+    assert start is not None
+    return np.concatenate(chunks), rate, start - picture_time
+
+
+def audio_lag_ms(source: Path, output: Path) -> float:
+    """How late the output's sound plays against its pictures, compared with the source's (0 = in sync)."""
+    from scipy.signal import correlate
+
+    src, rate, src_start = _speech(source)
+    out, out_rate, out_start = _speech(output)
+    assert out_rate == rate
+    # One second of speech, 0.8 s after the first picture, found in the output within ±0.7 s of where it belongs.
+    ref = src[round((0.8 - src_start) * rate) :][:rate]
+    lo = round((0.8 - 0.7 - out_start) * rate)
+    hits = correlate(out[lo : lo + rate + round(1.4 * rate)], ref, mode="valid", method="fft")
+    return (int(np.argmax(hits)) - round(0.7 * rate)) * 1000.0 / rate
+
+
 def first_frames(path: Path, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of a video, without decoding the rest."""
     from xp_sdk.engine.video import read_frames

@@ -10,7 +10,7 @@ import numpy as np
 
 from watermark.methods.base import EmbeddingMethod, Frame, FrameEmbedder
 from watermark.payload import Payload, WatermarkKey
-from watermark.video_io import Mp4Writer, even, iter_frames, presentation, video_rate
+from watermark.video_io import Mp4Writer, even, iter_timed_frames, presentation, video_rate
 
 
 class FrameMarker:
@@ -49,8 +49,8 @@ class MarkReport:
 
 
 def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> MarkReport:
-    """Re-encode ``src`` with every frame marked; ``dst`` appears only when complete, and is shown as ``src`` is
-    (turned and with its pixel shape)."""
+    """Re-encode ``src`` with every frame marked; ``dst`` appears only when complete. It is shown as ``src`` is
+    (turned, with its pixel shape), each frame at its own time, with ``src``'s sound."""
     rate = video_rate(src)
     shown = presentation(src)
     writer: Mp4Writer | None = None
@@ -60,11 +60,11 @@ def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> Ma
     ssim_sum = 0.0
     ssim_count = 0
     try:
-        for frame in iter_frames(src):
+        for frame, at in iter_timed_frames(src):
             height, width = even(frame.shape[0]), even(frame.shape[1])
             frame = np.ascontiguousarray(frame[:height, :width])
             if writer is None:
-                writer = Mp4Writer(dst, width=width, height=height, rate=rate, crf=crf, shown=shown)
+                writer = Mp4Writer(dst, width=width, height=height, rate=rate, crf=crf, shown=shown, sound_from=src)
             started = time.perf_counter()
             marked = marker(frame)
             embed_seconds += time.perf_counter() - started
@@ -72,7 +72,7 @@ def mark_file(src: Path, dst: Path, marker: FrameMarker, *, crf: int = 18) -> Ma
             if frames % 10 == 0:
                 ssim_sum += luma_ssim(frame, marked)
                 ssim_count += 1
-            writer.write(marked)
+            writer.write(marked, at)
             frames += 1
         if writer is None:
             raise ValueError(f"{src} has no frames")

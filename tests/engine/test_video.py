@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import write_shown_clip, write_variable_rate_clip
+from tests.conftest import audio_lag_ms, write_shown_clip, write_variable_rate_clip
 from xp_sdk.engine.driving import iter_driving
 from xp_sdk.engine.video import (
     VideoWriter,
@@ -492,36 +492,6 @@ def test_audio_is_transcoded_from_mpeg_audio(driving: Path, tmp_path: Path) -> N
     assert np.abs(samples).max() > 0.01  # real speech came through, not silence
 
 
-def _speech(path: Path) -> tuple[np.ndarray, int, float]:
-    """(mono samples, sample rate, when the first sample plays in seconds after the first picture)."""
-    with av.open(str(path)) as container:
-        first_picture = next(container.decode(video=0))
-        picture_time = float(first_picture.pts * first_picture.time_base)
-    with av.open(str(path)) as container:
-        mono = av.AudioResampler(format="flt", layout="mono")
-        chunks, start, rate = [], None, 0
-        for frame in container.decode(audio=0):
-            if start is None:
-                start, rate = float(frame.pts * frame.time_base), frame.sample_rate
-            chunks += [f.to_ndarray().ravel() for f in mono.resample(frame)]
-    assert start is not None
-    return np.concatenate(chunks), rate, start - picture_time
-
-
-def _lag_ms(source: Path, output: Path) -> float:
-    """How late the output's sound plays against its pictures, compared with the source's (0 = in sync)."""
-    from scipy.signal import correlate
-
-    src, rate, src_start = _speech(source)
-    out, out_rate, out_start = _speech(output)
-    assert out_rate == rate
-    # One second of speech, 0.8 s after the first picture, found in the output within ±0.7 s of where it belongs.
-    ref = src[round((0.8 - src_start) * rate) :][:rate]
-    lo = round((0.8 - 0.7 - out_start) * rate)
-    hits = correlate(out[lo : lo + rate + round(1.4 * rate)], ref, mode="valid", method="fft")
-    return (int(np.argmax(hits)) - round(0.7 * rate)) * 1000.0 / rate
-
-
 def _offset_copy(driving: Path, path: Path, *, picture_at: float, sound_at: float, aac: bool) -> Path:
     """lp_d5's pictures and GRID's speech (the only shared clip with sound), placed at the given times: a capture or
     a cut whose first picture is not at 0, with its sound starting before or after that picture."""
@@ -581,7 +551,7 @@ def test_kept_audio_stays_in_sync_with_the_pictures(
     with av.open(str(out)) as container:
         assert container.streams.audio[0].codec_context.name == "aac"
         assert _stream_seconds(container.streams.audio[0]) == pytest.approx(2.5, abs=0.1)
-    assert abs(_lag_ms(source, out)) <= 1.0
+    assert abs(audio_lag_ms(source, out)) <= 1.0
 
 
 def test_frame_times_of_a_constant_rate_clip(driving: Path) -> None:
@@ -615,7 +585,7 @@ def test_a_variable_rate_video_keeps_its_timing(driving: Path, tmp_path: Path) -
             writer.write(_gradient(96, 96, t))
     assert frame_times(out) == pytest.approx(times, abs=1e-4)  # frame 30 at 2.0 s, not at 30 / 22.5 = 1.33 s
     assert len(list(read_frames(out))) == len(times)
-    assert abs(_lag_ms(source, out)) <= 1.0
+    assert abs(audio_lag_ms(source, out)) <= 1.0
 
 
 def test_audio_source_without_audio_gives_silent_output(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import first_frames, write_shown_clip
+from tests.conftest import audio_lag_ms, first_frames, write_shown_clip, write_variable_rate_clip
 from watermark import (
     CODEWORD_BITS,
     DEFAULT_P_THRESHOLD,
@@ -461,6 +461,36 @@ def test_a_marked_copy_is_shown_as_its_source(driving_videos: list[Path], tmp_pa
         assert stream.sample_aspect_ratio == Fraction(4, 3)
         assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (1, 1)  # BT.709, said
     _assert_found(detect_watermark(marked, KEY))
+
+
+def test_a_marked_copy_keeps_the_sound_and_the_frame_times(driving_videos: list[Path], tmp_path: Path) -> None:
+    """A phone clip at a variable frame rate with AAC speech: the marked copy shows every frame when the source
+    did and carries the same sound, in step (before, it played at the average rate, silent)."""
+    from xp_sdk.engine.video import frame_times
+
+    folder = driving_videos[0].parent
+    if not (folder / "grid_bbaf2n.mpg").is_file() or not (folder / "lp_d5_hist.mp4").is_file():
+        pytest.skip("shared clips grid_bbaf2n.mpg and lp_d5_hist.mp4 not found")
+    src = tmp_path / "phone.mp4"
+    times = write_variable_rate_clip(folder, src)
+    marked = tmp_path / "phone.marked.mp4"
+    mark_video(src, marked, KEY, PAYLOAD)
+    assert frame_times(marked) == pytest.approx(times, abs=1e-4)
+    with av.open(str(marked)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
+    assert abs(audio_lag_ms(src, marked)) <= 1.0
+    _assert_found(detect_watermark(marked, KEY), frames=len(times))
+
+
+def test_a_marked_copy_re_encodes_sound_mp4_cannot_carry(driving_videos: list[Path], tmp_path: Path) -> None:
+    path = next((p for p in driving_videos if p.name == "grid_bbaf2n.mpg"), None)
+    if path is None:
+        pytest.skip("shared clip grid_bbaf2n.mpg not found")
+    marked = tmp_path / "grid.marked.mp4"
+    mark_video(path, marked, KEY, PAYLOAD)  # MPEG-1 video with MPEG audio layer II
+    with av.open(str(marked)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
+    assert abs(audio_lag_ms(path, marked)) <= 1.0
 
 
 @pytest.mark.parametrize("size", [(96, 96), (64, 48)])
