@@ -36,11 +36,13 @@ from policy import Action, Scope
 from watermark import Payload
 from xp_sdk.deployment import Deployment, audit_errors
 from xp_sdk.engine import AnimateOptions, ProgressCallback
+from xp_sdk.engine.animate import upright_turns
 from xp_sdk.engine.diffusion import require_weights
+from xp_sdk.engine.faces import FaceAnalyzer
 from xp_sdk.engine.identity import IdentityEmbedder
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.models import FACE_RECOGNIZER_SFACE
-from xp_sdk.errors import InvalidInputError, NoFaceError, XPError
+from xp_sdk.errors import FaceError, InvalidInputError, NoFaceError, XPError
 from xp_sdk.gate import Caller, Gate
 from xp_sdk.generate import Generation, generate
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
@@ -91,11 +93,11 @@ class Service:
                 request={k: v for k, v in request.items() if v is not None},
             )
 
-    def embed(self, image: np.ndarray, what: str) -> np.ndarray:
+    def embed(self, image: np.ndarray, what: str, *, any_orientation: bool = False) -> np.ndarray:
         with self._embedder_lock:
             if self._embedder is None:
                 self._embedder = IdentityEmbedder()
-            embedding = self._embedder.embed(image)
+            embedding = self._embedder.embed(image, any_orientation=any_orientation)
         if embedding is None:
             raise NoFaceError(f"no face found in {what}; use a photo where one face is clearly visible")
         return embedding
@@ -135,7 +137,7 @@ class Service:
         try:
             image, source_sha256 = read_photo(source)
             request["source_sha256"] = source_sha256
-            probe = self.embed(image, "the source photo")
+            probe = self.embed(_as_animated(image), "the source photo")
         except XPError as exc:
             self._refuse_input(caller, subject, request, exc)
             raise
@@ -397,7 +399,8 @@ class Service:
         for index, photo in enumerate(photos):
             image, digest = read_photo(photo)
             what = f"reference photo {photo}" if not isinstance(photo, np.ndarray) else f"reference photo #{index}"
-            references.append((self.embed(image, what), digest))
+            # A reference is a face, whichever way up its photo was stored (YuNet finds it in the right turn).
+            references.append((self.embed(image, what, any_orientation=True), digest))
         with audit_errors():
             return self.deployment.ledger.register_subject(
                 caller.tenant_id,
@@ -574,3 +577,16 @@ def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -
     )
     view["file_matches_record"] = record.output_sha256 == file_sha256
     return view
+
+
+def _as_animated(image: np.ndarray) -> np.ndarray:
+    """The photo turned as the engine will animate it (:func:`upright_turns`), so that the face the gate matches
+    is the face that moves, also in a photo on its side. Where MediaPipe finds no usable face the photo is given
+    back as it is, and the engine's own checks refuse it later with their usual errors."""
+    with FaceAnalyzer() as analyzer:
+        try:
+            face = analyzer.analyze_photo(image, allow_multiple=True, name="the source photo")
+        except FaceError:
+            return image
+    turns = upright_turns(face)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image

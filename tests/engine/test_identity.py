@@ -82,3 +82,19 @@ def test_closed_embedder_refuses() -> None:
     emb.close()
     with pytest.raises(EngineError):
         emb.embed(np.zeros((64, 64, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name", ["lp_d30.jpg", "lp_d8.jpg", "lp_s7.jpg", "lp_s9.jpg", "skimage_astronaut.png"])
+def test_a_photo_in_any_orientation_gives_its_upright_embedding(
+    faces: Path, embedder: IdentityEmbedder, name: str
+) -> None:
+    photo = load_image(faces / "source" / name)
+    upright = _embed(embedder, photo)
+    assert embedder.embed(photo, any_orientation=True) is not None
+    on_its_side = np.ascontiguousarray(np.rot90(photo, 1))
+    plain = embedder.embed(on_its_side)
+    # Alone, YuNet finds nobody on its side, or someone who is not this person.
+    assert plain is None or IdentityEmbedder.cosine(upright, plain) < SFACE_SAME_PERSON_COSINE
+    for turns in (1, 2, 3):
+        found = embedder.embed(np.ascontiguousarray(np.rot90(photo, turns)), any_orientation=True)
+        assert found is not None and IdentityEmbedder.cosine(upright, found) > 0.99, turns

@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import update
 
 from audit import AuditEvent
@@ -27,6 +29,7 @@ from xp_sdk import (
     RateLimitedError,
     init_deployment,
 )
+from xp_sdk.engine.images import load_image
 from xp_sdk.errors import InvalidInputError, NoFaceError, UnreadableVideoError
 
 SHORT_CLIP = "lp_d1_hist.mp4"  # 16 frames: the cheapest real generation
@@ -154,6 +157,19 @@ def test_another_persons_photo_is_refused(world: World) -> None:
         client.animate(world.woman, subject=world.eileen, driving=world.clip, out=out)
     assert "below the threshold" in str(exc.value)
     _assert_refused(world, exc, "face_mismatch", out)
+
+
+def test_a_photo_on_its_side_matches_its_subject(world: World, tmp_path: Path) -> None:
+    """A photo whose orientation was lost: the face match embeds the face from the quarter turn YuNet is surest of
+    (it found no face on its side, or one with its landmarks misplaced: similarity 0.03 to Eileen herself)."""
+    sideways = tmp_path / "eileen_on_her_side.png"
+    Image.fromarray(np.ascontiguousarray(np.rot90(load_image(world.astronaut), 1))).save(sideways)
+    out = world.out("on-her-side.mp4")
+    with world.client() as client:
+        result = client.animate(sideways, subject=world.eileen, driving=world.clip, out=out)
+    assert out.is_file()
+    face = world.events(generation_id=result.generation_id)[0].data["decision"]["face"]
+    assert face["matched"] is True and face["similarity"] > 0.95
 
 
 def test_missing_scope_is_refused(world: World) -> None:

@@ -153,19 +153,25 @@ def prepare_source(
     return image, face
 
 
-def turn_upright(
-    image: np.ndarray, face: FaceAnalysis, options: AnimateOptions
-) -> tuple[np.ndarray, FaceAnalysis, int]:
-    """The photo turned so that its face is upright, its face, and the counter-clockwise quarter turns made.
-
-    A photo taken with the camera on its side whose orientation was lost (apps that strip EXIF) holds a face
-    lying at ±90°. Head motion is carried in the picture's axes, so on such a face a nod became a shake (pose
-    error 2.6° against 1.1° upright, lp_d5 driving lp_s7); the engine animates the face upright instead.
-    """
+def upright_turns(face: FaceAnalysis) -> int:
+    """Counter-clockwise quarter turns that stand ``face`` upright: 1 or 3 for a face lying at ±90° (a photo taken
+    with the camera on its side whose orientation was lost, as apps that strip EXIF lose it), else 0. Upside-down
+    faces are not turned: MediaPipe's landmarks on them are not where the features are."""
     left, right = face.landmarks[list(topology.OUTER_EYE_CORNERS), :2]
     dx, dy = right - left
     angle = math.degrees(math.atan2(dy, dx))  # 0 for an upright face; y points down
-    turns = round(angle / 90.0) % 4 if abs(angle) > 45.0 else 0
+    return round(angle / 90.0) % 4 if 45.0 < abs(angle) < 135.0 else 0
+
+
+def turn_upright(
+    image: np.ndarray, face: FaceAnalysis, options: AnimateOptions
+) -> tuple[np.ndarray, FaceAnalysis, int]:
+    """The photo turned by :func:`upright_turns`, its face there, and the turns made.
+
+    Head motion is carried in the picture's axes, so on a face lying on its side a nod became a shake (pose error
+    2.6° against 1.1° upright, lp_d5 driving lp_s7); the engine animates the face upright instead.
+    """
+    turns = upright_turns(face)
     if turns == 0:
         return image, face, 0
     upright = np.ascontiguousarray(np.rot90(image, turns))
@@ -465,4 +471,5 @@ __all__ = [
     "animate",
     "prepare_source",
     "turn_upright",
+    "upright_turns",
 ]

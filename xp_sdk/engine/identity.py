@@ -92,9 +92,23 @@ class IdentityEmbedder:
             best[1:14:2] *= sy
         return best
 
-    def embed(self, rgb: np.ndarray) -> np.ndarray | None:
-        """The embedding of the largest face in ``rgb`` (RGB ``uint8``), or None when no face is found."""
+    def embed(self, rgb: np.ndarray, *, any_orientation: bool = False) -> np.ndarray | None:
+        """The embedding of the largest face in ``rgb`` (RGB ``uint8``), or None when no face is found.
+
+        ``any_orientation``: for a photo whose orientation may have been lost (apps that strip EXIF), the face
+        is looked for in all four quarter turns of the picture and embedded from the turn YuNet is surest of.
+        Without it, YuNet finds no face lying on its side, or finds one with its landmarks placed as if upright
+        and an embedding of nobody (cosine 0.01-0.29 to the same photo upright). On the shared photos the
+        upright turn scored 0.92-0.95 and the others at most 0.90.
+        """
         face = self.detect(rgb)
+        if any_orientation:
+            as_given = rgb
+            for turns in (1, 2, 3):
+                turned = np.ascontiguousarray(np.rot90(as_given, turns))
+                found = self.detect(turned)
+                if found is not None and (face is None or found[14] > face[14]):  # column 14: YuNet's score
+                    rgb, face = turned, found
         if face is None:
             return None
         if self._recognizer is None or self._net is None:
