@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import write_variable_rate_clip
 from xp_sdk.cli import app
 from xp_sdk.engine.driving import record_template
 from xp_sdk.engine.motion import BLENDSHAPE_INDEX
@@ -323,6 +324,15 @@ def test_recorded_template_round_trips(recorded_d5: MotionTemplate, tmp_path: Pa
     for a, b in zip(again.codes(), recorded_d5.codes(), strict=True):
         assert np.array_equal(a.blendshapes, b.blendshapes)
         assert np.array_equal(a.rotation, b.rotation)
+
+
+def test_a_recorded_variable_rate_clip_keeps_its_timing(faces: Path, tmp_path: Path) -> None:
+    # 2 s at 15 frames a second, then 2 s at 30: at the average rate alone, frame 30 was keyed at 1.33 s, not 2.0 s.
+    clip = tmp_path / "phone.mp4"
+    times = write_variable_rate_clip(faces / "driving", clip)
+    recorded = record_template(clip, name="phone", stride=1)
+    assert [k.t for k in recorded.keyframes] == pytest.approx(times, abs=1e-3)
+    assert recorded.duration == pytest.approx(times[-1] + 1 / recorded.fps, abs=1e-3)
 
 
 def test_recording_a_video_without_a_face_is_a_template_error(tmp_path: Path) -> None:

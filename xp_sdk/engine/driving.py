@@ -28,7 +28,7 @@ from xp_sdk.engine.retarget import (
 from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
 from xp_sdk.engine.tracking import VideoFaceAnalyzer, open_video_analyzer
-from xp_sdk.engine.video import probe_video, read_frames_where
+from xp_sdk.engine.video import frame_times, probe_video, read_frames_where
 from xp_sdk.errors import InvalidInputError, NoFaceError
 
 ANALYSIS_MAX_SIDE = 720
@@ -476,8 +476,17 @@ def iter_motion_codes(
 def record_template(path: str | os.PathLike[str], *, name: str, stride: int = 2) -> MotionTemplate:
     """A motion template capturing a driving video's expressions and head motion."""
     info = probe_video(path)
-    codes = [c for c in iter_motion_codes(path, info.fps) if c is not None]
+    shown = frame_times(path)
+    timed = [(i, c) for i, c in enumerate(iter_motion_codes(path, info.fps)) if c is not None]
+    # Each code at its frame's own second: a variable frame rate keeps its timing, and frames without a face
+    # leave their time out instead of pulling the rest earlier.
+    times = [shown[i] - shown[0] if shown and i < len(shown) else i / info.fps for i, _ in timed]
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name.lower()) or "recorded"
     return template_from_codes(
-        codes, fps=info.fps, name=safe[:64], description=f"Recorded from {Path(path).name}", stride=stride
+        [c for _, c in timed],
+        fps=info.fps,
+        name=safe[:64],
+        description=f"Recorded from {Path(path).name}",
+        stride=stride,
+        times=times,
     )

@@ -150,11 +150,23 @@ def load_template(name_or_path: str | os.PathLike[str]) -> MotionTemplate:
 
 
 def template_from_codes(
-    codes: Sequence[MotionCode], *, fps: float, name: str, description: str = "", stride: int = 2
+    codes: Sequence[MotionCode],
+    *,
+    fps: float,
+    name: str,
+    description: str = "",
+    stride: int = 2,
+    times: Sequence[float] | None = None,
 ) -> MotionTemplate:
-    """Record a template from a driving video's motion codes, relative to its calmest frame."""
+    """Record a template from a driving video's motion codes, relative to its calmest frame.
+
+    ``times``: each code's second in the video (a variable frame rate, frames without a face left out); without
+    them, code ``i`` is at ``i / fps``."""
     if not codes:
         raise TemplateError("no motion to record: the driving video has no frame with a face")
+    if times is not None and len(times) != len(codes):
+        raise ValueError(f"{len(times)} times for {len(codes)} codes")
+    at = list(times) if times is not None else [i / fps for i in range(len(codes))]
     activity = [float(np.sum(c.blendshapes[1:])) for c in codes]
     rest = codes[int(np.argmin(activity))]
     indices = list(range(0, len(codes), max(stride, 1)))
@@ -172,7 +184,7 @@ def template_from_codes(
         }
         keys.append(
             Keyframe(
-                t=round(i / fps, 4),
+                t=round(at[i], 4),
                 pose=Pose(
                     pitch=float(np.clip(rel[0], -60, 60)),
                     yaw=float(np.clip(rel[1], -60, 60)),
@@ -184,7 +196,7 @@ def template_from_codes(
                 blendshapes=shapes,
             )
         )
-    duration = max(len(codes) / fps, keys[-1].t)
+    duration = max(at[-1] + 1 / fps, keys[-1].t)
     return MotionTemplate(name=name, description=description, fps=fps, duration=duration, keyframes=keys)
 
 
