@@ -241,6 +241,23 @@ def frame_times(path: str | os.PathLike[str]) -> list[float] | None:
     return times or None
 
 
+def shown_rgb(
+    frame: av.VideoFrame, stream: av.video.stream.VideoStream, *, max_side: int | None = None
+) -> np.ndarray:
+    """``frame`` of ``stream`` as a player shows it, as contiguous RGB ``uint8``: square pixels, turned upright by
+    its display rotation, its longer side at most ``max_side``."""
+    # Square pixels and the size cap in the same swscale pass as the colour conversion; the turn after it, on the
+    # smaller picture.
+    width, height = _display_size(frame.width, frame.height, stream, 0)
+    if max_side is not None and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width = max(1, round(width * scale))
+        height = max(1, round(height * scale))
+    rgb = frame.reformat(width, height, format="rgb24", interpolation="AREA").to_ndarray()
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
+
+
 def _decode_frames(
     file: Path, max_side: int | None, wanted: Callable[[int], bool] | None
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -255,18 +272,7 @@ def _decode_frames(
                 count += 1
                 if wanted is not None and not wanted(count - 1):
                     continue
-                turns = _quarter_turns(frame)
-                # Square pixels and the size cap in the same swscale pass as the colour conversion; the turn
-                # after it, on the smaller picture.
-                width, height = _display_size(frame.width, frame.height, stream, 0)
-                if max_side is not None and max(width, height) > max_side:
-                    scale = max_side / max(width, height)
-                    width = max(1, round(width * scale))
-                    height = max(1, round(height * scale))
-                rgb = frame.reformat(width, height, format="rgb24", interpolation="AREA").to_ndarray()
-                if turns:
-                    rgb = np.rot90(rgb, turns)
-                yield count - 1, np.ascontiguousarray(rgb)
+                yield count - 1, shown_rgb(frame, stream, max_side=max_side)
         except av.error.FFmpegError as exc:
             raise UnreadableVideoError(
                 f"video {file} failed to decode after {count} frames (corrupt or truncated): {exc.strerror}"

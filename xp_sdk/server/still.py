@@ -9,6 +9,8 @@ from pathlib import Path
 import av
 from PIL import Image
 
+from xp_sdk.engine.video import shown_rgb
+
 MAX_SIDE = 640
 
 
@@ -27,7 +29,7 @@ def middle_frame_jpeg(path: Path, *, max_side: int = MAX_SIDE) -> str | None:
                 container.seek(middle, stream=stream, backward=True, any_frame=False)
             image = None
             for frame in container.decode(stream):
-                image = _as_shown(frame, stream)
+                image = Image.fromarray(shown_rgb(frame, stream))
                 if middle is None or frame.pts is None or frame.pts >= middle:
                     break
     except (av.error.FFmpegError, OSError, ValueError):
@@ -38,17 +40,6 @@ def middle_frame_jpeg(path: Path, *, max_side: int = MAX_SIDE) -> str | None:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _as_shown(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> Image.Image:
-    """The picture as a player shows it: square pixels, turned upright by the display rotation (a phone video)."""
-    image = Image.fromarray(frame.to_ndarray(format="rgb24"))
-    aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    if aspect is not None and aspect > 0 and aspect != 1:
-        image = image.resize((max(1, round(image.width * aspect)), image.height), Image.Resampling.BILINEAR)
-    if frame.rotation:
-        image = image.rotate(frame.rotation, expand=True)  # both counter-clockwise, in degrees
-    return image
 
 
 def _middle_pts(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int | None:
