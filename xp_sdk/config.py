@@ -19,7 +19,9 @@ _ENV = {
     "api_key": "XP_API_KEY",
     "face_match_threshold": "XP_FACE_MATCH_THRESHOLD",
     "log_origin": "XP_LOG_ORIGIN",
+    "consent_validity_days": "XP_CONSENT_VALIDITY_DAYS",
 }
+DEFAULT_CONSENT_VALIDITY_DAYS = 365
 
 
 class Settings(BaseModel):
@@ -32,6 +34,12 @@ class Settings(BaseModel):
     log_origin: str = Field(default="xp-sdk/audit", description="the name signed checkpoints carry")
     policy_paths: tuple[Path, ...] = ()
     checkpoint_every: int = Field(default=256, ge=1)
+    consent_validity_days: int = Field(
+        default=DEFAULT_CONSENT_VALIDITY_DAYS,
+        ge=1,
+        le=36500,
+        description="how long a consent granted without an explicit expiry stays valid",
+    )
 
     @classmethod
     def resolve(cls, *, home: str | os.PathLike[str] | None = None, **arguments: Any) -> Settings:
