@@ -36,7 +36,9 @@ from xp_sdk.engine import (
     animate,
 )
 from xp_sdk.engine.models import FACE_LANDMARKER
-from xp_sdk.errors import InvalidInputError, ProvenanceFailedError
+from xp_sdk.engine.templates import MotionTemplate, template_json
+from xp_sdk.errors import ProvenanceFailedError
+from xp_sdk.output_path import check_output_path
 from xp_sdk.provenance import ProvenanceKeys, provenance_errors
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ def generate(
     *,
     keys: ProvenanceKeys,
     driving: str | os.PathLike[str] | None = None,
-    template: str | None = None,
+    template: str | MotionTemplate | None = None,
     options: AnimateOptions | None = None,
     progress: ProgressCallback | None = None,
     consent_id: str | None = None,
@@ -92,11 +94,7 @@ def generate(
     until the mark reads back (methods with a fixed strength get one try); if none does, nothing is published
     and ``ProvenanceFailedError`` (code ``watermark_unreadable``) is raised. ``before_publish`` sees the
     finished, signed generation just before ``out`` appears; if it raises, nothing is published."""
-    out_path = Path(out)
-    if out_path.suffix.lower() != ".mp4":
-        raise InvalidInputError(f"output {out_path} must end in .mp4")
-    if not out_path.parent.is_dir():
-        raise InvalidInputError(f"the folder for {out_path} does not exist")
+    out_path = check_output_path(out, inputs=[None if isinstance(source, np.ndarray) else source, driving])
     payload = payload or Payload.new()
     strengths = tuple(watermark_strengths) if watermark_method in ADJUSTABLE_STRENGTH else (1.0,)
     if not strengths:
@@ -104,6 +102,7 @@ def generate(
     stem = f".{out_path.stem}.{secrets.token_hex(4)}"
     unsigned = out_path.with_name(f"{stem}.unsigned.mp4")
     signed_path = out_path.with_name(f"{stem}.signed.mp4")
+    template_copy = out_path.with_name(f"{stem}.template.json")
     try:
         animation, strength = _animate_until_the_mark_reads_back(
             source, unsigned, keys=keys, payload=payload, method=watermark_method, strengths=strengths,
@@ -124,7 +123,7 @@ def generate(
                 soft_binding=SoftBinding(
                     algorithm=WATERMARK_ALGORITHM.format(method=watermark_method), value=payload.hex
                 ),
-                ingredients=_ingredients(source, driving, template),
+                ingredients=_ingredients(source, driving, template, template_copy),
                 credentials=keys.credentials,
                 title=out_path.name,
             )
@@ -144,6 +143,7 @@ def generate(
     finally:
         unsigned.unlink(missing_ok=True)
         signed_path.unlink(missing_ok=True)
+        template_copy.unlink(missing_ok=True)
     return generation
 
 
@@ -182,7 +182,7 @@ def _animate_until_the_mark_reads_back(
     method: str,
     strengths: tuple[float, ...],
     driving: str | os.PathLike[str] | None,
-    template: str | None,
+    template: str | MotionTemplate | None,
     options: AnimateOptions | None,
     progress: ProgressCallback | None,
 ) -> tuple[AnimationResult, float]:
@@ -241,13 +241,21 @@ def _engine_name(options: AnimateOptions | None) -> str:
 
 
 def _ingredients(
-    source: str | os.PathLike[str] | np.ndarray, driving: str | os.PathLike[str] | None, template: str | None
+    source: str | os.PathLike[str] | np.ndarray,
+    driving: str | os.PathLike[str] | None,
+    template: str | MotionTemplate | None,
+    template_copy: Path,
 ) -> list[IngredientRef]:
+    """``template_copy``: where a template given as content is written for signing (its canonical JSON, so the
+    ingredient's hash is the one its audit record names)."""
     refs = []
     if not isinstance(source, np.ndarray):
         refs.append(IngredientRef(path=Path(source), title=Path(source).name))
     if driving is not None:
         refs.append(IngredientRef(path=Path(driving), title=Path(driving).name))
-    if template is not None and Path(template).suffix.lower() == ".json" and Path(template).is_file():
+    if isinstance(template, MotionTemplate):
+        template_copy.write_bytes(template_json(template))
+        refs.append(IngredientRef(path=template_copy, title=f"{template.name}.json"))
+    elif template is not None and Path(template).suffix.lower() == ".json" and Path(template).is_file():
         refs.append(IngredientRef(path=Path(template), title=Path(template).name))
     return refs
