@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,9 @@ def _create_engine(url: str, schema: str | None) -> Engine:
     if url.startswith("sqlite"):
         if schema is not None:
             raise StoreError("a schema name applies to PostgreSQL only")
-        database = url.split("///", 1)[-1]
+        database = url.split("///", 1)[-1].split("?", 1)[0]
         if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(database).expanduser())
         engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
@@ -125,6 +126,15 @@ def _create_engine(url: str, schema: str | None) -> Engine:
             connection.execute(text(_PG_CREATE_SCHEMA_LOCK_SQL), {"key": _PG_APPEND_LOCK})
             connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file owner-only before SQLite does (it would make it 0644 under the usual umask); its
+    -wal, -shm and -journal files take the database file's mode, so they are 0600 too. An existing file is left
+    as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

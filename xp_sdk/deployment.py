@@ -89,6 +89,7 @@ class Deployment:
         home = Home(settings.home)
         if not home.audit_key_path.exists():
             raise NotInitializedError(f"{home.root} is not an xp-sdk home yet; run `xp init` (or set XP_HOME)")
+        home.secure_database_files()
         with audit_errors():
             try:
                 log_key = LogSigningKey.load(home.audit_key_path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,21 @@ class Home:
     def policies_dir(self) -> Path:
         """Operator Cedar policies, loaded after the defaults."""
         return self.root / "policies"
+
+    @property
+    def database_files(self) -> tuple[Path, ...]:
+        """The embedded database and the files SQLite keeps beside it."""
+        name = self.database_path.name
+        return tuple(self.database_path.with_name(name + suffix) for suffix in ("", "-wal", "-shm", "-journal"))
+
+    def secure_database_files(self) -> None:
+        """Owner-only modes for the embedded database files a home made before they were created 0600 still has
+        (SQLite gives new -wal and -shm files the database file's mode)."""
+        for path in self.database_files:
+            with suppress(OSError):  # missing, or not this user's to change: best effort
+                mode = stat.S_IMODE(path.stat().st_mode)
+                if mode & 0o077:
+                    os.chmod(path, mode & 0o700)
 
     def ensure(self) -> None:
         for directory in (self.root, self.keys_dir):
