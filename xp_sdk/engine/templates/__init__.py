@@ -8,6 +8,7 @@ Between keyframes values ease smoothly (cosine interpolation).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -133,12 +134,25 @@ def parse_template(text: str | bytes, *, origin: str = "template") -> MotionTemp
         raise TemplateError(f"{origin} is not a valid motion template: {where}: {first['msg']}") from exc
 
 
-def load_template(name_or_path: str | os.PathLike[str]) -> MotionTemplate:
-    """A built-in template by name (``showcase``), or a template JSON file by path."""
-    name = str(name_or_path)
+def builtin_template(name: str) -> MotionTemplate:
+    """A built-in template by its name, and nothing else: a path, however it is spelled, is an unknown name."""
+    if name not in builtin_names():
+        raise _unknown(name)
+    text = resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8")
+    return parse_template(text, origin=f"built-in template {name!r}")
+
+
+def resolve_template(template: str | os.PathLike[str] | MotionTemplate) -> str | MotionTemplate:
+    """A caller's ``template`` as a service takes it, resolved on the caller's own machine: a built-in name stays
+    a name; a local template file (a ``.json`` path, or any existing file) becomes its validated content.
+
+    A service never opens a path it is given (over HTTP that would be a path on the server), so a client reads the
+    caller's file here and passes the template itself."""
+    if isinstance(template, MotionTemplate):
+        return template
+    name = str(template)
     if name in builtin_names():
-        text = resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8")
-        return parse_template(text, origin=f"built-in template {name!r}")
+        return name
     path = Path(name)
     if path.suffix.lower() == ".json" or path.exists():
         if not path.is_file():
@@ -146,7 +160,33 @@ def load_template(name_or_path: str | os.PathLike[str]) -> MotionTemplate:
         if path.stat().st_size > MAX_TEMPLATE_BYTES:
             raise TemplateError(f"template file {path} is larger than {MAX_TEMPLATE_BYTES // (1024 * 1024)} MiB")
         return parse_template(path.read_bytes(), origin=f"template file {path}")
-    raise TemplateError(f"unknown template {name!r}; built-in templates: {', '.join(builtin_names())}")
+    raise _unknown(name)
+
+
+def _unknown(name: str) -> TemplateError:
+    shown = name if len(name) <= 80 else name[:77] + "…"
+    return TemplateError(f"unknown template {shown!r}; built-in templates: {', '.join(builtin_names())}")
+
+
+def load_template(name_or_path: str | os.PathLike[str]) -> MotionTemplate:
+    """A built-in template by name (``showcase``), or a template JSON file by path (a local file: for what a
+    caller asks a service for, see :func:`resolve_template`)."""
+    resolved = resolve_template(name_or_path)
+    return builtin_template(resolved) if isinstance(resolved, str) else resolved
+
+
+def template_json(template: MotionTemplate) -> bytes:
+    """The template's canonical JSON: what a client uploads, what a C2PA ingredient and an audit record hash."""
+    return dump_template(template).encode("utf-8")
+
+
+def template_ref(template: str | MotionTemplate) -> str:
+    """How an audit record names the motion: ``template:<name>`` for a built-in, ``template:<name>@sha256:<hex>``
+    (of :func:`template_json`) for a template given as content, which may share a built-in's name."""
+    if isinstance(template, str):
+        builtin_template(template)  # a name, never a path
+        return f"template:{template}"
+    return f"template:{template.name}@sha256:{hashlib.sha256(template_json(template)).hexdigest()}"
 
 
 def template_from_codes(
