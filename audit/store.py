@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from alembic import command
 from alembic.config import Config
@@ -59,8 +60,8 @@ class Store:
         except (SQLAlchemyError, ValueError, ImportError, OSError) as exc:
             # ValueError: a malformed URL (a port that is not a number); ImportError: a dialect whose driver is
             # not installed; OSError: a SQLite path that cannot be created. None of them may escape with the URL.
-            reason = _scrub(_first_line(exc), url)
-            raise StoreError(f"cannot open the audit database at {_redact(url)}: {reason}") from exc
+            reason = scrub_url_secrets(_first_line(exc), url)
+            raise StoreError(f"cannot open the audit database at {redact_url(url)}: {reason}") from exc
         return store
 
     def migrate(self) -> None:
@@ -176,22 +177,31 @@ def _begin_sqlite(connection: Connection) -> None:
 
 # user:password@ up to the *last* @: a password with an unescaped @ must not leave its tail visible.
 _USERINFO = re.compile(r"//([^:/@]*):(.*)@", re.DOTALL)
+# A query parameter that carries a secret (libpq's password= and sslpassword=, a token=, an api_key=, ...).
+_SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|secret|token|key)[^=&;#]*=)([^&;#]*)", re.IGNORECASE)
 
 
-def _redact(url: str) -> str:
-    return _USERINFO.sub(r"//\1:***@", url, count=1)
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info and the values of its secret query parameters (``password=``,
+    ``sslpassword=``, ...) replaced by ``***``."""
+    # Query parameters first: an unescaped @ in one must not be taken for the end of a user info.
+    return _USERINFO.sub(r"//\1:***@", _SECRET_PARAMETER.sub(r"\1***", url), count=1)
 
 
-def _scrub(message: str, url: str) -> str:
-    """``message`` without the URL's password, nor the pieces a driver may echo when an unescaped ``@`` split it
-    (``u:pa@ss@host`` parses as password ``pa`` and host ``ss@host``)."""
-    match = _USERINFO.search(url)
-    if match is None or not match.group(2):
-        return message
-    password = match.group(2)
-    for piece in sorted({password, *password.split("@")}, key=len, reverse=True):
-        if len(piece) >= 3 or piece == password:
-            message = message.replace(piece, "***")
+def scrub_url_secrets(message: str, url: str) -> str:
+    """``message`` without any secret of ``url`` (see ``redact_url``), as written or percent-decoded, nor the pieces
+    a driver may echo when an unescaped ``@`` split a password (``u:pa@ss@host`` parses as password ``pa`` and
+    host ``ss@host``)."""
+    secrets = {m.group(2) for m in _SECRET_PARAMETER.finditer(url) if m.group(2)}
+    userinfo = _USERINFO.search(_SECRET_PARAMETER.sub(r"\1", url))
+    if userinfo is not None and userinfo.group(2):
+        secrets.add(userinfo.group(2))
+    for secret in list(secrets):
+        secrets.add(unquote_plus(secret))
+    for secret in secrets:
+        for piece in sorted({secret, *secret.split("@")}, key=len, reverse=True):
+            if len(piece) >= 3 or piece == secret:
+                message = message.replace(piece, "***")
     return message
 
 

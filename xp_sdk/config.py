@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from audit.store import redact_url
 from policy import DEFAULT_FACE_MATCH_THRESHOLD
 from xp_sdk.errors import HomeError, InvalidInputError
 from xp_sdk.home import Home
@@ -87,10 +88,5 @@ def write_config_file(home: Home, values: dict[str, Any]) -> None:
 
 
 def mask_password(url: str) -> str:
-    """``url`` with its password, if any, replaced by ***."""
-    head, sep, tail = url.partition("://")
-    if not sep or "@" not in tail:
-        return url
-    credentials, _, rest = tail.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{head}://{user}:***@{rest}" if ":" in credentials else url
+    """``url`` with its password, if any, replaced by *** (in its user info or a ``password=`` parameter)."""
+    return redact_url(url)
