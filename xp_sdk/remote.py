@@ -38,6 +38,7 @@ from PIL import Image
 from audit import ApiKeyInfo, ConsentInfo, EventPage, GenerationInfo, LogVerification, NewApiKey, SubjectInfo
 from xp_sdk.engine import AnimateOptions, Progress, ProgressCallback
 from xp_sdk.engine.images import check_image_array
+from xp_sdk.engine.templates import MotionTemplate, resolve_template, template_json
 from xp_sdk.errors import (
     AccessDeniedError,
     AuditIntegrityError,
@@ -138,13 +139,17 @@ class HttpOperations:
         subject: str,
         out: str | os.PathLike[str],
         driving: str | os.PathLike[str] | None = None,
-        template: str | None = None,
+        template: str | os.PathLike[str] | MotionTemplate | None = None,
         options: AnimateOptions | None = None,
         purpose: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> AnimationResult:
         """Upload, start a job, follow it (``progress`` as frames advance), then download ``out`` atomically:
-        a temporary file beside it, checked against the audited SHA-256, renamed into place."""
+        a temporary file beside it, checked against the audited SHA-256, renamed into place.
+
+        ``template``: a built-in template's name is sent as a name; a local template file (or a
+        ``MotionTemplate``) is read and checked here and uploaded as ``template_json``, since the server takes no
+        paths."""
         if (driving is None) == (template is None):
             raise InvalidInputError("give exactly one of driving= (a video) or template= (a motion template name)")
         out_path = Path(out)
@@ -157,8 +162,9 @@ class HttpOperations:
             raise InvalidInputError(f"driving video {Path(driving)} does not exist or is not a file")
         source_part, source_format = _photo_part(source, "source photo")
         fields: dict[str, str] = {"subject": subject, "out_name": out_path.name, "source_format": source_format}
-        if template is not None:
-            fields["template"] = template
+        resolved = resolve_template(template) if template is not None else None
+        if isinstance(resolved, str):
+            fields["template"] = resolved
         if purpose is not None:
             fields["purpose"] = purpose
         if options is not None:
@@ -168,6 +174,9 @@ class HttpOperations:
             parts = [("source", source_part(stack))]
             if driving is not None:
                 parts.append(("driving", _file_part(stack, Path(driving), "video/mp4")))
+            if isinstance(resolved, MotionTemplate):
+                name = f"{resolved.name}.json" if isinstance(template, MotionTemplate) else str(template)
+                parts.append(("template_json", (name, io.BytesIO(template_json(resolved)), "application/json")))
             return parts
 
         # One key for every attempt: a retried POST returns the job the first attempt started.

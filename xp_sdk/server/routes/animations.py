@@ -21,6 +21,13 @@ from policy import Scope
 from watermark import Payload
 from xp_sdk.deployment import audit_errors
 from xp_sdk.engine import AnimateOptions
+from xp_sdk.engine.templates import (
+    MAX_TEMPLATE_BYTES,
+    MotionTemplate,
+    builtin_template,
+    parse_template,
+    template_ref,
+)
 from xp_sdk.errors import ConflictError, InvalidInputError, NotFoundError
 from xp_sdk.gate import Caller
 from xp_sdk.server.jobs import AnimationJob, JobState, JobStatus, new_job_id
@@ -49,6 +56,7 @@ AUTH_DOC = "`Authorization: Bearer <API key>`."
         source="file",
         driving="file",
         template="string",
+        template_json="file",
         subject="string",
         purpose="string",
         options="string",
@@ -56,9 +64,10 @@ AUTH_DOC = "`Authorization: Bearer <API key>`."
         source_format="string",
     ),
     description=(
-        "multipart/form-data: `source` (the photo, ≤ 20 MiB), `driving` (a video, ≤ 200 MiB) or `template` (a "
-        "motion template name), `subject`, optional `purpose`, `options` (JSON of AnimateOptions), `out_name` "
-        "(the output's file name, .mp4) and `source_format` (`array` when the photo was pixels on the client). "
+        "multipart/form-data: `source` (the photo, ≤ 20 MiB) and one of `driving` (a video, ≤ 200 MiB), "
+        "`template` (a built-in motion template's name; never a path) or `template_json` (a motion template's JSON, "
+        "≤ 8 MiB); `subject`, optional `purpose`, `options` (JSON of AnimateOptions), `out_name` (the output's file "
+        "name, .mp4) and `source_format` (`array` when the photo was pixels on the client). "
         "Send an `Idempotency-Key` header to make a retry return the job the first attempt started. " + AUTH_DOC
     ),
 )
@@ -75,7 +84,11 @@ async def create_animation(
     form = await read_form(
         request,
         workdir,
-        {"source": FilePart(limits.photo_bytes), "driving": FilePart(limits.video_bytes)},
+        {
+            "source": FilePart(limits.photo_bytes),
+            "driving": FilePart(limits.video_bytes),
+            "template_json": FilePart(MAX_TEMPLATE_BYTES),
+        },
         field_bytes=limits.field_bytes,
         max_fields=limits.max_fields,
     )
@@ -95,7 +108,12 @@ async def create_animation(
 def _job(state: ServerState, caller: Caller, job_id: str, api_key: str, form: Form, workdir: Path) -> AnimationJob:
     source = form.require_file("source")
     driving = form.file("driving")
-    template = form.get("template") or None
+    template = _template(form)
+    if (driving is None) == (template is None):
+        raise InvalidInputError(
+            "give exactly one of driving (a video), template (a built-in template's name) or template_json (a "
+            "template's JSON)"
+        )
     subject = form.require("subject")
     out_name = safe_name(form.get("out_name") or "animation.mp4", "animation.mp4")
     source_format = form.get("source_format") or "file"
@@ -115,9 +133,9 @@ def _job(state: ServerState, caller: Caller, job_id: str, api_key: str, form: Fo
     generation_id = Payload.new().hex
     out = state.outputs / generation_id / out_name
     asked: dict[str, Any] = {
-        "subject": subject, "template": template, "purpose": form.get("purpose"), "options": raw_options,
-        "out_name": out_name, "source": source.sha256, "source_format": source_format,
-        "driving": driving.sha256 if driving else None,
+        "subject": subject, "template": template_ref(template) if template is not None else None,
+        "purpose": form.get("purpose"), "options": raw_options, "out_name": out_name, "source": source.sha256,
+        "source_format": source_format, "driving": driving.sha256 if driving else None,
     }  # fmt: skip
     renames = {
         **form.renames(), str(out): out_name, str(out.parent): "the server's output folder",
@@ -130,6 +148,23 @@ def _job(state: ServerState, caller: Caller, job_id: str, api_key: str, form: Fo
         options=options, purpose=form.get("purpose") or None,
         fingerprint=hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest(), renames=renames,
     )  # fmt: skip
+
+
+def _template(form: Form) -> str | MotionTemplate | None:
+    """A built-in template's name, or an uploaded template's content: never a path on this server."""
+    name = form.get("template") or None
+    upload = form.file("template_json")
+    text = form.get("template_json") or None
+    if sum(given is not None for given in (name, upload, text)) > 1:
+        raise InvalidInputError("send a template once: its built-in name (template) or its JSON (template_json)")
+    if name is not None:
+        builtin_template(name)
+        return name
+    if upload is not None:
+        return parse_template(upload.path.read_bytes(), origin=f"the uploaded template {upload.client_name!r}")
+    if text is not None:
+        return parse_template(text, origin="the template_json field")
+    return None
 
 
 def _visible(state: ServerState, caller: Caller, job_id: str) -> JobState:
