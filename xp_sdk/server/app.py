@@ -25,6 +25,7 @@ import xp_sdk
 from xp_sdk.config import Settings
 from xp_sdk.deployment import Deployment
 from xp_sdk.server import errors
+from xp_sdk.server.access_log import install_access_log_filter
 from xp_sdk.server.jobs import JobRunner, JobState, ThreadJobRunner, run_animation
 from xp_sdk.server.limits import BodyLimit, ClientRateLimit, Limits
 from xp_sdk.server.routes import api, page
@@ -53,6 +54,7 @@ def create_app(
     of Ray actors holding the models. ``close_abandoned_after``: close generations left "requested" longer than
     this (see ``xp_sdk.server.sweeper``; off by default). A ``Deployment`` passed in stays the caller's to close;
     one opened here from ``Settings`` closes with the app."""
+    install_access_log_filter()
     owned = isinstance(settings_or_deployment, Settings)
     deployment = (
         Deployment.open(settings_or_deployment)
