@@ -8,14 +8,18 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a decision went the way it did: a stable code, a message a person can act on, and its policy."""
+    """Why a decision went the way it did: a stable code, a message a person can act on, and its policy.
+
+    ``detail`` holds the facts behind the reason (a similarity, a protected person's id): the audit log records
+    them, but a refusal shown to the caller carries only ``message``, so a refusal cannot serve as an oracle."""
 
     code: str
     message: str
     policy_id: str | None = None
+    detail: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"code": self.code, "message": self.message, "policy_id": self.policy_id}
+        return {"code": self.code, "message": self.message, "policy_id": self.policy_id, "detail": self.detail}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,9 +56,8 @@ def reason_for(policy: LoadedPolicy, request: AccessRequest) -> Reason:
     verb = "permitted" if policy.effect == "permit" else "denied"
     message = policy.annotations.get("message") or f"{verb} by policy {policy.policy_id}"
     facts = _FACTS.get(code)
-    if facts is not None and policy.effect == "forbid":
-        message = f"{message}: {facts(request)}"
-    return Reason(code=code, message=message, policy_id=policy.policy_id)
+    detail = facts(request) if facts is not None and policy.effect == "forbid" else None
+    return Reason(code=code, message=message, policy_id=policy.policy_id, detail=detail)
 
 
 def not_permitted(request: AccessRequest) -> Reason:

@@ -5,6 +5,7 @@ Every refusal is written to the audit log before it is raised; nothing here make
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from policy import (
     Policy,
     Principal,
     ProtectedMatch,
+    Reason,
     evaluate_consent,
     match_face,
 )
@@ -32,6 +34,11 @@ from xp_sdk.errors import (
     PermissionDeniedError,
     PolicyDeniedError,
 )
+
+# A refusal shows the caller each reason's message; a reason's facts (``detail``) only where they are the caller's
+# to know. A similarity would let a caller climb towards the threshold with doctored photos, and a protected
+# person's id names someone the caller may not see; both stay in the audit log.
+_PUBLIC_DETAIL = frozenset({"missing_scope", "consent_required"})
 
 # When several forbids fire, the error names the one a caller should fix first.
 _ERROR_BY_REASON: tuple[tuple[str, type[AccessDeniedError]], ...] = (
@@ -88,6 +95,13 @@ class Gate:
         if not decision.allowed:
             self._deny(caller, action, subject_id, decision, request or {})
         return decision
+
+    def require_scope(self, caller: Caller, action: Action, *, request: dict[str, Any] | None = None) -> None:
+        """The policy set's scope rule alone, before any record or face is looked at: a key without the scope is
+        refused for that and nothing else, so its refusal says nothing of the subject (logged and raised)."""
+        decision = _only(self.policy.decide(AccessRequest(principal=caller.principal, action=action)), "missing_scope")
+        if decision.reasons:
+            self._deny(caller, action, None, dataclasses.replace(decision, allowed=False), request or {})
 
     def clear_animation(
         self,
@@ -162,11 +176,28 @@ def denial_error(decision: Decision) -> AccessDeniedError:
         if code in codes:
             error_type = candidate
             break
-    messages = "; ".join(reason.message for reason in decision.reasons) or "no policy permits this request"
+    shown = tuple((r.code, _public_message(r), r.policy_id) for r in decision.reasons)
+    messages = "; ".join(message for _, message, _ in shown) or "no policy permits this request"
     return error_type(
-        f"refused: {messages} (decision {decision.decision_id})",
-        reasons=tuple((r.code, r.message, r.policy_id) for r in decision.reasons),
-        decision_id=decision.decision_id,
+        f"refused: {messages} (decision {decision.decision_id})", reasons=shown, decision_id=decision.decision_id
+    )
+
+
+def _public_message(reason: Reason) -> str:
+    if reason.detail and reason.code in _PUBLIC_DETAIL:
+        return f"{reason.message}: {reason.detail}"
+    return reason.message
+
+
+def _has(decision: Decision, code: str) -> bool:
+    return any(reason.code == code for reason in decision.reasons)
+
+
+def _only(decision: Decision, code: str) -> Decision:
+    """``decision`` reduced to its reasons of ``code``: what the caller may be told at that stage."""
+    kept = tuple(reason for reason in decision.reasons if reason.code == code)
+    return dataclasses.replace(
+        decision, reasons=kept, policy_ids=tuple(r.policy_id for r in kept if r.policy_id is not None)
     )
 
 

@@ -11,7 +11,8 @@ import dataclasses
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,45 @@ from xp_sdk.engine.faces import FaceAnalyzer
 from xp_sdk.engine.identity import IdentityEmbedder
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.models import FACE_RECOGNIZER_SFACE
-from xp_sdk.errors import FaceError, InvalidInputError, NoFaceError, XPError
+from xp_sdk.errors import (
+    AccessDeniedError,
+    AuditStoreError,
+    AuthenticationError,
+    FaceError,
+    InvalidInputError,
+    NoFaceError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    XPError,
+)
 from xp_sdk.gate import Caller, Gate
 from xp_sdk.generate import Generation, generate
+from xp_sdk.inputs import (
+    Age,
+    ConsentScopes,
+    KeyScopes,
+    Moment,
+    Name,
+    PageSize,
+    Purposes,
+    RateLimit,
+    TenantId,
+    Text,
+    TreeSize,
+    checked,
+    record_id,
+)
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
 from xp_sdk.verify import Verification, verify
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
 PhotoInput = str | os.PathLike[str] | np.ndarray
+MAX_REFERENCE_PHOTOS = 20
+
+# These refusals are logged where they are decided (the ledger logs a failed authentication or a rate limit, the
+# gate its denials); a store that cannot be written cannot log anything.
+_LOGGED_ELSEWHERE = (AccessDeniedError, AuthenticationError, RateLimitedError, AuditStoreError)
 
 
 class Service:
@@ -81,6 +113,50 @@ class Service:
 
     def _decision(self, caller: Caller) -> dict[str, Any] | None:
         return caller.decision_record(self.deployment.policy.digest)
+
+    @contextmanager
+    def _refusals(
+        self, caller: Caller, action: Action, request: dict[str, Any], *, subject_id: str | None = None
+    ) -> Iterator[None]:
+        """Every request that reaches the gate is one event: an input refused inside this block (invalid, not
+        found, a conflict) is logged as a denial before it is raised."""
+        try:
+            yield
+        except XPError as exc:
+            if not isinstance(exc, _LOGGED_ELSEWHERE):
+                self._refuse(caller, action, subject_id, request, exc)
+            raise
+
+    def _refuse(
+        self, caller: Caller, action: Action, subject_id: str | None, request: dict[str, Any], exc: XPError
+    ) -> None:
+        with audit_errors():
+            self.deployment.ledger.record_denied(
+                tenant_id=caller.tenant_id,
+                key_id=caller.key.id,
+                action=action.value,
+                subject_id=subject_id,
+                decision={"allowed": False, "reasons": [{"code": exc.code, "message": exc.message[:500]}]},
+                request={k: v for k, v in request.items() if v is not None},
+            )
+
+    def _is_admin(self, caller: Caller) -> bool:
+        return Scope.KEYS_ADMIN.value in caller.key.scopes
+
+    def _visible_subject(self, caller: Caller, subject_id: str, *, owner_only: bool = False) -> SubjectInfo:
+        """The subject, if the caller's tenant owns it, or (unless ``owner_only``) holds a consent for it or
+        administers the deployment; otherwise exactly the answer a subject that does not exist gets."""
+        record_id("subject", subject_id)
+        with audit_errors():
+            found = self.deployment.ledger.subject(subject_id)
+            if found.tenant_id == caller.tenant_id:
+                return found
+            if not owner_only and (
+                self._is_admin(caller)
+                or self.deployment.ledger.consents(subject_id=subject_id, grantee_tenant_id=caller.tenant_id)
+            ):
+                return found
+        raise NotFoundError(f"no subject {subject_id!r}")
 
     def _record_read(self, caller: Caller, action: Action, **request: Any) -> None:
         """Reads are decisions too: logged after they are served, so a query never returns its own event."""
@@ -126,21 +202,23 @@ class Service:
         ``generation_id`` (16 hex digits, fresh by default) lets a job server name the generation before it
         runs, so a generation whose worker died can still be marked failed."""
         caller = self.caller(api_key)
-        if (driving is None) == (template is None):
-            raise InvalidInputError("give exactly one of driving= (a video) or template= (a motion template name)")
-        if options is not None and options.engine == "diffusion":
-            # A deployment without diffusion weights is a configuration problem, not a request to audit.
-            require_weights(options.diffusion.models)
-        payload = _payload(generation_id)
-        driving_ref = _driving_ref(driving, template)
-        request: dict[str, Any] = {"out": Path(out).name, "driving": driving_ref}
-        try:
+        request: dict[str, Any] = {"subject": subject, "out": Path(out).name, "purpose": purpose}
+        # Scope first: a key that may not animate learns nothing of the subject, its consent or its face.
+        self.gate.require_scope(caller, Action.ANIMATE, request=request)
+        with self._refusals(caller, Action.ANIMATE, request, subject_id=subject):
+            if (driving is None) == (template is None):
+                raise InvalidInputError("give exactly one of driving= (a video) or template= (a motion template name)")
+            if purpose is not None:
+                purpose = checked(Purposes, [purpose], "purpose")[0]
+            if options is not None and options.engine == "diffusion":
+                # A deployment without diffusion weights is a configuration problem, not a request to audit.
+                require_weights(options.diffusion.models)
+            payload = _payload(generation_id)
+            request["driving"] = driving_ref = _driving_ref(driving, template)
+            self._visible_subject(caller, subject)
             image, source_sha256 = read_photo(source)
             request["source_sha256"] = source_sha256
             probe = self.embed(_as_animated(image), "the source photo")
-        except XPError as exc:
-            self._refuse_input(caller, subject, request, exc)
-            raise
         clearance = self.gate.clear_animation(caller, subject_id=subject, probe=probe, purpose=purpose, request=request)
         ledger = self.deployment.ledger
         with audit_errors():
@@ -208,17 +286,6 @@ class Service:
             completed_seq=completed[0].seq,
         )
 
-    def _refuse_input(self, caller: Caller, subject: str, request: dict[str, Any], exc: XPError) -> None:
-        with audit_errors():
-            self.deployment.ledger.record_denied(
-                tenant_id=caller.tenant_id,
-                key_id=caller.key.id,
-                action=Action.ANIMATE.value,
-                subject_id=subject,
-                decision={"allowed": False, "reasons": [{"code": exc.code, "message": exc.message}]},
-                request=request,
-            )
-
     # -- verification --------------------------------------------------------------------------------------
 
     def verify(
@@ -226,14 +293,17 @@ class Service:
     ) -> Verification:
         """C2PA state, watermark payload and the audited generation behind ``path``. Never raises for a
         missing or broken mark: the report says so."""
-        caller = self.authorized(api_key, Action.VERIFY, path=Path(path).name)
-        report = verify(path, keys=self.deployment.provenance, trust_anchors=trust_anchors)
+        request: dict[str, Any] = {"path": Path(path).name}
+        caller = self.authorized(api_key, Action.VERIFY, **request)
+        with self._refusals(caller, Action.VERIFY, request):
+            report = verify(path, keys=self.deployment.provenance, trust_anchors=trust_anchors)
+            file_sha256 = sha256_file(Path(path))
         record: dict[str, object] | None = None
         if report.generation_id is not None:
             with audit_errors():
                 found = self.deployment.ledger.find_generation(report.generation_id)
             if found is not None:
-                record = _generation_view(found, caller, sha256_file(Path(path)))
+                record = _generation_view(found, caller, file_sha256)
         with audit_errors():
             self.deployment.ledger.record_verification(
                 tenant_id=caller.tenant_id,
@@ -241,6 +311,7 @@ class Service:
                 generation_id=report.generation_id,
                 data={
                     "file_name": Path(path).name,
+                    "file_sha256": file_sha256,
                     "c2pa": report.c2pa.state.value,
                     "watermark_detected": report.watermark.detected,
                     "p_value": report.watermark.p_value,
@@ -256,10 +327,19 @@ class Service:
     def _audit_scope(self, api_key: str | None, tenant: str | None, **request: Any) -> tuple[Caller, str | None]:
         """The reader, and the tenant it may see: its own, unless the key administers keys (then any, or all)."""
         caller = self.authorized(api_key, Action.AUDIT_READ, tenant=tenant, **request)
-        if Scope.KEYS_ADMIN.value in caller.key.scopes:
-            return caller, tenant
+        with self._refusals(caller, Action.AUDIT_READ, {"tenant": tenant, **request}):
+            if tenant is not None:
+                checked(TenantId, tenant, "tenant")
+            if self._is_admin(caller):
+                return caller, tenant
         if tenant is not None and tenant != caller.tenant_id:
-            raise InvalidInputError(f"this key reads tenant {caller.tenant_id!r} only, not {tenant!r}")
+            # Refused the same way whether or not that tenant exists.
+            refused = PermissionDeniedError(
+                f"refused: API key {caller.key.id} reads its own tenant {caller.tenant_id!r} only",
+                reasons=(("other_tenant", "a key reads its own tenant's records only", None),),
+            )
+            self._refuse(caller, Action.AUDIT_READ, None, {"tenant": tenant, **request}, refused)
+            raise refused
         return caller, caller.tenant_id
 
     def audit_query(
@@ -277,19 +357,26 @@ class Service:
         cursor: str | None = None,
     ) -> EventPage:
         caller, scoped = self._audit_scope(api_key, tenant, operation="audit.query")
-        try:
-            query = EventQuery(
-                tenant=scoped, subject=subject, generation_id=generation_id,
-                decision=Decision(decision) if decision else None, type=type,
-                since=since, until=until, limit=limit, cursor=cursor,
-            )  # fmt: skip
-        except ValueError as exc:
-            raise InvalidInputError(f"invalid audit query: {exc}") from exc
-        with audit_errors():
+        asked = {"operation": "audit.query", "tenant": tenant, "subject_id": subject, "generation_id": generation_id}
+        with self._refusals(caller, Action.AUDIT_READ, asked):
+            for value, what in ((subject, "subject"), (generation_id, "generation_id"), (type, "type")):
+                if value is not None:
+                    checked(Name, value, what)
             try:
-                page = self.deployment.ledger.query(query)
+                query = EventQuery(
+                    tenant=scoped, subject=subject, generation_id=generation_id,
+                    decision=Decision(decision) if decision else None, type=type,
+                    since=checked(Moment, since, "since") if since is not None else None,
+                    until=checked(Moment, until, "until") if until is not None else None,
+                    limit=checked(PageSize, limit, "limit"), cursor=checked(Text, cursor, "cursor") if cursor else None,
+                )  # fmt: skip
             except ValueError as exc:
-                raise InvalidInputError(str(exc)) from exc
+                raise InvalidInputError(f"invalid audit query: {exc}") from exc
+            with audit_errors():
+                try:
+                    page = self.deployment.ledger.query(query)
+                except ValueError as exc:
+                    raise InvalidInputError(str(exc)) from exc
         filters = query.model_dump(mode="json", exclude={"limit"}, exclude_none=True)
         self._record_read(caller, Action.AUDIT_READ, operation="audit.query", returned=len(page.events), **filters)
         return page
@@ -298,12 +385,15 @@ class Service:
         """A generation's record, its events, and each event's inclusion proof against a signed checkpoint."""
         caller, scoped = self._audit_scope(api_key, None, operation="audit.show", generation_id=generation_id)
         ledger = self.deployment.ledger
-        with audit_errors():
-            record = ledger.generation(generation_id)
-            if scoped is not None and record.tenant_id != scoped:
-                raise InvalidInputError(f"generation {generation_id} belongs to another tenant")
-            events = ledger.events_for_generation(generation_id)
-            proofs: list[InclusionProof] = [ledger.log.inclusion_proof(event.seq) for event in events]
+        with self._refusals(caller, Action.AUDIT_READ, {"operation": "audit.show", "generation_id": generation_id}):
+            record_id("generation", generation_id)
+            with audit_errors():
+                record = ledger.generation(generation_id)
+                if scoped is not None and record.tenant_id != scoped:
+                    # Another tenant's generation is answered exactly as one that does not exist.
+                    raise NotFoundError(f"no generation {generation_id!r}")
+                events = ledger.events_for_generation(generation_id)
+                proofs: list[InclusionProof] = [ledger.log.inclusion_proof(event.seq) for event in events]
         self._record_read(caller, Action.AUDIT_READ, operation="audit.show", generation_id=generation_id)
         return GenerationAudit(
             generation=record,
@@ -315,10 +405,12 @@ class Service:
     def audit_verify(self, api_key: str | None, *, witnessed: Iterable[str] = ()) -> LogVerification:
         """Recompute every hash, link and signed root; raise ``AuditIntegrityError`` at the first fault."""
         caller = self.authorized(api_key, Action.AUDIT_READ, operation="audit.verify")
-        with audit_errors():
-            checked = self.deployment.ledger.log.verify(self.deployment.log_verifier, witnessed=list(witnessed))
-        self._record_read(caller, Action.AUDIT_READ, operation="audit.verify", tree_size=checked.tree_size)
-        return checked
+        with self._refusals(caller, Action.AUDIT_READ, {"operation": "audit.verify"}):
+            notes = [checked(Text, note, "witnessed checkpoint") for note in witnessed]
+            with audit_errors():
+                checked_log = self.deployment.ledger.log.verify(self.deployment.log_verifier, witnessed=notes)
+        self._record_read(caller, Action.AUDIT_READ, operation="audit.verify", tree_size=checked_log.tree_size)
+        return checked_log
 
     def audit_consistency(
         self, api_key: str | None, old_size: int, new_size: int | None = None
@@ -327,17 +419,23 @@ class Service:
         latest checkpoint), for a witness holding an older checkpoint."""
         caller = self.authorized(api_key, Action.AUDIT_READ, operation="audit.consistency")
         log = self.deployment.ledger.log
-        with audit_errors():
-            notes = {c.checkpoint.tree_size: c for c in log.checkpoints()}
-            target = new_size if new_size is not None else max(notes, default=0)
-            if target not in notes:
-                raise InvalidInputError(
-                    f"no signed checkpoint at tree size {target}; sizes: {', '.join(map(str, sorted(notes))) or 'none'}"
-                )
-            try:
-                proof = log.consistency_proof(old_size, target)
-            except ValueError as exc:
-                raise InvalidInputError(str(exc)) from exc
+        asked = {"operation": "audit.consistency", "old_size": old_size, "new_size": new_size}
+        with self._refusals(caller, Action.AUDIT_READ, asked):
+            checked(TreeSize, old_size, "old_size")
+            if new_size is not None:
+                checked(TreeSize, new_size, "new_size")
+            with audit_errors():
+                notes = {c.checkpoint.tree_size: c for c in log.checkpoints()}
+                target = new_size if new_size is not None else max(notes, default=0)
+                if target not in notes:
+                    raise InvalidInputError(
+                        f"no signed checkpoint at tree size {target}; "
+                        f"sizes: {', '.join(map(str, sorted(notes))) or 'none'}"
+                    )
+                try:
+                    proof = log.consistency_proof(old_size, target)
+                except ValueError as exc:
+                    raise InvalidInputError(str(exc)) from exc
         self._record_read(caller, Action.AUDIT_READ, operation="audit.consistency", old_size=old_size, new_size=target)
         return ConsistencyProofView(
             old_size=proof.old_size, new_size=proof.new_size, old_root=proof.old_root,
@@ -353,18 +451,20 @@ class Service:
         action = Action.MANAGE_KEYS if close else Action.AUDIT_READ
         caller = self.authorized(api_key, action, operation="audit.abandoned", close=close)
         ledger = self.deployment.ledger
-        with audit_errors():
-            stale = ledger.unfinished_generations(requested_before=datetime.now(UTC) - older_than)
-            if Scope.KEYS_ADMIN.value not in caller.key.scopes:
-                stale = [g for g in stale if g.tenant_id == caller.tenant_id]
-            if close:
-                for generation in stale:
-                    ledger.record_failed(
-                        generation.id,
-                        error_code="abandoned",
-                        message=f"closed by {caller.key.id}: still requested after {older_than}",
-                    )
-                stale = [ledger.generation(g.id) for g in stale]
+        with self._refusals(caller, action, {"operation": "audit.abandoned", "close": close}):
+            age = checked(Age, older_than, "older_than")
+            with audit_errors():
+                stale = ledger.unfinished_generations(requested_before=datetime.now(UTC) - age)
+                if not self._is_admin(caller):
+                    stale = [g for g in stale if g.tenant_id == caller.tenant_id]
+                if close:
+                    for generation in stale:
+                        ledger.record_failed(
+                            generation.id,
+                            error_code="abandoned",
+                            message=f"closed by {caller.key.id}: still requested after {age}",
+                        )
+                    stale = [ledger.generation(g.id) for g in stale]
         self._record_read(caller, action, operation="audit.abandoned", close=close, returned=len(stale))
         return stale
 
@@ -390,32 +490,36 @@ class Service:
         self, api_key: str | None, name: str, photos: Sequence[PhotoInput], *, protected: bool = False
     ) -> SubjectInfo:
         """Register a person from one or more reference photos (each must show their face)."""
-        caller = self.authorized(api_key, Action.REGISTER_SUBJECT, name=name, protected=protected)
-        if not name.strip():
-            raise InvalidInputError("a subject needs a name")
-        if not photos:
-            raise InvalidInputError("register a subject with at least one reference photo")
-        references: list[tuple[np.ndarray, str]] = []
-        for index, photo in enumerate(photos):
-            image, digest = read_photo(photo)
-            what = f"reference photo {photo}" if not isinstance(photo, np.ndarray) else f"reference photo #{index}"
-            # A reference is a face, whichever way up its photo was stored (YuNet finds it in the right turn).
-            references.append((self.embed(image, what, any_orientation=True), digest))
+        request: dict[str, Any] = {"name": name if isinstance(name, str) else None, "protected": protected}
+        caller = self.authorized(api_key, Action.REGISTER_SUBJECT, **request)
+        with self._refusals(caller, Action.REGISTER_SUBJECT, request):
+            clean = checked(Name, name.strip() if isinstance(name, str) else name, "subject name")
+            if not photos:
+                raise InvalidInputError("register a subject with at least one reference photo")
+            if len(photos) > MAX_REFERENCE_PHOTOS:
+                raise InvalidInputError(f"register a subject with at most {MAX_REFERENCE_PHOTOS} reference photos")
+            references: list[tuple[np.ndarray, str]] = []
+            for index, photo in enumerate(photos):
+                image, digest = read_photo(photo)
+                what = f"reference photo {photo}" if not isinstance(photo, np.ndarray) else f"reference photo #{index}"
+                # A reference is a face, whichever way up its photo was stored (YuNet finds it in the right turn).
+                references.append((self.embed(image, what, any_orientation=True), digest))
         with audit_errors():
             return self.deployment.ledger.register_subject(
                 caller.tenant_id,
-                name.strip(),
+                clean,
                 references,
                 model=f"sface:{FACE_RECOGNIZER_SFACE.sha256[:16]}",
-                protected=protected,
+                protected=bool(protected),
                 actor=caller.key.id,
                 decision=self._decision(caller),
             )
 
     def subject(self, api_key: str | None, subject_id: str) -> SubjectInfo:
         caller = self.authorized(api_key, Action.AUDIT_READ, subject_id=subject_id)
-        with audit_errors():
-            found = self.deployment.ledger.subject(subject_id)
+        request = {"operation": "subjects.get", "subject_id": subject_id}
+        with self._refusals(caller, Action.AUDIT_READ, request, subject_id=subject_id):
+            found = self._visible_subject(caller, subject_id)
         self._record_read(caller, Action.AUDIT_READ, operation="subjects.get", subject_id=subject_id)
         return found
 
@@ -438,49 +542,73 @@ class Service:
         valid_from: datetime | None = None,
         expires: datetime | None = None,
     ) -> ConsentInfo:
-        """Record ``subject``'s consent for ``tenant`` (default: the caller's). ``evidence`` is the signed
-        statement or consent video (a path or its bytes); only its SHA-256 is stored."""
-        caller = self.authorized(api_key, Action.GRANT_CONSENT, subject_id=subject)
-        if isinstance(evidence, bytes):
-            if not evidence:
-                raise InvalidInputError("consent evidence is empty")
-            digest, kind = hashlib.sha256(evidence).hexdigest(), "signed-statement"
-        else:
-            file = Path(evidence)
-            if not file.is_file():
-                raise InvalidInputError(f"consent evidence {file} does not exist or is not a file")
-            if file.stat().st_size == 0:
-                raise InvalidInputError(f"consent evidence {file} is empty")
-            digest = sha256_file(file)
-            kind = "consent-video" if file.suffix.lower() in VIDEO_SUFFIXES else "signed-statement"
-        with audit_errors():
-            try:
-                return self.deployment.ledger.grant_consent(
-                    subject,
-                    tenant or caller.tenant_id,
-                    evidence_sha256=digest,
-                    evidence_kind=kind,
-                    scopes=tuple(scopes),
-                    purposes=tuple(purposes),
-                    valid_from=valid_from,
-                    valid_until=expires,
-                    actor=caller.key.id,
-                    decision=self._decision(caller),
-                )
-            except ValueError as exc:
-                raise InvalidInputError(str(exc)) from exc
+        """Record ``subject``'s consent for ``tenant`` (default: the caller's). Only the tenant that registered the
+        subject records their consent. ``evidence`` is the signed statement or consent video (a path or its
+        bytes); only its SHA-256 is stored. Without ``expires`` it lapses after the deployment's
+        ``consent_validity_days``."""
+        request: dict[str, Any] = {"subject_id": subject, "tenant": tenant}
+        caller = self.authorized(api_key, Action.GRANT_CONSENT, **request)
+        with self._refusals(caller, Action.GRANT_CONSENT, request, subject_id=subject):
+            grantee = checked(TenantId, tenant, "tenant") if tenant is not None else caller.tenant_id
+            scope_list = checked(ConsentScopes, _listed(scopes), "consent scope")
+            purpose_list = checked(Purposes, _listed(purposes), "purpose")
+            start = checked(Moment, valid_from, "valid_from") if valid_from is not None else datetime.now(UTC)
+            until = (
+                checked(Moment, expires, "expires")
+                if expires is not None
+                else start + timedelta(days=self.deployment.settings.consent_validity_days)
+            )
+            # Only the subject's own tenant may speak for them: another tenant's subject is not found at all.
+            self._visible_subject(caller, subject, owner_only=True)
+            digest, kind = _evidence(evidence)
+            with audit_errors():
+                try:
+                    return self.deployment.ledger.grant_consent(
+                        subject,
+                        grantee,
+                        evidence_sha256=digest,
+                        evidence_kind=kind,
+                        scopes=tuple(scope_list),
+                        purposes=tuple(purpose_list),
+                        valid_from=start,
+                        valid_until=until,
+                        actor=caller.key.id,
+                        decision=self._decision(caller),
+                    )
+                except ValueError as exc:
+                    raise InvalidInputError(str(exc)) from exc
 
     def revoke_consent(self, api_key: str | None, consent_id: str, *, reason: str = "") -> ConsentInfo:
-        caller = self.authorized(api_key, Action.REVOKE_CONSENT, consent_id=consent_id)
-        with audit_errors():
-            return self.deployment.ledger.revoke_consent(
-                consent_id, actor=caller.key.id, reason=reason, decision=self._decision(caller)
-            )
+        """Revoke a consent: by the subject's tenant, or by the tenant it was granted to (giving it up)."""
+        request: dict[str, Any] = {"consent_id": consent_id}
+        caller = self.authorized(api_key, Action.REVOKE_CONSENT, **request)
+        with self._refusals(caller, Action.REVOKE_CONSENT, request):
+            record_id("consent", consent_id)
+            why = checked(Text, reason, "reason")
+            with audit_errors():
+                consent = self.deployment.ledger.consent(consent_id)
+                owner = self.deployment.ledger.subject(consent.subject_id).tenant_id
+            if caller.tenant_id not in (owner, consent.grantee_tenant_id):
+                raise NotFoundError(f"no consent {consent_id!r}")
+            with audit_errors():
+                return self.deployment.ledger.revoke_consent(
+                    consent_id, actor=caller.key.id, reason=why, decision=self._decision(caller)
+                )
 
     def consents(self, api_key: str | None, *, subject: str | None = None) -> list[ConsentInfo]:
+        """Consents granted to the caller's tenant, and consents on the subjects it registered."""
         caller = self.authorized(api_key, Action.AUDIT_READ, operation="consents.list")
-        with audit_errors():
-            found = self.deployment.ledger.consents(subject_id=subject, grantee_tenant_id=caller.tenant_id)
+        with self._refusals(caller, Action.AUDIT_READ, {"operation": "consents.list", "subject_id": subject}):
+            if subject is not None:
+                self._visible_subject(caller, subject)
+            with audit_errors():
+                ledger = self.deployment.ledger
+                own = {s.id for s in ledger.subjects(caller.tenant_id)}
+                found = [
+                    c
+                    for c in ledger.consents(subject_id=subject)
+                    if c.grantee_tenant_id == caller.tenant_id or c.subject_id in own
+                ]
         self._record_read(caller, Action.AUDIT_READ, operation="consents.list", subject_id=subject, returned=len(found))
         return found
 
@@ -498,39 +626,68 @@ class Service:
     ) -> NewApiKey:
         """Mint a key; its secret is in the result once and never again. A new tenant is created on first use."""
         caller = self.authorized(api_key, Action.MANAGE_KEYS, tenant=tenant, operation="keys.create")
-        chosen = tenant or caller.tenant_id
-        known = {s.value for s in Scope}
-        wanted = scopes.replace(",", " ").split() if isinstance(scopes, str) else list(scopes)
-        unknown = sorted(set(wanted) - known)
-        if unknown:
-            raise InvalidInputError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        ledger = self.deployment.ledger
-        with audit_errors():
-            try:
-                ledger.tenant(chosen)
-            except RecordNotFoundError:
-                ledger.create_tenant(chosen, actor=caller.key.id)
-            try:
-                return ledger.create_key(
-                    chosen, scopes=wanted, name=name, expires_at=expires,
-                    rate_limit_per_minute=rate_limit_per_minute, actor=caller.key.id, decision=self._decision(caller),
-                )  # fmt: skip
-            except ValueError as exc:
-                raise InvalidInputError(str(exc)) from exc
+        request: dict[str, Any] = {"operation": "keys.create", "tenant": tenant}
+        with self._refusals(caller, Action.MANAGE_KEYS, request):
+            chosen = checked(TenantId, tenant, "tenant") if tenant is not None else caller.tenant_id
+            wanted = [s.value for s in checked(KeyScopes, _listed(scopes), "scope")]
+            label = checked(Name, name, "key name") if name else ""
+            until = checked(Moment, expires, "expires") if expires is not None else None
+            rate = checked(RateLimit, rate_limit_per_minute, "rate_limit_per_minute")
+            ledger = self.deployment.ledger
+            with audit_errors():
+                try:
+                    ledger.tenant(chosen)
+                except RecordNotFoundError:
+                    ledger.create_tenant(chosen, actor=caller.key.id)
+                try:
+                    return ledger.create_key(
+                        chosen, scopes=wanted, name=label, expires_at=until,
+                        rate_limit_per_minute=rate, actor=caller.key.id, decision=self._decision(caller),
+                    )  # fmt: skip
+                except ValueError as exc:
+                    raise InvalidInputError(str(exc)) from exc
 
     def keys(self, api_key: str | None, *, tenant: str | None = None) -> list[ApiKeyInfo]:
         caller = self.authorized(api_key, Action.MANAGE_KEYS, operation="keys.list")
-        with audit_errors():
-            found = self.deployment.ledger.keys(tenant)
+        with self._refusals(caller, Action.MANAGE_KEYS, {"operation": "keys.list", "tenant": tenant}):
+            if tenant is not None:
+                checked(TenantId, tenant, "tenant")
+            with audit_errors():
+                found = self.deployment.ledger.keys(tenant)
         self._record_read(caller, Action.MANAGE_KEYS, operation="keys.list", tenant=tenant, returned=len(found))
         return found
 
     def revoke_key(self, api_key: str | None, key_id: str, *, reason: str = "") -> ApiKeyInfo:
         caller = self.authorized(api_key, Action.MANAGE_KEYS, operation="keys.revoke", key_id=key_id)
-        with audit_errors():
-            return self.deployment.ledger.revoke_key(
-                key_id, actor=caller.key.id, reason=reason, decision=self._decision(caller)
-            )
+        with self._refusals(caller, Action.MANAGE_KEYS, {"operation": "keys.revoke", "key_id": key_id}):
+            record_id("API key", key_id)
+            why = checked(Text, reason, "reason")
+            with audit_errors():
+                return self.deployment.ledger.revoke_key(
+                    key_id, actor=caller.key.id, reason=why, decision=self._decision(caller)
+                )
+
+
+def _listed(values: Iterable[str] | str) -> list[str]:
+    """Scopes and purposes as a list, from a list or a comma- or space-separated string."""
+    if isinstance(values, str):
+        return values.replace(",", " ").split()
+    return [str(v) for v in values]
+
+
+def _evidence(evidence: str | os.PathLike[str] | bytes) -> tuple[str, str]:
+    """(SHA-256, kind) of a consent's evidence."""
+    if isinstance(evidence, bytes):
+        if not evidence:
+            raise InvalidInputError("consent evidence is empty")
+        return hashlib.sha256(evidence).hexdigest(), "signed-statement"
+    file = Path(evidence)
+    if not file.is_file():
+        raise InvalidInputError(f"consent evidence {file} does not exist or is not a file")
+    if file.stat().st_size == 0:
+        raise InvalidInputError(f"consent evidence {file} is empty")
+    kind = "consent-video" if file.suffix.lower() in VIDEO_SUFFIXES else "signed-statement"
+    return sha256_file(file), kind
 
 
 def read_photo(source: PhotoInput) -> tuple[np.ndarray, str]:

@@ -30,7 +30,7 @@ from xp_sdk import (
     init_deployment,
 )
 from xp_sdk.engine.images import load_image
-from xp_sdk.errors import InvalidInputError, NoFaceError, UnreadableVideoError
+from xp_sdk.errors import InvalidInputError, NoFaceError, NotFoundError, UnreadableVideoError
 
 SHORT_CLIP = "lp_d1_hist.mp4"  # 16 frames: the cheapest real generation
 
@@ -155,8 +155,47 @@ def test_another_persons_photo_is_refused(world: World) -> None:
     out = world.out("other-person.mp4")
     with world.client() as client, pytest.raises(FaceMismatchError) as exc:
         client.animate(world.woman, subject=world.eileen, driving=world.clip, out=out)
-    assert "below the threshold" in str(exc.value)
+    assert "must match the consenting subject" in str(exc.value)
     _assert_refused(world, exc, "face_mismatch", out)
+    face = world.events(type="generation.denied")[-1].data["request"]["facts"]["face"]
+    # The similarity is the log's, not the caller's: with it a caller could doctor a photo step by step until
+    # it passes.
+    assert f"{face['similarity']:.3f}" not in str(exc.value) and "similarity" not in str(exc.value)
+    assert not any(char.isdigit() for _, message, _ in exc.value.reasons for char in message)
+
+
+def test_a_key_without_the_animate_scope_learns_nothing_of_the_subject(world: World) -> None:
+    """The scope is checked first: a verify-only key asking to animate a registered subject with a stranger's photo
+    (no consent, no match) is told it lacks the scope, and only that; no face is even compared."""
+    verify_only = world.admin.keys.create(scopes=["verify"], name="prober").secret
+    out = world.out("probe.mp4")
+    with world.client(verify_only) as client, pytest.raises(PermissionDeniedError) as exc:
+        client.animate(world.woman, subject=world.unconsented, driving=world.clip, out=out)
+    assert [code for code, _, _ in exc.value.reasons] == ["missing_scope"]
+    for word in ("consent", "face", "similarity", world.unconsented):
+        assert word not in str(exc.value)
+    event = world.last_event()
+    assert event.type == "generation.denied" and "facts" not in event.data["request"]
+
+
+def test_a_rival_tenant_cannot_grant_itself_another_tenants_subject(world: World) -> None:
+    """The critical attack: a key of tenant rival with consents:write grants itself consent for acme's subject,
+    then animates her. The grant is refused as for a subject that does not exist, so is the animation."""
+    rival = world.admin.keys.create(tenant="rival", scopes="animate consents:write audit:read", name="rival").secret
+    with world.client(rival) as client:
+        with pytest.raises(NotFoundError) as granted:
+            client.consents.grant(world.eileen, evidence=b"I consent, says rival")
+        assert str(granted.value) == f"no subject {world.eileen!r}"
+        with pytest.raises(NotFoundError):
+            client.consents.revoke(world.consent, reason="rival wants her refused")
+        with pytest.raises(NotFoundError):
+            client.subjects.get(world.eileen)
+        out = world.out("rival.mp4")
+        with pytest.raises(NotFoundError):
+            client.animate(world.astronaut, subject=world.eileen, driving=world.clip, out=out)
+    assert not out.exists()
+    assert world.admin.deployment.ledger.consent(world.consent).revoked_at is None
+    assert {c.grantee_tenant_id for c in world.admin.consents.list(subject=world.eileen)} == {"acme"}
 
 
 def test_a_photo_on_its_side_matches_its_subject(world: World, tmp_path: Path) -> None:
@@ -199,16 +238,21 @@ def test_expired_key_is_refused(world: World) -> None:
     created = world.admin.keys.create(
         scopes="animate", name="short-lived", expires=datetime.now(UTC) + timedelta(hours=1)
     )
-    # Travel past its expiry by moving the expiry, not the clock: the key table is not append-only.
-    with world.admin.deployment.ledger.store.write() as session:
-        session.execute(
-            update(ApiKey).where(ApiKey.id == created.info.id).values(expires_at=datetime.now(UTC) - timedelta(1))
-        )
-    out = world.out("expired-key.mp4")
-    with world.client(created.secret) as client, pytest.raises(AuthenticationError, match="expired"):
-        client.animate(world.astronaut, subject=world.eileen, driving=world.clip, out=out)
-    assert not out.exists()
-    assert world.last_event().type == "auth.failed"
+    # Travel past its expiry by moving the expiry, not the clock: the key table is not append-only. The expiry is
+    # put back afterwards, since `audit verify` rightly reports a key row that disagrees with its events.
+    def set_expiry(moment: datetime | None) -> None:
+        with world.admin.deployment.ledger.store.write() as session:
+            session.execute(update(ApiKey).where(ApiKey.id == created.info.id).values(expires_at=moment))
+
+    set_expiry(datetime.now(UTC) - timedelta(1))
+    try:
+        out = world.out("expired-key.mp4")
+        with world.client(created.secret) as client, pytest.raises(AuthenticationError, match="expired"):
+            client.animate(world.astronaut, subject=world.eileen, driving=world.clip, out=out)
+        assert not out.exists()
+        assert world.last_event().type == "auth.failed"
+    finally:
+        set_expiry(created.info.expires_at)
 
 
 def test_wrong_or_missing_key_is_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
