@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit.errors import ProofError
+from audit.errors import AuditError, ProofError
 from audit.merkle import HASH_SIZE
 
 ED25519_TYPE = 0x01
@@ -288,6 +288,26 @@ def verify_checkpoint(signed: SignedCheckpoint | str | bytes, verifier: LogVerif
     for s in mine:
         verifier.verify(message, s.signature)
     return signed.checkpoint
+
+
+class WitnessNoteError(AuditError):
+    """A checkpoint handed in from outside (a witness's copy) is not a signed checkpoint note of this log: garbage,
+    a truncated or altered note, or one signed by another key. The input is at fault, not the log: only a note this
+    log did sign can show that the log was rewritten."""
+
+    code = "invalid_witness_note"
+
+
+def verify_witnessed(note: SignedCheckpoint | str | bytes, verifier: LogVerifierKey, number: int) -> Checkpoint:
+    """The checkpoint of witnessed note ``number`` (counted from 1), once it parses and a signature by ``verifier``
+    verifies over it; ``WitnessNoteError`` saying which note and why otherwise."""
+    try:
+        return verify_checkpoint(note, verifier)
+    except ProofError as exc:
+        raise WitnessNoteError(
+            f"witnessed note {number} is not a signed checkpoint note of this log "
+            f"(key {verifier.name}+{verifier.key_hash.hex()}): {exc.message}"
+        ) from None
 
 
 def _parse_body(body: str) -> Checkpoint:

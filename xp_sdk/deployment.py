@@ -27,6 +27,7 @@ from audit import (
 from audit import (
     RateLimitedError as AuditRateLimitedError,
 )
+from audit.checkpoint import WitnessNoteError
 from policy import Policy, PolicyError, Scope
 from xp_sdk.config import Settings, read_config_file, write_config_file
 from xp_sdk.errors import (
@@ -62,6 +63,8 @@ def audit_errors() -> Iterator[None]:
         raise NotFoundError(exc.message) from exc
     except RecordConflictError as exc:
         raise ConflictError(exc.message) from exc
+    except WitnessNoteError as exc:
+        raise InvalidInputError(exc.message) from exc
     except LogIntegrityError as exc:
         raise AuditIntegrityError(exc.message, seq=exc.seq) from exc
     except StoreError as exc:
