@@ -203,7 +203,7 @@ def test_frames_without_a_face_keep_the_last_shading(faces: Path, photo: tuple[A
         ({"strength": -0.5}, "strength"),
         ({"strength": float("nan")}, "strength"),
         ({"texture_px": 8}, "texture_px"),
-        ({"darkest": 1.2}, "darkest and brightest"),
+        ({"darkest": 1.2}, "darkest"),
         ({"detail_px": 0.0}, "detail_px"),
     ],
 )

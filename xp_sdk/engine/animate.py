@@ -24,28 +24,40 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 import cv2
 import numpy as np
 
 from xp_sdk.engine import topology
+from xp_sdk.engine.bounds import SettingsCheck
 from xp_sdk.engine.diffusion.config import DiffusionConfig
 from xp_sdk.engine.driving import DrivingFrame, StageClock, find_reference, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
-from xp_sdk.engine.images import check_image_array, load_image
+from xp_sdk.engine.images import MIN_IMAGE_SIDE, check_image_array, load_image
 from xp_sdk.engine.motion import SmoothingConfig
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import VideoWriter, frame_times, probe_video
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
-from xp_sdk.errors import InvalidInputError
+from xp_sdk.errors import ImageTooSmallError, InvalidInputError
 
 if TYPE_CHECKING:
     from xp_sdk.engine.diffusion.components import DiffusionComponents
 
 Engine = Literal["warp", "diffusion"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+MAX_OUTPUT_SIDE = 8192
+"""The largest ``max_side``: twice DCI 4K's longer side. It is a cap, so a larger one would only let numbers
+through that no photo reaches."""
+MAX_MOTION_SCALE = 3.0
+"""The largest expression and pose scale (0 freezes that motion, 1 copies it): room to exaggerate, none for
+numbers that overflow the geometry."""
+MAX_REFERENCE_WINDOW_S = 600.0
+MAX_REFERENCE_FRAME = 10_000_000
+MAX_CRF = 51
+"""H.264's quantiser range is 0-51 (0 lossless, 51 worst)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,30 @@ class AnimateOptions:
     engine: Engine = "warp"
     """"warp": the CPU warp alone. "diffusion": the warp refined by a diffusion model (needs weights, a GPU)."""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    """Settings of the diffusion engine; unused by the warp engine."""
+    """Settings of the diffusion engine; unused by the warp engine (and checked all the same)."""
+
+    def __post_init__(self) -> None:
+        """Every option is checked here, where the options are made (the SDK, the CLI and the HTTP route's
+        pydantic adapter all make them), so a bad one is an ``InvalidInputError`` naming it and its range before
+        any work starts, never a ``cv2.error`` or a NaN deep in the engine."""
+        check = SettingsCheck(self)
+        check.whole("max_side", MIN_IMAGE_SIDE, MAX_OUTPUT_SIDE)
+        check.number("expression_scale", 0.0, MAX_MOTION_SCALE)
+        check.number("pose_scale", 0.0, MAX_MOTION_SCALE)
+        check.whole("reference_frame", 0, MAX_REFERENCE_FRAME, optional=True)
+        check.number("reference_window_s", 0.0, MAX_REFERENCE_WINDOW_S, above_low=True)
+        for name in ("keep_audio", "allow_multiple_faces", "driver_mouth"):
+            check.flag(name)
+        check.whole("crf", 0, MAX_CRF)
+        check.choice("engine", ENGINES)
+        for name, kind in (
+            ("smoothing", SmoothingConfig), ("shading", ShadingConfig), ("warp", WarpConfig),
+            ("diffusion", DiffusionConfig),
+        ):  # fmt: skip
+            check.instance(name, kind)
+        if isinstance(self.diffusion, DiffusionConfig):
+            check.nested(self.diffusion.validate)
+        check.done("animation options")
 
 
 @dataclass(frozen=True)
@@ -143,11 +178,20 @@ def prepare_source(
         image = check_image_array(source, name="source photo")
         name = "the source photo"
     else:
-        image = load_image(source)
-        name = f"source photo {source}"
-    scale = options.max_side / max(image.shape[:2])
+        path = _as_path(source, "source photo", also="an RGB uint8 numpy array")
+        image = load_image(path)
+        name = f"source photo {path}"
+    height, width = image.shape[:2]
+    scale = options.max_side / max(height, width)
     if scale < 1.0:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        size = (round(width * scale), round(height * scale))
+        if min(size) < MIN_IMAGE_SIDE:
+            raise ImageTooSmallError(
+                f"{name} is {width}×{height} pixels; capped to max_side {options.max_side} it would be "
+                f"{size[0]}×{size[1]}, under {MIN_IMAGE_SIDE} pixels on its shorter side. Crop it closer to the "
+                "face, or raise max_side"
+            )
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     with FaceAnalyzer() as analyzer:
         face = analyzer.analyze_photo(image, allow_multiple=options.allow_multiple_faces, name=name)
     return image, face
@@ -201,18 +245,20 @@ def animate(
     opts = options or AnimateOptions()
     if (driving is None) == (template is None):
         raise InvalidInputError("give exactly one of a driving video or a motion template")
-    out_path = Path(out)
+    if progress is not None and not callable(progress):
+        raise InvalidInputError(f"progress must be a callable taking a Progress, got {type(progress).__name__}")
+    out_path = _as_path(out, "output")
+    if driving is not None:
+        driving = _as_path(driving, "driving video")
     if out_path.suffix.lower() != ".mp4":
         raise InvalidInputError(f"output {out_path} must end in .mp4 (H.264 MP4 is what the engine writes)")
-    if opts.engine not in ("warp", "diffusion"):
-        raise InvalidInputError(f"engine must be 'warp' or 'diffusion', got {opts.engine!r}")
-    opts.shading.validate()
-    if opts.engine == "diffusion":
-        opts.diffusion.validate()
-        if diffusion_components is None:
-            from xp_sdk.engine.diffusion.registry import require_weights
+    if not isinstance(opts, AnimateOptions):
+        raise InvalidInputError(f"options must be AnimateOptions, got {type(opts).__name__}")
+    # The options checked themselves when they were made (AnimateOptions.__post_init__).
+    if opts.engine == "diffusion" and diffusion_components is None:
+        from xp_sdk.engine.diffusion.registry import require_weights
 
-            require_weights(opts.diffusion.models)
+        require_weights(opts.diffusion.models)
     started = time.perf_counter()
     motion: _MotionSource
     if driving is not None:
@@ -275,6 +321,18 @@ def animate(
         stage_seconds=timings,
         engine=opts.engine,
     )
+
+
+def _as_path(value: object, what: str, *, also: str = "") -> Path:
+    """``value`` as a Path when it names a file (a str or an os.PathLike of str); else an input error."""
+    if isinstance(value, str | os.PathLike):
+        name = os.fspath(value)
+        if isinstance(name, str):
+            if "\0" in name:
+                raise InvalidInputError(f"{what} path {name!r} contains a NUL character")
+            return Path(name)
+    alternatives = f" or {also}" if also else ""
+    raise InvalidInputError(f"{what} must be a file path{alternatives}, got {type(value).__name__}")
 
 
 class _EncoderThread:
@@ -432,8 +490,6 @@ class _VideoMotion(_MotionSource):
         if self.total:
             window = min(window, self.total)
         wanted = self.options.reference_frame
-        if wanted is not None and wanted < 0:
-            raise InvalidInputError(f"reference frame must be 0 or more, got {wanted}")
         if wanted is not None and self.total and wanted >= self.total:
             raise InvalidInputError(f"reference frame {wanted} is beyond the driving video's {self.total} frames")
         layout = FaceLayout(face.landmarks, self.options.shading) if self.options.shading.enabled else None

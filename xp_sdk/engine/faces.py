@@ -11,7 +11,7 @@ import numpy as np
 
 from xp_sdk.engine import topology
 from xp_sdk.engine.models import FACE_LANDMARKER, resolve_model
-from xp_sdk.errors import EngineError, FaceTooSmallError, MultipleFacesError, NoFaceError
+from xp_sdk.errors import EngineError, FaceTooSmallError, MultipleFacesError, NoFaceError, UnreadableImageError
 
 # MediaPipe's metric face space has y up and z towards the camera; image landmarks have y down and z away.
 _FLIP = np.diag([1.0, -1.0, -1.0])
@@ -135,6 +135,15 @@ class FaceAnalyzer:
 
         if self._landmarker is None:
             raise EngineError("FaceAnalyzer is closed")
+        # MediaPipe raises ValueError or RuntimeError on anything else, and an empty picture leaves its graph
+        # failing every later call.
+        if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+            shape = getattr(rgb, "shape", type(rgb).__name__)
+            raise UnreadableImageError(
+                f"face analysis needs an H×W×3 RGB uint8 image, got {shape} {getattr(rgb, 'dtype', '')}".rstrip()
+            )
+        if rgb.size == 0:
+            raise UnreadableImageError(f"face analysis needs a picture with pixels, got {rgb.shape[1]}×{rgb.shape[0]}")
         height, width = rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         if self._video:

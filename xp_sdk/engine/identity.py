@@ -136,8 +136,12 @@ class IdentityEmbedder:
 
 
 def _to_bgr(rgb: np.ndarray) -> np.ndarray:
+    if not isinstance(rgb, np.ndarray):
+        raise UnreadableImageError(f"expected an H×W×3 RGB uint8 image, got {type(rgb).__name__}")
     if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
         raise UnreadableImageError(f"expected an H×W×3 RGB uint8 image, got shape {rgb.shape} {rgb.dtype}")
+    if rgb.size == 0:
+        raise UnreadableImageError(f"expected a picture with pixels, got {rgb.shape[1]}×{rgb.shape[0]}")
     return np.ascontiguousarray(rgb[:, :, 2::-1])
 
 

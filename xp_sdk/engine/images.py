@@ -82,6 +82,8 @@ def _eight_bit(img: Image.Image) -> Image.Image:
 
 def check_image_array(image: np.ndarray, *, max_pixels: int = MAX_IMAGE_PIXELS, name: str = "image") -> np.ndarray:
     """Validate an in-memory image and return it as contiguous RGB ``uint8``."""
+    if not isinstance(image, np.ndarray):
+        raise UnreadableImageError(f"{name} must be a numpy array (H×W×3 RGB uint8), got {type(image).__name__}")
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):

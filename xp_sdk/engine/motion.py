@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from xp_sdk.engine import topology
+from xp_sdk.engine.bounds import SettingsCheck
 from xp_sdk.engine.faces import FaceAnalysis
-from xp_sdk.errors import InvalidInputError
 
 BLENDSHAPE_NAMES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
@@ -169,6 +169,12 @@ class OneEuroFilter:
         return self._x
 
 
+MAX_CUTOFF_HZ = 1000.0
+MAX_BETA = 1000.0
+MAX_LOOKAHEAD_FRAMES = 30
+"""A second at 30 fps: each code waits this many frames for its future; more only delays the output."""
+
+
 @dataclass(frozen=True)
 class SmoothingConfig:
     """One Euro parameters per part of the code (speeds are per second, in inter-ocular units or radians)."""
@@ -187,8 +193,18 @@ class SmoothingConfig:
     look-ahead the forward pass is averaged with a backward pass and the two lags cancel."""
 
     def __post_init__(self) -> None:
-        if self.lookahead_frames < 0:
-            raise InvalidInputError(f"smoothing lookahead_frames must be 0 or more, got {self.lookahead_frames}")
+        self.validate()
+
+    def validate(self) -> SmoothingConfig:
+        """This config, or :class:`~xp_sdk.errors.InvalidInputError` naming every setting out of range."""
+        check = SettingsCheck(self)
+        for part in ("pose", "shape", "blendshape"):
+            # A cutoff of 0 Hz never moves; the filter's alpha needs a positive one.
+            check.number(f"{part}_min_cutoff", 0.0, MAX_CUTOFF_HZ, above_low=True)
+            check.number(f"{part}_beta", 0.0, MAX_BETA)
+        check.whole("lookahead_frames", 0, MAX_LOOKAHEAD_FRAMES)
+        check.done("smoothing settings")
+        return self
 
 
 def _code_parts(code: MotionCode) -> list[np.ndarray]:

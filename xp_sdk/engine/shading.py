@@ -19,7 +19,6 @@ opening are left out: their pixels are the eyeball and the cavity, not skin, and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -28,7 +27,7 @@ from scipy.sparse import csr_matrix
 from scipy.spatial import Delaunay
 
 from xp_sdk.engine import topology
-from xp_sdk.errors import InvalidInputError
+from xp_sdk.engine.bounds import SettingsCheck
 
 _HOLES = (
     frozenset(
@@ -59,23 +58,19 @@ class ShadingConfig:
     """Changes broader than this (layout pixels, Gaussian sigma) are removed: lighting and exposure, and the broad
     darkening of a squeezed cheek, which made faces look less like themselves (SFace) for little expression."""
 
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> ShadingConfig:
         """This config, or :class:`~xp_sdk.errors.InvalidInputError` naming every setting out of range."""
-        problems = []
-        if not 32 <= self.texture_px <= 1024:
-            problems.append(f"texture_px must be in [32, 1024], got {self.texture_px}")
-        if not (math.isfinite(self.strength) and 0.0 <= self.strength <= 2.0):
-            problems.append(f"strength must be in [0, 2], got {self.strength}")
-        if not 0.0 < self.darkest <= 1.0 <= self.brightest <= 4.0:
-            problems.append(
-                f"darkest and brightest must satisfy 0 < darkest <= 1 <= brightest <= 4, "
-                f"got {self.darkest} and {self.brightest}"
-            )
-        if not (math.isfinite(self.detail_px) and 0.5 <= self.detail_px <= 100.0):
-            problems.append(f"detail_px must be in [0.5, 100], got {self.detail_px}")
-        if problems:
-            raise InvalidInputError("invalid shading settings: " + "; ".join(problems))
+        check = SettingsCheck(self)
+        check.flag("enabled")
+        check.whole("texture_px", 32, 1024)
+        check.number("strength", 0.0, 2.0)
+        check.number("darkest", 0.0, 1.0, above_low=True)
+        check.number("brightest", 1.0, 4.0)
+        check.number("detail_px", 0.5, 100.0)
+        check.done("shading settings")
         return self
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from xp_sdk.engine import topology
+from xp_sdk.engine.bounds import SettingsCheck
 from xp_sdk.engine.eyelids import LidPainter
 from xp_sdk.engine.faces import FaceAnalysis
 from xp_sdk.engine.images import padded_box
@@ -45,6 +46,13 @@ class WarpConfig:
     map_cells: int = 256  # resolution of the backward map along the region's longer side
     paint_mouth: bool = True
     paint_lids: bool = True
+
+    def __post_init__(self) -> None:
+        check = SettingsCheck(self)
+        check.whole("map_cells", 16, 4096)
+        check.flag("paint_mouth")
+        check.flag("paint_lids")
+        check.done("warp settings")
 
 
 class WarpGenerator:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,6 +13,26 @@ Device = Literal["auto", "cuda", "mps", "cpu"]
 DType = Literal["auto", "float16", "bfloat16", "float32"]
 SchedulerName = Literal["lcm", "tcd"]
 ReferenceMode = Literal["noised", "clean"]
+
+
+MAX_RESOLUTION = 2048
+MAX_GUIDANCE = 20.0
+MAX_WEIGHT = 10.0
+MAX_WINDOW = 128
+MAX_PROMPT_CHARS = 2000
+"""CLIP reads 77 tokens; far longer text only costs tokenising."""
+# A torch device type with an optional index ("cuda:1"); never a path.
+_DEVICE = re.compile(r"^[a-z]{2,16}(:[0-9]{1,3})?$")
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _finite(value: object, low: float, high: float) -> bool:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return math.isfinite(value) and low <= value <= high
 
 
 @dataclass(frozen=True)
@@ -64,11 +86,11 @@ class DiffusionConfig:
 
     def validate(self) -> DiffusionConfig:
         problems = []
-        if self.resolution < 16 or self.resolution % 8:
-            problems.append(f"resolution must be a multiple of 8 and at least 16, got {self.resolution}")
+        if not _whole(self.resolution, 16, MAX_RESOLUTION) or self.resolution % 8:
+            problems.append(f"resolution must be a multiple of 8 from 16 to {MAX_RESOLUTION}, got {self.resolution}")
         if not 1.0 <= self.crop_scale <= 4.0:
             problems.append(f"crop_scale must be in [1, 4], got {self.crop_scale}")
-        if not 1 <= self.steps <= 50:
+        if not _whole(self.steps, 1, 50):
             problems.append(f"steps must be in [1, 50], got {self.steps}")
         if not (self.strength == 0.0 or 0.001 <= self.strength <= 1.0):
             problems.append(f"strength must be 0 or in [0.001, 1], got {self.strength}")
@@ -78,19 +100,30 @@ class DiffusionConfig:
             problems.append(f"dtype must be auto, float16, bfloat16 or float32, got {self.dtype!r}")
         if self.reference_mode not in ("noised", "clean"):
             problems.append(f"reference_mode must be 'noised' or 'clean', got {self.reference_mode!r}")
-        if self.guidance_scale < 1.0:
-            problems.append(f"guidance_scale must be at least 1, got {self.guidance_scale}")
+        if not _finite(self.guidance_scale, 1.0, MAX_GUIDANCE):
+            problems.append(f"guidance_scale must be from 1 to {MAX_GUIDANCE:g}, got {self.guidance_scale}")
         for name in ("controlnet_scale", "reference_scale", "motion_token_scale", "tcd_gamma"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must not be negative")
+            if not _finite(getattr(self, name), 0.0, MAX_WEIGHT):
+                problems.append(f"{name} must be a number from 0 to {MAX_WEIGHT:g}, got {getattr(self, name)}")
         if self.reference_scale > 1.0:
             problems.append(f"reference_scale must be in [0, 1], got {self.reference_scale}")
-        if self.window < 1:
-            problems.append(f"window must be at least 1 frame, got {self.window}")
+        if not _whole(self.window, 1, MAX_WINDOW):
+            problems.append(f"window must be from 1 to {MAX_WINDOW} frames, got {self.window}")
         if not 0 <= self.overlap < self.window:
             problems.append(f"overlap must be in [0, window), got {self.overlap} with window {self.window}")
-        if self.vae_batch < 0:
-            problems.append(f"vae_batch must be 0 or more, got {self.vae_batch}")
+        if not _whole(self.vae_batch, 0, MAX_WINDOW):
+            problems.append(f"vae_batch must be from 0 to {MAX_WINDOW}, got {self.vae_batch}")
+        if not _whole(self.seed, 0, 2**63 - 1):
+            problems.append(f"seed must be a whole number from 0 to 2**63-1, got {self.seed}")
+        if not (isinstance(self.device, str) and _DEVICE.match(self.device)):
+            problems.append(f"device must be auto, cpu, mps, cuda or cuda:<index>, got {self.device!r}")
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(self, name)
+            if not (isinstance(text, str) and len(text) <= MAX_PROMPT_CHARS):
+                problems.append(f"{name} must be text of at most {MAX_PROMPT_CHARS} characters")
+        for name in ("vae_tiling", "cpu_offload"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         if problems:
             raise InvalidInputError("invalid diffusion settings: " + "; ".join(problems))
         return self
