@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -185,3 +186,13 @@ class CheckpointRow(Base):
     """The Merkle frontier at this size (JSON list of hex), so the next root costs O(new events); never trusted
     by verification, which recomputes every root."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RateLimitState(Base):
+    """One API key's rate-limit state: its theoretical arrival time (GCRA), in seconds since the epoch. Kept in
+    the database every process of a deployment shares, so a CLI and two servers count together."""
+
+    __tablename__ = "rate_limits"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    arrival: Mapped[float] = mapped_column(Float)
