@@ -22,6 +22,7 @@ from audit import ApiKeyInfo, ConsentInfo, EventPage, GenerationInfo, LogVerific
 from xp_sdk.config import Settings
 from xp_sdk.deployment import Deployment
 from xp_sdk.engine import AnimateOptions, ProgressCallback
+from xp_sdk.engine.templates import MotionTemplate, resolve_template
 from xp_sdk.errors import InvalidInputError
 from xp_sdk.remote import HttpOperations
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
@@ -34,7 +35,7 @@ class Operations(Protocol):
 
     def animate(
         self, api_key: str | None, source: PhotoInput, *, subject: str, out: str | os.PathLike[str],
-        driving: str | os.PathLike[str] | None = None, template: str | None = None,
+        driving: str | os.PathLike[str] | None = None, template: str | MotionTemplate | None = None,
         options: AnimateOptions | None = None, purpose: str | None = None, progress: ProgressCallback | None = None,
     ) -> AnimationResult: ...  # fmt: skip
 
@@ -166,17 +167,19 @@ class Client:
         subject: str,
         out: str | os.PathLike[str],
         driving: str | os.PathLike[str] | None = None,
-        template: str | None = None,
+        template: str | os.PathLike[str] | MotionTemplate | None = None,
         options: AnimateOptions | None = None,
         purpose: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> AnimationResult:
         """Animate ``source`` (a photo of ``subject``) with a driving video or a motion template into ``out``.
+        ``template``: a built-in template's name, a template JSON file of yours, or a ``MotionTemplate``.
 
         Refusals raise an ``AccessDeniedError`` subclass (``ConsentRequiredError``, ``FaceMismatchError``,
         ``PermissionDeniedError``, ``PolicyDeniedError``) and are logged; no file is left on any failure."""
         return self._ops.animate(
-            self._api_key, source, subject=subject, out=out, driving=driving, template=template,
+            self._api_key, source, subject=subject, out=out, driving=driving,
+            template=resolve_template(template) if template is not None else None,
             options=options, purpose=purpose, progress=progress,
         )  # fmt: skip
 

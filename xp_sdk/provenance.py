@@ -16,7 +16,13 @@ from watermark.credentials import (
     load_development_credentials,
     load_trust_anchor,
 )
-from xp_sdk.errors import AlreadyInitializedError, NotInitializedError, ProvenanceFailedError
+from watermark.errors import UnsupportedMediaError
+from xp_sdk.errors import (
+    AlreadyInitializedError,
+    NotInitializedError,
+    ProvenanceFailedError,
+    UnsupportedFormatError,
+)
 from xp_sdk.home import Home
 
 
@@ -25,6 +31,9 @@ def provenance_errors() -> Iterator[None]:
     """Re-raise the provenance package's errors as ``XPError``s, keeping their codes."""
     try:
         yield
+    except UnsupportedMediaError as exc:
+        # A file that is no media at all is the caller's input to fix, not a provenance failure.
+        raise UnsupportedFormatError(str(exc)) from exc
     except ProvenanceError as exc:
         raise ProvenanceFailedError(str(exc), code=exc.code) from exc
 

@@ -43,6 +43,7 @@ from xp_sdk.engine.faces import FaceAnalyzer
 from xp_sdk.engine.identity import IdentityEmbedder
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.models import FACE_RECOGNIZER_SFACE
+from xp_sdk.engine.templates import MotionTemplate, template_ref
 from xp_sdk.errors import (
     AccessDeniedError,
     AuditStoreError,
@@ -72,6 +73,7 @@ from xp_sdk.inputs import (
     checked,
     record_id,
 )
+from xp_sdk.output_path import check_output_path
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
 from xp_sdk.verify import Verification, verify
 
@@ -188,7 +190,7 @@ class Service:
         subject: str,
         out: str | os.PathLike[str],
         driving: str | os.PathLike[str] | None = None,
-        template: str | None = None,
+        template: str | MotionTemplate | None = None,
         options: AnimateOptions | None = None,
         purpose: str | None = None,
         progress: ProgressCallback | None = None,
@@ -214,7 +216,10 @@ class Service:
                 # A deployment without diffusion weights is a configuration problem, not a request to audit.
                 require_weights(options.diffusion.models)
             payload = _payload(generation_id)
+            # A template is a built-in's name or the template itself, never a path: a service opens no file a
+            # caller names for it (the client resolves the caller's own file, resolve_template).
             request["driving"] = driving_ref = _driving_ref(driving, template)
+            check_output_path(out, inputs=[driving, None if isinstance(source, np.ndarray) else source])
             self._visible_subject(caller, subject)
             image, source_sha256 = read_photo(source)
             request["source_sha256"] = source_sha256
@@ -715,13 +720,14 @@ def _payload(generation_id: str | None) -> Payload:
     return Payload.from_hex(generation_id)
 
 
-def _driving_ref(driving: str | os.PathLike[str] | None, template: str | None) -> str:
+def _driving_ref(driving: str | os.PathLike[str] | None, template: str | MotionTemplate | None) -> str:
     if driving is not None:
         file = Path(driving)
         if not file.is_file():
             raise InvalidInputError(f"driving video {file} does not exist or is not a file")
         return f"sha256:{sha256_file(file)}"
-    return f"template:{template}"
+    assert template is not None
+    return template_ref(template)
 
 
 def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -> dict[str, object]:

@@ -12,7 +12,6 @@ from fastapi import Request
 
 from audit import AuthenticationError as AuditAuthenticationError
 from audit.api_keys import parse_key
-from xp_sdk.errors import AuthenticationError
 from xp_sdk.server.jobs import JobRunner
 from xp_sdk.server.limits import Limits
 from xp_sdk.service import Service
@@ -49,14 +48,14 @@ def get_state(request: Request) -> ServerState:
 
 
 def bearer_key(request: Request) -> str | None:
-    """The API key from ``Authorization: Bearer <key>``; None when there is no header (the service says so)."""
+    """The API key from ``Authorization: Bearer <key>``; None when there is no header. A header in another scheme
+    (``Basic …``) or an empty one is passed on as it is, so the service refuses it as a malformed key and logs the
+    refusal like any other (the ledger never echoes what it was given)."""
     header = request.headers.get("authorization")
     if header is None:
         return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("the Authorization header must read 'Bearer <API key>'")
-    return token.strip()
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else header
 
 
 def well_formed_key(state: ServerState, request: Request) -> str:
