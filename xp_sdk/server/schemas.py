@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from cryptography import x509
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from audit import ApiKeyInfo, LogVerification, NewApiKey
+from audit import ApiKeyInfo, LogVerification, NewApiKey, ProofError, SignedCheckpoint
+from xp_sdk.errors import InvalidInputError
 from xp_sdk.results import AnimationResult
 from xp_sdk.server.jobs import JobProgress, JobState, JobStatus
 from xp_sdk.verify import Verification
 
 T = TypeVar("T")
+
+# Bounds a request is held to before it reaches the service (which checks its own): past these a value is a 422
+# here instead of an overflow deeper in (a timedelta, a database integer).
+MAX_PAGE = 1000
+MAX_TREE_SIZE = 2**62
+MAX_AGE_S = 36_500 * 86_400.0
+MAX_RATE_LIMIT = 1_000_000
+MAX_NAME = 200
+MAX_WITNESSED = 1000
+MAX_NOTE_CHARS = 16 * 1024
 
 
 class DataList(BaseModel, Generic[T]):
@@ -55,11 +67,11 @@ class VerificationView(Verification):
 class NewKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenant: str | None = None
+    tenant: str | None = Field(default=None, max_length=64)
     scopes: list[str] | str
-    name: str = ""
-    expires: datetime | None = None
-    rate_limit_per_minute: int = 60
+    name: str = Field(default="", max_length=MAX_NAME)
+    expires: AwareDatetime | None = None
+    rate_limit_per_minute: int = Field(default=60, ge=1, le=MAX_RATE_LIMIT)
 
 
 class NewKeyView(BaseModel):
@@ -74,13 +86,28 @@ class NewKeyView(BaseModel):
 class Revocation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = ""
+    reason: str = Field(default="", max_length=500)
+
+
+def _signed_note(note: str) -> str:
+    try:
+        SignedCheckpoint.parse(note)
+    except ProofError as exc:
+        raise ValueError(f"not a signed checkpoint note: {exc}") from None
+    return note
+
+
+SignedNote = Annotated[str, Field(max_length=MAX_NOTE_CHARS), AfterValidator(_signed_note)]
 
 
 class WitnessedNotes(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    witnessed: list[str] = Field(default_factory=list, description="signed checkpoint notes kept outside the server")
+    witnessed: list[SignedNote] = Field(
+        default_factory=list,
+        max_length=MAX_WITNESSED,
+        description="signed checkpoint notes kept outside the server (C2SP signed-note text)",
+    )
 
 
 class LogVerificationView(BaseModel):
@@ -119,3 +146,14 @@ def multipart(required: tuple[str, ...], **fields: str) -> dict[str, Any]:
     if required:
         schema["required"] = list(required)
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def pem_certificates(text: str, field: str) -> str:
+    """``text`` when it holds PEM certificates (as trust anchors must), else an ``InvalidInputError``."""
+    try:
+        x509.load_pem_x509_certificates(text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise InvalidInputError(
+            f"{field} must be PEM CA certificates (-----BEGIN CERTIFICATE----- blocks): {exc}"
+        ) from None
+    return text

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
-from audit import EventPage, GenerationInfo
+from audit import EventPage, GenerationInfo, ProofError, verify_checkpoint
+from xp_sdk.errors import InvalidInputError
 from xp_sdk.results import ConsistencyProofView, GenerationAudit
-from xp_sdk.server.schemas import CheckpointNote, DataList, LogVerificationView, WitnessedNotes
+from xp_sdk.server.schemas import (
+    MAX_AGE_S,
+    MAX_PAGE,
+    MAX_TREE_SIZE,
+    CheckpointNote,
+    DataList,
+    LogVerificationView,
+    WitnessedNotes,
+)
 from xp_sdk.server.state import bearer_key, get_state
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -24,10 +33,10 @@ def query_events(
     generation_id: str | None = None,
     decision: str | None = None,
     type_: Annotated[str | None, Query(alias="type", description="an event type, or a prefix ending in '.'")] = None,
-    since: Annotated[datetime | None, Query(description="inclusive; with a timezone")] = None,
-    until: Annotated[datetime | None, Query(description="exclusive; with a timezone")] = None,
-    limit: int = 100,
-    cursor: str | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="inclusive; with a timezone")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="exclusive; with a timezone")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> EventPage:
     state = get_state(request)
     return state.service.audit_query(
@@ -47,8 +56,15 @@ def show_generation(generation_id: str, request: Request) -> GenerationAudit:
 
 @router.post("/verify", response_model=LogVerificationView, summary="Re-verify every hash, link and signed root")
 def verify_log(request: Request, body: WitnessedNotes | None = None) -> LogVerificationView:
+    state = get_state(request)
     witnessed = body.witnessed if body is not None else []
-    return LogVerificationView.of(get_state(request).service.audit_verify(bearer_key(request), witnessed=witnessed))
+    for number, note in enumerate(witnessed):
+        # A note this log never signed is the caller's mistake, not evidence that the log was rewritten.
+        try:
+            verify_checkpoint(note, state.service.deployment.log_verifier)
+        except ProofError as exc:
+            raise InvalidInputError(f"witnessed[{number}] is not a checkpoint signed by this log: {exc}") from None
+    return LogVerificationView.of(state.service.audit_verify(bearer_key(request), witnessed=witnessed))
 
 
 @router.get(
@@ -56,12 +72,22 @@ def verify_log(request: Request, body: WitnessedNotes | None = None) -> LogVerif
     response_model=ConsistencyProofView,
     summary="Prove an older tree (a witness's checkpoint) is a prefix of a signed newer one",
 )
-def prove_consistency(request: Request, old_size: int, new_size: int | None = None) -> ConsistencyProofView:
+def prove_consistency(
+    request: Request,
+    old_size: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE)],
+    new_size: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None,
+) -> ConsistencyProofView:
     return get_state(request).service.audit_consistency(bearer_key(request), old_size, new_size)
 
 
 class AbandonedQuery(BaseModel):
-    older_than_s: float = Field(default=3600.0, gt=0, description="still requested after this many seconds")
+    older_than_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=MAX_AGE_S,
+        allow_inf_nan=False,
+        description="still requested after this many seconds (at most 100 years)",
+    )
     close: bool = Field(default=False, description="write each one's failed event (needs keys:admin)")
 
 

@@ -1,0 +1,97 @@
+"""Inputs that made the server answer 500 (found by the schemathesis run): each is a typed 4xx at the HTTP edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from audit import Checkpoint, LogSigningKey
+from audit.checkpoint import sign_checkpoint
+
+from .conftest import Deployed
+
+
+def _http(deployed: Deployed) -> httpx.Client:
+    return httpx.Client(base_url=deployed.url, headers={"Authorization": f"Bearer {deployed.admin_key}"}, timeout=120)
+
+
+def _refused(response: httpx.Response, status: int, error_type: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["type"] == error_type, response.text
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/v1/audit/abandoned", {"json": {"older_than_s": 1.4796393504984625e308}}),
+        ("POST", "/v1/audit/abandoned", {"json": {"older_than_s": 4e9}}),
+        ("POST", "/v1/audit/verify", {"json": {"witnessed": [""]}}),
+        ("POST", "/v1/audit/verify", {"json": {"witnessed": ["\x05garbage\n"]}}),
+        ("POST", "/v1/audit/verify", {"json": {"witnessed": ["xp-sdk\n1\nAAAA\n\n— nobody AAAA\n"]}}),
+        ("GET", "/v1/audit/events", {"params": {"since": "2025-01-01T00:00:00"}}),
+        ("GET", "/v1/audit/events", {"params": {"until": "2025-01-01T00:00:00"}}),
+        ("GET", "/v1/audit/events", {"params": {"limit": str(2**70)}}),
+        ("GET", "/v1/audit/events", {"params": {"limit": "0"}}),
+        ("GET", "/v1/audit/consistency", {"params": {"old_size": str(2**70)}}),
+        ("GET", "/v1/audit/consistency", {"params": {"old_size": "-1"}}),
+        ("POST", "/v1/keys", {"json": {"scopes": "verify", "rate_limit_per_minute": 2**40}}),
+        ("POST", "/v1/keys", {"json": {"scopes": "verify", "rate_limit_per_minute": -5}}),
+        ("POST", "/v1/keys", {"json": {"scopes": "verify", "expires": "2030-01-01T00:00:00"}}),
+        ("POST", "/v1/keys", {"json": {"scopes": "verify", "name": "n" * 201}}),
+    ],
+)
+def test_out_of_range_or_malformed_fields_are_422(
+    deployed: Deployed, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    with _http(deployed) as http:
+        _refused(http.request(method, path, **kwargs), 422, "InvalidInputError")
+
+
+def test_a_witnessed_checkpoint_from_another_log_is_the_callers_mistake(deployed: Deployed) -> None:
+    other = sign_checkpoint(Checkpoint("another log", 1, bytes(32)), LogSigningKey.generate("another-log")).to_text()
+    with _http(deployed) as http:
+        foreign = http.post("/v1/audit/verify", json={"witnessed": [other]})
+    _refused(foreign, 400, "InvalidInputError")
+    assert "witnessed[0] is not a checkpoint signed by this log" in foreign.json()["message"]
+
+
+def test_a_witnessed_checkpoint_of_this_log_is_checked(deployed: Deployed) -> None:
+    with _http(deployed) as http:
+        mine = http.post("/v1/audit/checkpoints").json()["note"]
+        witnessed = http.post("/v1/audit/verify", json={"witnessed": [mine]})
+    assert witnessed.status_code == 200, witnessed.text
+    assert witnessed.json()["witnessed"] == 1
+
+
+def _verify(http: httpx.Client, name: str, content: bytes, **fields: str) -> httpx.Response:
+    return http.post("/v1/verifications", files={"video": (name, content, "application/octet-stream")}, data=fields)
+
+
+def test_a_file_that_is_not_a_video_is_refused_by_type(deployed: Deployed, faces: Path) -> None:
+    with _http(deployed) as http:
+        text = _verify(http, "notes.mp4", b"hello, not a video")
+        noise = _verify(http, "noise.mp4", bytes(range(256)) * 40)
+        photo = _verify(http, "photo.png", deployed.astronaut.read_bytes())
+        mpeg_ps = _verify(http, "speech.mpg", (faces / "driving" / "grid_bbaf2n.mpg").read_bytes())
+    _refused(text, 400, "UnreadableVideoError")
+    _refused(noise, 400, "UnreadableVideoError")
+    _refused(photo, 400, "UnsupportedFormatError")
+    _refused(mpeg_ps, 400, "UnsupportedFormatError")
+    for response in (text, noise, photo, mpeg_ps):
+        assert str(deployed.home) not in response.text and "/uploads/" not in response.text
+
+
+def test_trust_anchors_that_are_not_pem_are_refused(deployed: Deployed) -> None:
+    clip = deployed.clip.read_bytes()
+    with _http(deployed) as http:
+        garbage = _verify(http, "clip.mp4", clip, trust_anchors="\u00e9\u00e9\u00e9 not a certificate")
+        empty_pem = _verify(
+            http, "clip.mp4", clip, trust_anchors="-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"
+        )
+    _refused(garbage, 400, "InvalidInputError")
+    _refused(empty_pem, 400, "InvalidInputError")
+    assert "trust_anchors must be PEM CA certificates" in garbage.json()["message"]
