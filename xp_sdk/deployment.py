@@ -44,6 +44,7 @@ from xp_sdk.errors import (
 )
 from xp_sdk.home import Home
 from xp_sdk.provenance import ProvenanceKeys, init_provenance_keys, load_provenance_keys
+from xp_sdk.workspace import sweep_work_folders
 
 DEFAULT_TENANT = "default"
 LOG_KEY_NAME = "xp-sdk-audit"
@@ -103,7 +104,21 @@ class Deployment:
             ledger = Ledger(
                 store, origin=settings.log_origin, signing_key=log_key, checkpoint_every=settings.checkpoint_every
             )
-        return cls(settings, ledger, load_provenance_keys(home), policy, log_key.public_key)
+        deployment = cls(settings, ledger, load_provenance_keys(home), policy, log_key.public_key)
+        # Every process that opens the home sweeps: a CLI-only deployment has no server start-up to do it, and the
+        # folders' locks keep a sweep away from generations still running elsewhere (one scandir when empty).
+        deployment.sweep_work()
+        return deployment
+
+    def sweep_work(self) -> list[str]:
+        """Remove the work folders (``xp_sdk.workspace``) of generations that are not "requested" in the audit log
+        (finished, or unknown to it) and that no live process holds; the generation ids removed."""
+
+        def status(generation_id: str) -> str | None:
+            found = self.ledger.find_generation(generation_id)
+            return found.status if found is not None else None
+
+        return sweep_work_folders(self.home.work_dir, status)
 
     def close(self) -> None:
         self.ledger.store.dispose()

@@ -13,9 +13,10 @@ The gate (authentication, consent, policy) and the audit events wrap it in ``xp_
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import secrets
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from xp_sdk.engine.templates import MotionTemplate, template_json
 from xp_sdk.errors import ProvenanceFailedError
 from xp_sdk.output_path import check_output_path
 from xp_sdk.provenance import ProvenanceKeys, provenance_errors
+from xp_sdk.workspace import generation_workspace, prepare_publication, publish
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +88,14 @@ def generate(
     payload: Payload | None = None,
     before_publish: Callable[[Generation], None] | None = None,
     watermark_strengths: Sequence[float] = READBACK_STRENGTHS,
+    work_dir: str | os.PathLike[str] | None = None,
 ) -> Generation:
     """Animate, mark every frame, check the mark reads back, sign, and only then publish ``out``; on any failure
     no file is left.
+
+    Every temporary lives in ``<work_dir>/<generation id>/`` (``Home.work_dir``; see ``xp_sdk.workspace``; a
+    private folder in the system's temporary directory when None), never beside ``out``, and ``out`` appears by one
+    atomic rename, so a process killed at any point leaves nothing a user could take for the output.
 
     ``payload`` carries the generation id (a fresh one by default). ``watermark_strengths`` are tried in turn
     until the mark reads back (methods with a fixed strength get one try); if none does, nothing is published
@@ -99,14 +106,11 @@ def generate(
     strengths = tuple(watermark_strengths) if watermark_method in ADJUSTABLE_STRENGTH else (1.0,)
     if not strengths:
         raise ValueError("watermark_strengths must name at least one strength")
-    stem = f".{out_path.stem}.{secrets.token_hex(4)}"
-    unsigned = out_path.with_name(f"{stem}.unsigned.mp4")
-    signed_path = out_path.with_name(f"{stem}.signed.mp4")
-    template_copy = out_path.with_name(f"{stem}.template.json")
-    try:
+    with generation_workspace(work_dir, payload.hex) as work:
+        unsigned, signed_path = work / "unsigned.mp4", work / "signed.mp4"
         animation, strength = _animate_until_the_mark_reads_back(
             source, unsigned, keys=keys, payload=payload, method=watermark_method, strengths=strengths,
-            driving=driving, template=template, options=options, progress=progress,
+            driving=driving, template=template, options=options, progress=progress, work=work,
         )  # fmt: skip
         with provenance_errors():
             signed = sign_video(
@@ -123,7 +127,7 @@ def generate(
                 soft_binding=SoftBinding(
                     algorithm=WATERMARK_ALGORITHM.format(method=watermark_method), value=payload.hex
                 ),
-                ingredients=_ingredients(source, driving, template, template_copy),
+                ingredients=_ingredients(source, driving, template, work / "template.json"),
                 credentials=keys.credentials,
                 title=out_path.name,
             )
@@ -137,13 +141,14 @@ def generate(
             output_sha256=signed.file_sha256,
             animation=animation,
         )
-        if before_publish is not None:
-            before_publish(generation)
-        os.replace(signed_path, out_path)
-    finally:
-        unsigned.unlink(missing_ok=True)
-        signed_path.unlink(missing_ok=True)
-        template_copy.unlink(missing_ok=True)
+        prepared = prepare_publication(signed_path, out_path)
+        try:
+            if before_publish is not None:
+                before_publish(generation)
+            publish(prepared, out_path)
+        finally:
+            if prepared != signed_path:  # a copy beside the output, left only if publishing failed
+                prepared.unlink(missing_ok=True)
     return generation
 
 
@@ -160,17 +165,22 @@ def mark_reads_back(path: Path, key: WatermarkKey, payload: Payload, *, method: 
     return False
 
 
-def mark_survives_reencode(path: Path, key: WatermarkKey, payload: Payload, *, method: str = DEFAULT_METHOD) -> bool:
+def mark_survives_reencode(
+    path: Path, key: WatermarkKey, payload: Payload, *, method: str = DEFAULT_METHOD, work: Path | None = None
+) -> bool:
     """Whether the mark still reads back (:func:`mark_reads_back`, within the code's radius) from ``path`` after an
     ordinary re-encode, H.264 at ``SURVIVAL_CRF`` as the robustness bench makes it: what ``verify``'s wider
-    search can still correct beyond that is the margin for encoders and settings that are not this one."""
-    copy = path.with_name(f"{path.stem}.reencoded.mp4")
-    try:
-        with provenance_errors():
-            reencode(path, copy, SURVIVAL_CRF)
-        return mark_reads_back(copy, key, payload, method=method)
-    finally:
-        copy.unlink(missing_ok=True)
+    search can still correct beyond that is the margin for encoders and settings that are not this one. The
+    re-encoded copy is made in ``work`` (a generation's work folder), else in a private temporary folder."""
+    with contextlib.ExitStack() as stack:
+        folder = work if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xp-")))
+        copy = folder / f"{path.stem}.reencoded.mp4"
+        try:
+            with provenance_errors():
+                reencode(path, copy, SURVIVAL_CRF)
+            return mark_reads_back(copy, key, payload, method=method)
+        finally:
+            copy.unlink(missing_ok=True)
 
 
 def _animate_until_the_mark_reads_back(
@@ -185,6 +195,7 @@ def _animate_until_the_mark_reads_back(
     template: str | MotionTemplate | None,
     options: AnimateOptions | None,
     progress: ProgressCallback | None,
+    work: Path,
 ) -> tuple[AnimationResult, float]:
     onward = _onward(progress)
     for strength in strengths:
@@ -197,7 +208,7 @@ def _animate_until_the_mark_reads_back(
             if (
                 strength == strengths[-1]
                 or animation.frames > SHORT_CLIP_FRAMES
-                or mark_survives_reencode(unsigned, keys.watermark_key, payload, method=method)
+                or mark_survives_reencode(unsigned, keys.watermark_key, payload, method=method, work=work)
             ):
                 return animation, strength
             log.info(

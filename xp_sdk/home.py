@@ -48,6 +48,11 @@ class Home:
         return self.root / "xp.db"
 
     @property
+    def work_dir(self) -> Path:
+        """Each running generation's temporaries, in a folder of its own (``xp_sdk.workspace``)."""
+        return self.root / "work"
+
+    @property
     def policies_dir(self) -> Path:
         """Operator Cedar policies, loaded after the defaults."""
         return self.root / "policies"

@@ -178,14 +178,19 @@ def audit_abandoned(
         str, typer.Option("--older-than", help="Still requested after this long (90m, 12h, 2d).")
     ] = "1h",
     close: Annotated[
-        bool, typer.Option("--close", help="Write each one's failed event (abandoned); needs keys:admin.")
+        bool,
+        typer.Option(
+            "--close",
+            help="Write each one's failed event (abandoned) and remove what it left in the home; needs keys:admin.",
+        ),
     ] = False,
     home: HomeOption = None,
     api_key: ApiKeyOption = None,
     database_url: DatabaseUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Generations a dead process left "requested"; --close records how they ended (no output exists for them)."""
+    """Generations a dead process left "requested"; --close records how they ended (no output exists for them)
+    and removes their temporaries (the home's work/<generation id>/ folders)."""
     age = parse_duration(older_than, option="--older-than")
     with open_client(home, api_key, database_url) as client:
         found = client.audit.abandoned(older_than=age, close=close)

@@ -61,6 +61,8 @@ def create_app(
         if isinstance(settings_or_deployment, Settings)
         else settings_or_deployment
     )
+    # Start-up sweeps the temporaries a dead server left (a deployment passed in may have been opened long ago).
+    deployment.sweep_work()
     service = Service(deployment)
     root = Path(deployment.settings.home) / "server"
     # Uploads live only while a request or a job uses them: what is left is from a process that died.
