@@ -46,6 +46,13 @@ class UnreadableVideoError(InvalidInputError):
     code = "unreadable_video"
 
 
+class VideoTooLongError(InvalidInputError):
+    """A driving video runs longer, in seconds or in frames, than the deployment allows (its header says so, or its
+    frames keep coming past the limit while it is read)."""
+
+    code = "video_too_long"
+
+
 class UnsupportedFormatError(InvalidInputError):
     code = "unsupported_format"
 
@@ -291,5 +298,6 @@ __all__ = [
     "UnreadableVideoError",
     "UnsupportedFormatError",
     "UntrustedMediaError",
+    "VideoTooLongError",
     "XPError",
 ]

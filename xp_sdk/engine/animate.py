@@ -39,7 +39,7 @@ from xp_sdk.engine.motion import SmoothingConfig
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, load_template
-from xp_sdk.engine.video import VideoWriter, frame_times, probe_video
+from xp_sdk.engine.video import DrivingLimits, VideoWriter, check_driving_limits, frame_times
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
 from xp_sdk.errors import ImageTooSmallError, InvalidInputError
 
@@ -234,6 +234,7 @@ def animate(
     progress: ProgressCallback | None = None,
     frame_filter: FrameFilter | None = None,
     diffusion_components: DiffusionComponents | None = None,
+    driving_limits: DrivingLimits | None = None,
 ) -> AnimationResult:
     """Animate ``source`` with a driving video or a motion template and write an H.264 MP4 to ``out``.
 
@@ -241,6 +242,8 @@ def animate(
     frame to encode (the SDK watermarks there); its time is reported as the "filter" stage.
     ``diffusion_components``: with ``engine="diffusion"``, models already built (tests, or a caller who loads
     its own) instead of those named in models.toml.
+    ``driving_limits``: the longest motion accepted (default 600 s and 18 000 frames), checked from the driving
+    video's header and a template's length before any work, and again as the frames are read (a header can lie).
     """
     opts = options or AnimateOptions()
     if (driving is None) == (template is None):
@@ -261,11 +264,13 @@ def animate(
         require_weights(opts.diffusion.models)
     started = time.perf_counter()
     motion: _MotionSource
+    limits = driving_limits or DrivingLimits()
     if driving is not None:
-        info = probe_video(driving)
-        motion = _VideoMotion(Path(driving), info.fps, info.frame_count, opts, progress)
+        info = check_driving_limits(driving, max_seconds=limits.max_seconds, max_frames=limits.max_frames)
+        motion = _VideoMotion(Path(driving), info.fps, info.frame_count, opts, progress, limits)
     else:
         tpl = template if isinstance(template, MotionTemplate) else load_template(str(template))
+        limits.check_length(f"motion template {tpl.name!r}", tpl.duration, tpl.frame_count)
         motion = _TemplateMotion(tpl)
     photo, face = prepare_source(source, opts)
     image, face, turns = turn_upright(photo, face, opts)
@@ -284,7 +289,7 @@ def animate(
     frames = 0
     audio = driving if (driving is not None and opts.keep_audio) else None
     # One output frame per driving frame, shown when the driving frame was: a phone's variable rate keeps its timing.
-    times = frame_times(driving) if driving is not None else None
+    times = frame_times(driving, limits=limits) if driving is not None else None
     with VideoWriter(
         out_path, width=width, height=height, fps=motion.fps, crf=opts.crf, audio_from=audio, frame_times=times
     ) as writer:
@@ -461,11 +466,13 @@ class _VideoMotion(_MotionSource):
         frame_count: int | None,
         options: AnimateOptions,
         progress: ProgressCallback | None = None,
+        limits: DrivingLimits | None = None,
     ) -> None:
         self.path = path
         self.fps = fps
         self.total = frame_count
         self.options = options
+        self.limits = limits
         self.clock = StageClock()
         self._progress = progress
 
@@ -476,8 +483,9 @@ class _VideoMotion(_MotionSource):
     def _produce(self, out: queue.Queue[object], stop: threading.Event, layout: FaceLayout | None) -> None:
         try:
             for frame in iter_driving(
-                self.path, self.fps, self.options.smoothing, self.clock, layout, self.options.driver_mouth
-            ):
+                self.path, self.fps, self.options.smoothing, self.clock, layout, self.options.driver_mouth,
+                limits=self.limits,
+            ):  # fmt: skip
                 if stop.is_set():
                     return
                 out.put(frame)
@@ -492,6 +500,11 @@ class _VideoMotion(_MotionSource):
         wanted = self.options.reference_frame
         if wanted is not None and self.total and wanted >= self.total:
             raise InvalidInputError(f"reference frame {wanted} is beyond the driving video's {self.total} frames")
+        if wanted is not None and self.limits is not None and wanted >= self.limits.max_frames:
+            # A header may not say how long the clip is; the frames before the reference are decoded to reach it.
+            raise InvalidInputError(
+                f"reference frame {wanted} is beyond the longest driving video accepted ({self.limits.describe()})"
+            )
         layout = FaceLayout(face.landmarks, self.options.shading) if self.options.shading.enabled else None
 
         def analysed(frames: int) -> None:

@@ -28,7 +28,7 @@ from xp_sdk.engine.retarget import (
 from xp_sdk.engine.shading import FaceLayout
 from xp_sdk.engine.templates import MotionTemplate, template_from_codes
 from xp_sdk.engine.tracking import VideoFaceAnalyzer, open_video_analyzer
-from xp_sdk.engine.video import frame_times, probe_video, read_frames_where
+from xp_sdk.engine.video import DrivingLimits, frame_times, probe_video, read_frames_where
 from xp_sdk.errors import InvalidInputError, NoFaceError
 
 ANALYSIS_MAX_SIDE = 720
@@ -65,6 +65,7 @@ def iter_driving(
     layout: FaceLayout | None = None,
     interiors: bool = False,
     span: tuple[int, int] | None = None,
+    limits: DrivingLimits | None = None,
 ) -> Iterator[DrivingFrame]:
     """One :class:`DrivingFrame` per driving frame, in order.
 
@@ -74,6 +75,7 @@ def iter_driving(
 
     ``span=(start, stop)`` yields only the frames ``start`` to ``stop - 1``, as if the clip began at ``start``,
     except that codes are still measured from the clip's first face (which is analysed for that alone).
+    ``limits``: a clip whose frames go on past them raises :class:`~xp_sdk.errors.VideoTooLongError` there.
     """
     encoder = MotionEncoder()
     smoother = MotionSmoother(fps, smoothing)
@@ -96,7 +98,8 @@ def iter_driving(
         return index >= start or not encoder.origin_set
 
     with closing(open_video_analyzer()) as analyzer:
-        for index, rgb in read_frames_where(path, wanted if start > 0 else None, max_side=ANALYSIS_MAX_SIDE):
+        frames = read_frames_where(path, wanted if start > 0 else None, max_side=ANALYSIS_MAX_SIDE, limits=limits)
+        for index, rgb in frames:
             if stop is not None and index >= stop:
                 break
             t0 = time.perf_counter()

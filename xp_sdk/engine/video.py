@@ -24,7 +24,13 @@ import av
 import av.error
 import numpy as np
 
-from xp_sdk.errors import EngineError, InvalidInputError, UnreadableVideoError, UnsupportedFormatError
+from xp_sdk.errors import (
+    EngineError,
+    InvalidInputError,
+    UnreadableVideoError,
+    UnsupportedFormatError,
+    VideoTooLongError,
+)
 
 DEFAULT_FPS = 25.0
 # Demuxers ffmpeg picks for still pictures; the "<codec>_pipe" family (png_pipe, jpeg_pipe, ...) is
@@ -56,6 +62,68 @@ class VideoInfo:
     container: str
     rotation: int = 0
     """Degrees counter-clockwise (0, 90, 180 or 270) the stored pictures are turned to show them upright."""
+
+
+DEFAULT_MAX_DRIVING_SECONDS = 600.0
+DEFAULT_MAX_DRIVING_FRAMES = 18_000
+"""Ten minutes at 30 frames a second. Each driving frame is decoded, analysed and generated (about 10 ms of CPU
+each at least), so the length a caller may send is the work a caller may cause."""
+
+
+@dataclass(frozen=True)
+class DrivingLimits:
+    """The longest driving video accepted: in seconds of pictures, and in frames (a header can be honest about
+    one and not the other: 72 000 frames in 2 400 s, or in 0.1 s at a rate that lies)."""
+
+    max_seconds: float = DEFAULT_MAX_DRIVING_SECONDS
+    max_frames: int = DEFAULT_MAX_DRIVING_FRAMES
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_seconds, int | float) and math.isfinite(self.max_seconds) and self.max_seconds > 0):
+            raise InvalidInputError(f"max_seconds must be a positive number of seconds, got {self.max_seconds!r}")
+        if isinstance(self.max_frames, bool) or not (isinstance(self.max_frames, int) and self.max_frames > 0):
+            raise InvalidInputError(f"max_frames must be a positive whole number, got {self.max_frames!r}")
+
+    def describe(self) -> str:
+        return f"{self.max_seconds:g} s and {self.max_frames} frames"
+
+    def check_length(self, what: str, seconds: float | None, frames: int | None) -> None:
+        """:class:`VideoTooLongError` naming ``what`` when ``seconds`` or ``frames`` (each None when unknown) is
+        over the limit."""
+        over = []
+        if seconds is not None and seconds > self.max_seconds:
+            over.append(f"{seconds:.1f} s")
+        if frames is not None and frames > self.max_frames:
+            over.append(f"{frames} frames")
+        if over:
+            raise VideoTooLongError(
+                f"{what} is {' and '.join(over)} long; the limit is {self.describe()}. Send a shorter clip"
+            )
+
+    def check_count(self, file: Path, frames: int) -> None:
+        if frames > self.max_frames:
+            raise VideoTooLongError(
+                f"driving video {file} goes on past {self.max_frames} frames; the limit is {self.describe()}. "
+                "Send a shorter clip"
+            )
+
+    def check_seconds(self, file: Path, seconds: float) -> None:
+        if seconds > self.max_seconds:
+            raise VideoTooLongError(
+                f"driving video {file} goes on past {self.max_seconds:g} s; the limit is {self.describe()}. "
+                "Send a shorter clip"
+            )
+
+
+def check_driving_limits(path: str | os.PathLike[str], *, max_seconds: float, max_frames: int) -> VideoInfo:
+    """The video's :class:`VideoInfo` when its header says it is no longer than ``max_seconds`` and ``max_frames``;
+    else :class:`VideoTooLongError`, before any frame is decoded (the header is read, and one frame for its
+    rotation). A header that says neither passes here: :func:`read_frames_where` with a :class:`DrivingLimits`
+    stops such a video when its frames pass the limit."""
+    limits = DrivingLimits(max_seconds, max_frames)
+    info = probe_video(path)
+    limits.check_length(f"driving video {info.path}", info.duration, info.frame_count)
+    return info
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -203,25 +271,33 @@ def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None) ->
 
 
 def read_frames_where(
-    path: str | os.PathLike[str], wanted: Callable[[int], bool] | None, *, max_side: int | None = None
+    path: str | os.PathLike[str],
+    wanted: Callable[[int], bool] | None,
+    *,
+    max_side: int | None = None,
+    limits: DrivingLimits | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, RGB frame)`` for the frames ``wanted(index)`` accepts (all without it), in order, as
     :func:`read_frames` makes them. The others are decoded, as a video's later frames need them, but not
     converted, which at 1080p is 3 of the 5 ms a frame costs. ``wanted`` is asked as each frame is reached.
+
+    With ``limits``, a frame past its count or its seconds raises :class:`VideoTooLongError` when it is
+    reached: the header may say the video is short (or say nothing) while its frames keep coming.
     """
     if max_side is not None and max_side < 2:
         raise ValueError(f"max_side must be at least 2, got {max_side}")
     file = Path(path)
     _open_input(file)[0].close()
-    return _decode_frames(file, max_side, wanted)
+    return _decode_frames(file, max_side, wanted, limits)
 
 
-def frame_times(path: str | os.PathLike[str]) -> list[float] | None:
+def frame_times(path: str | os.PathLike[str], *, limits: DrivingLimits | None = None) -> list[float] | None:
     """When each frame of a video is shown, in seconds, in display order, from its container's timestamps (the
     packets are read, not decoded); None when the container leaves some frames without a time (MPEG-PS).
 
     Phones record at a variable rate (fewer frames a second in dim light), so the average rate alone misplaces
     frames by up to a large fraction of a second mid-clip; :class:`VideoWriter` takes these times for that.
+    With ``limits``, more packets than its frames raise :class:`VideoTooLongError` as soon as they are read.
     """
     file = Path(path)
     container, stream = _open_input(file)
@@ -235,6 +311,8 @@ def frame_times(path: str | os.PathLike[str]) -> list[float] | None:
                     return None
                 if not packet.is_discard:  # a cut's edit list hides frames before its start
                     times.append(float(packet.pts * packet.time_base))
+                    if limits is not None:
+                        limits.check_count(file, len(times))
         except av.error.FFmpegError:
             return None  # a damaged file: reading its frames reports that, with the frame it stopped at
     times.sort()
@@ -259,9 +337,10 @@ def shown_rgb(
 
 
 def _decode_frames(
-    file: Path, max_side: int | None, wanted: Callable[[int], bool] | None
+    file: Path, max_side: int | None, wanted: Callable[[int], bool] | None, limits: DrivingLimits | None
 ) -> Iterator[tuple[int, np.ndarray]]:
     count = 0
+    start: float | None = None
     container, stream = _open_input(file)
     with container:
         # Frame threading would hide decode errors of a truncated file (the decoder just stops early),
@@ -270,6 +349,11 @@ def _decode_frames(
         try:
             for frame in container.decode(stream):
                 count += 1
+                if limits is not None:
+                    limits.check_count(file, count)
+                    if frame.time is not None:
+                        start = frame.time if start is None else start
+                        limits.check_seconds(file, frame.time - start)
                 if wanted is not None and not wanted(count - 1):
                     continue
                 yield count - 1, shown_rgb(frame, stream, max_side=max_side)
