@@ -95,3 +95,33 @@ def test_trust_anchors_that_are_not_pem_are_refused(deployed: Deployed) -> None:
     _refused(garbage, 400, "InvalidInputError")
     _refused(empty_pem, 400, "InvalidInputError")
     assert "trust_anchors must be PEM CA certificates" in garbage.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("expires", "2030-01-01T00:00:00", "must carry a timezone"),
+        ("valid_from", "2026-01-01", "must carry a timezone"),
+        ("expires", "next tuesday", "ISO 8601"),
+    ],
+)
+def test_consent_dates_need_a_timezone(deployed: Deployed, field: str, value: str, says: str) -> None:
+    with _http(deployed) as http:
+        response = http.post(
+            "/v1/consents",
+            data={"subject": deployed.woman_subject, field: value},
+            files={"evidence": ("statement.txt", b"I consent", "text/plain")},
+        )
+    _refused(response, 400, "InvalidInputError")
+    assert says in response.json()["message"]
+
+
+def test_the_openapi_declares_the_error_statuses(deployed: Deployed) -> None:
+    schema = httpx.get(f"{deployed.url}/openapi.json").json()
+    for path, methods in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in methods.items():
+            declared = set(operation["responses"])
+            assert {"400", "401", "403", "404", "422", "429"} <= declared, (method, path, declared)
+            assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -128,6 +128,36 @@ class CheckpointNote(BaseModel):
     note: str | None = Field(description="the signed note (C2SP), or None when the log is empty")
 
 
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer: ``type`` names a class in ``xp_sdk.errors``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="a stable code, e.g. invalid_input")
+    type: str
+    message: str
+    reasons: list[dict[str, Any]] | None = Field(default=None, description="refusals: each failed check")
+    decision_id: str | None = None
+    retry_after: float | None = Field(default=None, description="rate limits: seconds to wait")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "invalid input: a typed error (InvalidInputError and its subclasses)"),
+        (401, "no API key, or one that is unknown, revoked or expired"),
+        (403, "refused: a missing scope, consent, face match or policy"),
+        (404, "not found, or not the caller's tenant's"),
+        (409, "a conflict with the record's state"),
+        (413, "an upload over its limit"),
+        (422, "a field out of its bounds or of the wrong type"),
+        (429, "rate limited; see Retry-After"),
+        (503, "the audit store is unavailable"),
+    )
+}
+"""The statuses ``server.errors`` answers with, declared once for every ``/v1`` route."""
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str

@@ -72,10 +72,14 @@ def _when(form: Form, name: str) -> datetime | None:
     value = form.get(name)
     if not value:
         return None
+    shown = value if len(value) <= 80 else value[:77] + "…"
     try:
-        return datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInputError(f"{name} must be an ISO 8601 date and time, got {value!r}") from exc
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be an ISO 8601 date and time, got {shown!r}") from None
+    if moment.utcoffset() is None:
+        raise InvalidInputError(f"{name} must carry a timezone (e.g. 2027-01-01T00:00:00Z), got {shown!r}")
+    return moment
 
 
 @router.post("/{consent_id}/revoke", response_model=ConsentInfo, summary="Revoke a consent")
