@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -44,7 +45,10 @@ from xp_sdk.errors import (
 )
 from xp_sdk.home import Home
 from xp_sdk.provenance import ProvenanceKeys, init_provenance_keys, load_provenance_keys
+from xp_sdk.staged_home import staged_home
 from xp_sdk.workspace import sweep_work_folders
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "default"
 LOG_KEY_NAME = "xp-sdk-audit"
@@ -144,43 +148,63 @@ def init_deployment(
     tenant: str = DEFAULT_TENANT,
     organization: str = "xp-sdk development",
 ) -> Initialized:
-    """Make a home: provenance keys, the audit log key, settings, the database, a tenant and an admin key."""
-    resolved = Home.resolve(home)
-    if resolved.audit_key_path.exists():
-        raise AlreadyInitializedError(
-            f"{resolved.root} is already initialized; use it, or point XP_HOME at a new folder"
-        )
-    resolved.ensure()
-    config = read_config_file(resolved)
-    if database_url is not None:
-        config["database_url"] = database_url
-    config.setdefault("log_origin", f"xp-sdk/{secrets.token_hex(4)}")
-    resolved.policies_dir.mkdir(mode=0o700, exist_ok=True)
-    if not resolved.watermark_key_path.exists():
-        init_provenance_keys(resolved, organization=organization)
-    log_key = LogSigningKey.generate(LOG_KEY_NAME)
-    settings = Settings.resolve(home=resolved.root, **{k: v for k, v in config.items() if k == "database_url"})
-    with audit_errors():
-        Store.open(settings.database_url).dispose()
-    write_config_file(resolved, config)
-    log_key.save(resolved.audit_key_path)
-    deployment = Deployment.open(Settings.resolve(home=resolved.root))
-    try:
+    """Make a home: provenance keys, the audit log key, settings, the database, a tenant and an admin key.
+
+    All or nothing: the home is built beside its place and put there only once it holds its admin key
+    (``xp_sdk.staged_home``), so an init that is killed or fails leaves nothing a second one would refuse."""
+    target = Home.resolve(home)
+    with staged_home(target) as staging:
+        if target.audit_key_path.exists():
+            raise AlreadyInitializedError(
+                f"{target.root} is already initialized; use it, or point XP_HOME at a new folder"
+            )
+        config = read_config_file(target)
+        if database_url is not None:
+            config["database_url"] = database_url
+        config.setdefault("log_origin", f"xp-sdk/{secrets.token_hex(4)}")
+        staging.ensure()
+        staging.policies_dir.mkdir(mode=0o700, exist_ok=True)
+        if not target.watermark_key_path.exists():
+            init_provenance_keys(staging, organization=organization)
+        write_config_file(staging, config)
+        log_key = LogSigningKey.generate(LOG_KEY_NAME)
+        log_key.save(staging.audit_key_path)
+        # The staged home's own settings: its SQLite file (the default) is built inside it and moves with it.
+        settings = Settings.resolve(home=staging.root)
         with audit_errors():
-            with suppress(RecordConflictError):  # a shared PostgreSQL database may already know the tenant
-                deployment.ledger.create_tenant(tenant)
-            admin = deployment.ledger.create_key(tenant, scopes=ADMIN_SCOPES, name="admin (xp init)")
-            deployment.ledger.log.checkpoint()
-    finally:
-        deployment.close()
+            Policy.load(tuple(p for p in (target.policies_dir,) if p.is_dir()))  # an operator's, put there before
+            store = Store.open(settings.database_url)
+            try:
+                # No signing key: nothing is signed with the log key until the home that holds it is in place.
+                ledger = Ledger(store, origin=settings.log_origin)
+                with suppress(RecordConflictError):  # a shared PostgreSQL database may already know the tenant
+                    ledger.create_tenant(tenant)
+                admin = ledger.create_key(tenant, scopes=ADMIN_SCOPES, name="admin (xp init)")
+            finally:
+                store.dispose()
+    final = Settings.resolve(home=target.root)
+    _sign_first_checkpoint(final, log_key)
     return Initialized(
-        home=resolved.root,
-        database_url=deployment.settings.database_url,
+        home=target.root,
+        database_url=final.database_url,
         tenant=tenant,
         api_key=admin,
         log_verifier_key=log_key.public_key.to_vkey(),
-        trust_anchor=resolved.signing_dir / "ca.pem",
+        trust_anchor=target.signing_dir / "ca.pem",
     )
+
+
+def _sign_first_checkpoint(settings: Settings, log_key: LogSigningKey) -> None:
+    """Sign the new log's first tree head. Best effort: the home is in place and its admin key made, whose secret
+    must reach the caller; a checkpoint that fails now is signed by the deployment's next one."""
+    try:
+        store = Store.open(settings.database_url)
+        try:
+            Ledger(store, origin=settings.log_origin, signing_key=log_key).log.checkpoint()
+        finally:
+            store.dispose()
+    except AuditError as exc:
+        log.warning("xp init: the first checkpoint was not signed (%s); the next checkpoint will cover it", exc)
 
 
 def check_tenant_id(tenant: str) -> str:
