@@ -9,18 +9,14 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from watermark.errors import UnsupportedMediaError
-from xp_sdk.engine.video import is_image_file, probe_video
-from xp_sdk.errors import ProvenanceFailedError, UnsupportedFormatError, XPError
+from xp_sdk.errors import XPError
 from xp_sdk.server.errors import renamed
 from xp_sdk.server.schemas import VerificationView, multipart, pem_certificates
 from xp_sdk.server.state import get_state, well_formed_key
 from xp_sdk.server.still import middle_frame_jpeg
-from xp_sdk.server.uploads import FilePart, UploadedFile, read_form
+from xp_sdk.server.uploads import FilePart, read_form
 
 router = APIRouter(prefix="/verifications", tags=["verify"])
-
-UNSUPPORTED_MEDIA = UnsupportedMediaError.code
 
 
 @router.post(
@@ -49,25 +45,11 @@ async def create_verification(
         anchors = form.get("trust_anchors") or None
         if anchors is not None:
             pem_certificates(anchors, "trust_anchors")
-        await anyio.to_thread.run_sync(_require_video, video, limiter=state.heavy)
         check = partial(state.service.verify, key, video.path, trust_anchors=anchors)
         report = await anyio.to_thread.run_sync(check, limiter=state.heavy)
         frame = await anyio.to_thread.run_sync(middle_frame_jpeg, video.path, limiter=state.heavy) if still else None
-    except ProvenanceFailedError as exc:
-        if exc.code != UNSUPPORTED_MEDIA:
-            raise renamed(exc, form.renames()) from None
-        # A video in a container C2PA cannot carry (MPEG-PS, Matroska, ...): the upload's fault, not the server's.
-        unsupported = UnsupportedFormatError(f"{exc.message}; verification takes an MP4 or MOV video")
-        raise renamed(unsupported, form.renames()) from None
     except XPError as exc:
         raise renamed(exc, form.renames()) from None
     finally:
         state.discard(folder)
     return VerificationView(**{**report.model_dump(), "path": video.client_name, "still": frame})
-
-
-def _require_video(video: UploadedFile) -> None:
-    """A file that is not a video is refused here, by its header, before any C2PA or watermark work."""
-    if is_image_file(video.path):
-        raise UnsupportedFormatError(f"{video.path} is a still image; verification takes a video")
-    probe_video(video.path)
