@@ -9,6 +9,7 @@ Public face::
 from xp_sdk.engine.animate import AnimateOptions, AnimationResult, FrameFilter, Progress, ProgressCallback, animate
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.motion import MotionCode, SmoothingConfig
+from xp_sdk.engine.photo import PreparedPhoto, prepare_photo
 from xp_sdk.engine.retarget import RetargetOptions
 from xp_sdk.engine.shading import ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, builtin_names, load_template
@@ -31,6 +32,7 @@ __all__ = [
     "FrameFilter",
     "MotionCode",
     "MotionTemplate",
+    "PreparedPhoto",
     "Progress",
     "ProgressCallback",
     "RetargetOptions",
@@ -40,4 +42,5 @@ __all__ = [
     "animate",
     "builtin_names",
     "load_template",
+    "prepare_photo",
 ]

@@ -16,7 +16,6 @@ Its weights are checked (models.toml, sha256 pins) before the first frame is gen
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import threading
@@ -26,22 +25,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
-import cv2
 import numpy as np
 
-from xp_sdk.engine import topology
 from xp_sdk.engine.bounds import SettingsCheck
 from xp_sdk.engine.diffusion.config import DiffusionConfig
 from xp_sdk.engine.driving import DrivingFrame, StageClock, find_reference, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
-from xp_sdk.engine.images import MIN_IMAGE_SIDE, check_image_array, load_image
+from xp_sdk.engine.images import MIN_IMAGE_SIDE
 from xp_sdk.engine.motion import SmoothingConfig
+from xp_sdk.engine.photo import (
+    DEFAULT_MAX_SIDE,
+    PhotoSource,
+    PreparedPhoto,
+    as_file_path,
+    capped,
+    prepare_photo,
+    read_photo,
+    upright_turns,
+)
 from xp_sdk.engine.retarget import Retargeter, RetargetOptions, TargetFace
 from xp_sdk.engine.shading import FaceLayout, ShadingConfig
 from xp_sdk.engine.templates import MotionTemplate, load_template
 from xp_sdk.engine.video import DrivingLimits, VideoWriter, check_driving_limits, frame_times
 from xp_sdk.engine.warp import WarpConfig, WarpGenerator
-from xp_sdk.errors import ImageTooSmallError, InvalidInputError
+from xp_sdk.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from xp_sdk.engine.diffusion.components import DiffusionComponents
@@ -62,7 +69,7 @@ MAX_CRF = 51
 
 @dataclass(frozen=True)
 class AnimateOptions:
-    max_side: int = 1024
+    max_side: int = DEFAULT_MAX_SIDE
     """Output resolution cap: the photo is downscaled so its longer side is at most this."""
     expression_scale: float = 1.0
     pose_scale: float = 1.0
@@ -170,62 +177,29 @@ class _Failure:
 _END = object()
 
 
-def prepare_source(
-    source: str | os.PathLike[str] | np.ndarray, options: AnimateOptions
-) -> tuple[np.ndarray, FaceAnalysis]:
-    """Load (or check) the photo, cap its size, and analyse its face; raises before any generation."""
-    if isinstance(source, np.ndarray):
-        image = check_image_array(source, name="source photo")
-        name = "the source photo"
-    else:
-        path = _as_path(source, "source photo", also="an RGB uint8 numpy array")
-        image = load_image(path)
-        name = f"source photo {path}"
-    height, width = image.shape[:2]
-    scale = options.max_side / max(height, width)
-    if scale < 1.0:
-        size = (round(width * scale), round(height * scale))
-        if min(size) < MIN_IMAGE_SIDE:
-            raise ImageTooSmallError(
-                f"{name} is {width}×{height} pixels; capped to max_side {options.max_side} it would be "
-                f"{size[0]}×{size[1]}, under {MIN_IMAGE_SIDE} pixels on its shorter side. Crop it closer to the "
-                "face, or raise max_side"
-            )
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+def prepare_source(source: PhotoSource, options: AnimateOptions) -> tuple[np.ndarray, FaceAnalysis]:
+    """Load (or check) the photo, cap its size, and analyse its face as it lies (not turned upright: see
+    :func:`~xp_sdk.engine.photo.prepare_photo` for the photo as it is animated); raises before any generation."""
+    image, name = read_photo(source)
+    image = capped(image, options.max_side, name)
     with FaceAnalyzer() as analyzer:
         face = analyzer.analyze_photo(image, allow_multiple=options.allow_multiple_faces, name=name)
     return image, face
 
 
-def upright_turns(face: FaceAnalysis) -> int:
-    """Counter-clockwise quarter turns that stand ``face`` upright: 1 or 3 for a face lying at ±90° (a photo taken
-    with the camera on its side whose orientation was lost, as apps that strip EXIF lose it), else 0. Upside-down
-    faces are not turned: MediaPipe's landmarks on them are not where the features are."""
-    left, right = face.landmarks[list(topology.OUTER_EYE_CORNERS), :2]
-    dx, dy = right - left
-    angle = math.degrees(math.atan2(dy, dx))  # 0 for an upright face; y points down
-    return round(angle / 90.0) % 4 if 45.0 < abs(angle) < 135.0 else 0
-
-
-def turn_upright(
-    image: np.ndarray, face: FaceAnalysis, options: AnimateOptions
-) -> tuple[np.ndarray, FaceAnalysis, int]:
-    """The photo turned by :func:`upright_turns`, its face there, and the turns made.
-
-    Head motion is carried in the picture's axes, so on a face lying on its side a nod became a shake (pose error
-    2.6° against 1.1° upright, lp_d5 driving lp_s7); the engine animates the face upright instead.
-    """
-    turns = upright_turns(face)
-    if turns == 0:
-        return image, face, 0
-    upright = np.ascontiguousarray(np.rot90(image, turns))
-    with FaceAnalyzer() as analyzer:
-        face = analyzer.analyze_photo(upright, allow_multiple=options.allow_multiple_faces, name="the source photo")
-    return upright, face, turns
+def _prepared(source: PhotoSource | PreparedPhoto, options: AnimateOptions) -> PreparedPhoto:
+    """``source`` as :func:`prepare_photo` makes it for ``options``; a photo prepared already with the same settings
+    is taken as it is (the SDK prepares it once, for its gate and for the engine)."""
+    max_side, several = options.max_side, options.allow_multiple_faces
+    if isinstance(source, PreparedPhoto):
+        if source.made_for(max_side=max_side, allow_multiple_faces=several):
+            return source
+        source = source.original
+    return prepare_photo(source, max_side=max_side, allow_multiple_faces=several)
 
 
 def animate(
-    source: str | os.PathLike[str] | np.ndarray,
+    source: PhotoSource | PreparedPhoto,
     out: str | os.PathLike[str],
     *,
     driving: str | os.PathLike[str] | None = None,
@@ -237,6 +211,8 @@ def animate(
     driving_limits: DrivingLimits | None = None,
 ) -> AnimationResult:
     """Animate ``source`` with a driving video or a motion template and write an H.264 MP4 to ``out``.
+
+    ``source``: a photo file, an RGB ``uint8`` array, or a :class:`PreparedPhoto` (analysed once already).
 
     ``frame_filter`` sees every generated frame just before it is encoded, on the encoder thread, and returns the
     frame to encode (the SDK watermarks there); its time is reported as the "filter" stage.
@@ -250,9 +226,9 @@ def animate(
         raise InvalidInputError("give exactly one of a driving video or a motion template")
     if progress is not None and not callable(progress):
         raise InvalidInputError(f"progress must be a callable taking a Progress, got {type(progress).__name__}")
-    out_path = _as_path(out, "output")
+    out_path = as_file_path(out, "output")
     if driving is not None:
-        driving = _as_path(driving, "driving video")
+        driving = as_file_path(driving, "driving video")
     if out_path.suffix.lower() != ".mp4":
         raise InvalidInputError(f"output {out_path} must end in .mp4 (H.264 MP4 is what the engine writes)")
     if not isinstance(opts, AnimateOptions):
@@ -272,11 +248,11 @@ def animate(
         tpl = template if isinstance(template, MotionTemplate) else load_template(str(template))
         limits.check_length(f"motion template {tpl.name!r}", tpl.duration, tpl.frame_count)
         motion = _TemplateMotion(tpl)
-    photo, face = prepare_source(source, opts)
-    image, face, turns = turn_upright(photo, face, opts)
+    prepared = _prepared(source, opts)
+    image, face, turns = prepared.image, prepared.face, prepared.turns
     retargeter = Retargeter(face, RetargetOptions(opts.expression_scale, opts.pose_scale))
     warp = WarpGenerator(image, face, opts.warp)
-    height, width = photo.shape[:2]
+    width, height = prepared.output_size
     timings = {"analysis": 0.0, "warp": 0.0, "filter": 0.0, "encode": 0.0}
     stream: _FrameStream
     if opts.engine == "diffusion":
@@ -326,18 +302,6 @@ def animate(
         stage_seconds=timings,
         engine=opts.engine,
     )
-
-
-def _as_path(value: object, what: str, *, also: str = "") -> Path:
-    """``value`` as a Path when it names a file (a str or an os.PathLike of str); else an input error."""
-    if isinstance(value, str | os.PathLike):
-        name = os.fspath(value)
-        if isinstance(name, str):
-            if "\0" in name:
-                raise InvalidInputError(f"{what} path {name!r} contains a NUL character")
-            return Path(name)
-    alternatives = f" or {also}" if also else ""
-    raise InvalidInputError(f"{what} must be a file path{alternatives}, got {type(value).__name__}")
 
 
 class _EncoderThread:
@@ -539,6 +503,5 @@ __all__ = [
     "ProgressCallback",
     "animate",
     "prepare_source",
-    "turn_upright",
     "upright_turns",
 ]

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from xp_sdk.engine.models import FACE_DETECTOR_YUNET, FACE_RECOGNIZER_SFACE, resolve_model
-from xp_sdk.errors import EngineError, UnreadableImageError
+from xp_sdk.errors import EngineError, NoFaceError, UnreadableImageError
 
 # Cosine similarity of two SFace embeddings at or above which they are taken to show the same person: the
 # threshold published with the model in the OpenCV model zoo (face_recognition_sface, cosine metric).
@@ -26,6 +26,9 @@ DETECTION_SCORE_THRESHOLD = 0.6
 # the preprocessing is the one ``feature`` uses (112×112, BGR→RGB, no scaling or mean).
 _SFACE_INPUT = "data"
 _SFACE_SIZE = (112, 112)
+# The two detectors' boxes of one face (YuNet's box, the FaceLandmarker's landmark box) overlap by 0.77-0.90
+# (intersection over union) on the shared photos upright and by 0.42-0.72 on their side; two people's by nothing.
+DETECTORS_AGREE_IOU = 0.3
 # YuNet's cost grows with the pixel count while its accuracy on a portrait does not; large photos are
 # detected on a downscaled copy and the five landmarks mapped back, so alignment still uses full resolution.
 _MAX_DETECT_SIDE = 640
@@ -66,8 +69,9 @@ class IdentityEmbedder:
         self._recognizer = None
         self._net = None
 
-    def detect(self, rgb: np.ndarray) -> np.ndarray | None:
-        """The largest face as YuNet's row (x, y, w, h, five landmark x/y pairs, score), in pixels."""
+    def detect_all(self, rgb: np.ndarray) -> np.ndarray:
+        """Every face YuNet finds, largest first, as rows (x, y, w, h, five landmark x/y pairs, score) in pixels;
+        shape (0, 15) when there is none."""
         if self._detector is None:
             raise EngineError("IdentityEmbedder is closed")
         bgr = _to_bgr(rgb)
@@ -80,17 +84,19 @@ class IdentityEmbedder:
         if size != self._input_size:
             self._detector.setInputSize(size)
             self._input_size = size
-        _, faces = self._detector.detect(bgr)
-        if faces is None or len(faces) == 0:
-            return None
-        faces = np.asarray(faces, dtype=np.float32)
-        best: np.ndarray = faces[int(np.argmax(faces[:, 2] * faces[:, 3]))].copy()
+        _, found = self._detector.detect(bgr)
+        if found is None or len(found) == 0:
+            return np.zeros((0, 15), np.float32)
+        faces = np.asarray(found, dtype=np.float32).copy()
         if scale < 1.0:
-            sx = width / size[0]
-            sy = height / size[1]
-            best[0:14:2] *= sx
-            best[1:14:2] *= sy
-        return best
+            faces[:, 0:14:2] *= width / size[0]
+            faces[:, 1:14:2] *= height / size[1]
+        return faces[np.argsort(-(faces[:, 2] * faces[:, 3]), kind="stable")]
+
+    def detect(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The largest face as YuNet's row (x, y, w, h, five landmark x/y pairs, score), in pixels."""
+        faces = self.detect_all(rgb)
+        return faces[0] if len(faces) else None
 
     def embed(self, rgb: np.ndarray, *, any_orientation: bool = False) -> np.ndarray | None:
         """The embedding of the largest face in ``rgb`` (RGB ``uint8``), or None when no face is found.
@@ -100,6 +106,8 @@ class IdentityEmbedder:
         Without it, YuNet finds no face lying on its side, or finds one with its landmarks placed as if upright
         and an embedding of nobody (cosine 0.01-0.29 to the same photo upright). On the shared photos the
         upright turn scored 0.92-0.95 and the others at most 0.90.
+
+        The face of a photo to animate is embedded by :meth:`embed_face`, where the animation's detector found it.
         """
         face = self.detect(rgb)
         if any_orientation:
@@ -111,6 +119,26 @@ class IdentityEmbedder:
                     rgb, face = turned, found
         if face is None:
             return None
+        return self._embedding(rgb, face)
+
+    def embed_face(self, rgb: np.ndarray, box: tuple[float, float, float, float], *, name: str) -> np.ndarray:
+        """The embedding of the face at ``box`` (x0, y0, x1, y1 in ``rgb``'s pixels: where another detector, the
+        animation's FaceLandmarker, found the face that moves); ``NoFaceError`` when YuNet finds no face there.
+
+        YuNet's own largest face need not be that one: in a photo of several people the two detectors may each
+        take a different person as the largest, and the face matched must be the face animated.
+        """
+        faces = self.detect_all(rgb)
+        overlaps = [_overlap(_yunet_box(face), box) for face in faces]
+        best = int(np.argmax(overlaps)) if overlaps else -1
+        if best < 0 or overlaps[best] < DETECTORS_AGREE_IOU:
+            raise NoFaceError(
+                f"the identity detector (YuNet) finds no face where the face to animate is in {name}; use a photo "
+                "where the face is clearly visible, seen from the front"
+            )
+        return self._embedding(rgb, faces[best])
+
+    def _embedding(self, rgb: np.ndarray, face: np.ndarray) -> np.ndarray:
         if self._recognizer is None or self._net is None:
             raise EngineError("IdentityEmbedder is closed")
         aligned = self._recognizer.alignCrop(_to_bgr(rgb), face)
@@ -135,6 +163,21 @@ class IdentityEmbedder:
         return float(np.dot(va, vb) / denom)
 
 
+def _yunet_box(face: np.ndarray) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in face[:4])
+    return x, y, x + w, y + h
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def _to_bgr(rgb: np.ndarray) -> np.ndarray:
     if not isinstance(rgb, np.ndarray):
         raise UnreadableImageError(f"expected an H×W×3 RGB uint8 image, got {type(rgb).__name__}")
@@ -145,4 +188,4 @@ def _to_bgr(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, 2::-1])
 
 
-__all__ = ["EMBEDDING_SIZE", "SFACE_SAME_PERSON_COSINE", "IdentityEmbedder"]
+__all__ = ["DETECTORS_AGREE_IOU", "EMBEDDING_SIZE", "SFACE_SAME_PERSON_COSINE", "IdentityEmbedder"]
