@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from importlib import resources
@@ -11,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from xp_sdk.engine.templates import MotionTemplate, builtin_names
+from xp_sdk.engine.templates import MotionTemplate, builtin_names, template_json
 from xp_sdk.errors import TemplateError
+from xp_sdk.remote import HttpOperations
 
 from .conftest import Deployed
 
@@ -88,7 +90,7 @@ def test_a_path_on_the_server_is_not_a_template(deployed: Deployed, attack: str)
     assert len(list((deployed.home / "server" / "outputs").glob("*"))) == jobs_before  # no job was started
 
 
-def test_an_uploaded_template_animates(deployed: Deployed) -> None:
+def test_an_uploaded_template_animates(deployed: Deployed, tmp_path: Path) -> None:
     with _http(deployed) as http:
         created = _post(http, deployed, {}, {"template_json": ("tiny_nod.json", TINY_JSON, "application/json")})
         assert created.status_code == 202, created.text
@@ -97,6 +99,15 @@ def test_an_uploaded_template_animates(deployed: Deployed) -> None:
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["frames"] == TINY.frame_count
     assert video is not None and video.status_code == 200 and video.content[4:8] == b"ftyp"
+    # The template is on the record by its content's hash, and in the C2PA manifest as an ingredient with it.
+    canonical = hashlib.sha256(template_json(TINY)).hexdigest()
+    record = deployed.admin.audit.show(job["generation_id"]).generation
+    assert record.driving == f"template:tiny_nod@sha256:{canonical}"
+    output = tmp_path / "uploaded.mp4"
+    output.write_bytes(video.content)
+    summary = deployed.admin.verify(output).c2pa.summary
+    assert summary is not None
+    assert {(i.title, i.sha256) for i in summary.ingredients} >= {("tiny_nod.json", canonical)}
 
 
 def test_an_uploaded_template_is_validated_before_a_job_starts(deployed: Deployed) -> None:
@@ -143,3 +154,16 @@ def test_the_remote_client_uploads_a_local_template_file(deployed: Deployed, tmp
             )
     assert result.frames == TINY.frame_count and (tmp_path / "a.mp4").is_file()
     assert not (tmp_path / "b.mp4").exists() and not (tmp_path / "c.mp4").exists()
+
+
+def test_http_operations_upload_a_template_file_given_by_path(deployed: Deployed, tmp_path: Path) -> None:
+    local = tmp_path / "by_path.json"
+    local.write_bytes(TINY_JSON)
+    operations = HttpOperations(deployed.url)
+    try:
+        result = operations.animate(
+            deployed.animator_key, deployed.astronaut, subject=deployed.eileen, template=local, out=tmp_path / "p.mp4"
+        )
+    finally:
+        operations.close()
+    assert result.frames == TINY.frame_count and (tmp_path / "p.mp4").is_file()
