@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from xp_sdk.engine.faces import FaceAnalyzer
 from xp_sdk.engine.models import FACE_DETECTOR_YUNET, FACE_RECOGNIZER_SFACE, resolve_model
 from xp_sdk.errors import EngineError, NoFaceError, UnreadableImageError
 
@@ -29,6 +30,9 @@ _SFACE_SIZE = (112, 112)
 # The two detectors' boxes of one face (YuNet's box, the FaceLandmarker's landmark box) overlap by 0.77-0.90
 # (intersection over union) on the shared photos upright and by 0.42-0.72 on their side; two people's by nothing.
 DETECTORS_AGREE_IOU = 0.3
+# A reference's face is shown to the FaceLandmarker in a square this many times YuNet's box: the whole head and
+# some context, as its detector expects (on crops of the shared photos the two boxes overlapped by 0.47-0.96).
+_AGREEMENT_CROP = 2.5
 # YuNet's cost grows with the pixel count while its accuracy on a portrait does not; large photos are
 # detected on a downscaled copy and the five landmarks mapped back, so alignment still uses full resolution.
 _MAX_DETECT_SIDE = 640
@@ -55,6 +59,7 @@ class IdentityEmbedder:
         )
         self._recognizer: Any = cv2.FaceRecognizerSF.create(str(sface), "")
         self._net: Any = cv2.dnn.readNetFromONNX(str(sface))
+        self._analyzer: FaceAnalyzer | None = None  # made on first use (reference photos)
 
     def __enter__(self) -> IdentityEmbedder:
         return self
@@ -68,6 +73,9 @@ class IdentityEmbedder:
         self._detector = None
         self._recognizer = None
         self._net = None
+        if self._analyzer is not None:
+            self._analyzer.close()
+            self._analyzer = None
 
     def detect_all(self, rgb: np.ndarray) -> np.ndarray:
         """Every face YuNet finds, largest first, as rows (x, y, w, h, five landmark x/y pairs, score) in pixels;
@@ -107,7 +115,8 @@ class IdentityEmbedder:
         and an embedding of nobody (cosine 0.01-0.29 to the same photo upright). On the shared photos the
         upright turn scored 0.92-0.95 and the others at most 0.90.
 
-        The face of a photo to animate is embedded by :meth:`embed_face`, where the animation's detector found it.
+        YuNet alone also finds faces in a coffee cup and a cat (scores 0.6-0.62): a reference photo is embedded
+        by :meth:`reference_embedding`, and the face of a photo to animate by :meth:`embed_face`.
         """
         face = self.detect(rgb)
         if any_orientation:
@@ -137,6 +146,46 @@ class IdentityEmbedder:
                 "where the face is clearly visible, seen from the front"
             )
         return self._embedding(rgb, faces[best])
+
+    def reference_embedding(self, rgb: np.ndarray, *, name: str = "the reference photo") -> np.ndarray:
+        """The embedding of a reference photo's face, in whichever quarter turn it stands upright; ``NoFaceError``
+        unless both detectors, YuNet and MediaPipe's FaceLandmarker, find that face.
+
+        YuNet alone found a face in scikit-image's coffee cup (at 1200×800, score 0.62) and its cat (0.62), and
+        they were registered as people; MediaPipe finds none there. Each face YuNet finds (the turns in the order
+        of YuNet's surest face, then the faces largest first) is shown to MediaPipe in a crop around it: on the
+        whole picture MediaPipe's detector misses faces that are small in it (the astronaut beside a cup, 90
+        pixels of 1280), which YuNet finds. The first face both find is embedded.
+        """
+        if self._analyzer is None:
+            self._analyzer = FaceAnalyzer()
+        rgb = _checked_rgb(rgb)
+        candidates = []
+        for turns in range(4):
+            turned = np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+            faces = self.detect_all(turned)
+            if len(faces):
+                candidates.append((float(faces[:, 14].max()), turns, turned, faces))
+        for _, _, turned, faces in sorted(candidates, key=lambda c: (-c[0], c[1])):
+            for face in faces:  # largest first
+                if self._landmarker_agrees(turned, face):
+                    return self._embedding(turned, face)
+        raise NoFaceError(f"no face found in {name}; use a photo where one face is clearly visible")
+
+    def _landmarker_agrees(self, rgb: np.ndarray, face: np.ndarray) -> bool:
+        """Whether MediaPipe's FaceLandmarker finds a face where YuNet's ``face`` is, looking at a crop around it."""
+        assert self._analyzer is not None
+        x0, y0, x1, y1 = _yunet_box(face)
+        half = max(x1 - x0, y1 - y0) * _AGREEMENT_CROP / 2
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        height, width = rgb.shape[:2]
+        left, top = max(0, int(cx - half)), max(0, int(cy - half))
+        right, bottom = min(width, int(cx + half) + 1), min(height, int(cy + half) + 1)
+        if right - left < 2 or bottom - top < 2:
+            return False
+        crop = np.ascontiguousarray(rgb[top:bottom, left:right])
+        shifted = (x0 - left, y0 - top, x1 - left, y1 - top)
+        return any(_overlap(shifted, found.bbox) >= DETECTORS_AGREE_IOU for found in self._analyzer.detect_all(crop))
 
     def _embedding(self, rgb: np.ndarray, face: np.ndarray) -> np.ndarray:
         if self._recognizer is None or self._net is None:
@@ -176,6 +225,12 @@ def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float,
         return 0.0
     inter = width * height
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _checked_rgb(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` as three contiguous RGB channels (a fourth, alpha, dropped), after the checks of :func:`_to_bgr`."""
+    _to_bgr(rgb)
+    return np.ascontiguousarray(rgb[:, :, :3])
 
 
 def _to_bgr(rgb: np.ndarray) -> np.ndarray:
