@@ -56,7 +56,7 @@ def test_a_witnessed_checkpoint_from_another_log_is_the_callers_mistake(deployed
     with _http(deployed) as http:
         foreign = http.post("/v1/audit/verify", json={"witnessed": [other]})
     _refused(foreign, 400, "InvalidInputError")
-    assert "witnessed[0] is not a checkpoint signed by this log" in foreign.json()["message"]
+    assert "not a signed checkpoint note of this log" in foreign.json()["message"]
 
 
 def test_a_witnessed_checkpoint_of_this_log_is_checked(deployed: Deployed) -> None:
