@@ -62,3 +62,16 @@ class LogIntegrityError(AuditError):
         super().__init__(message)
         self.seq = seq
         self.checkpoint_size = checkpoint_size
+
+
+class RecordIntegrityError(LogIntegrityError):
+    """A record row (of ``table``: generations, consents, subjects, api_keys, tenants) disagrees with the events
+    that describe it: it was edited, inserted or deleted outside the ledger. ``field`` names the first column
+    that disagrees, or is None when the whole row is missing or no event describes it; ``seq`` is the event the
+    row contradicts, when there is one."""
+
+    def __init__(self, message: str, *, table: str, record_id: str, field: str | None, seq: int | None = None) -> None:
+        super().__init__(message, seq=seq)
+        self.table = table
+        self.record_id = record_id
+        self.field = field

@@ -31,6 +31,8 @@ from audit.events import AuditEvent, Decision, EventDraft, EventType
 from audit.log import AuditLog
 from audit.models import ApiKey, Consent, FaceReference, Generation, Subject, Tenant
 from audit.query import EventPage, EventQuery, query_events
+from audit.reconcile import hold_snapshot
+from audit.record_reads import checked_generation, unfinished_generation_ids
 from audit.records import ConsentInfo, GenerationInfo, SubjectInfo, TenantInfo
 from audit.store import Store
 
@@ -443,22 +445,21 @@ class Ledger:
             _require(session, Tenant, tenant_id, "tenant")
             if session.get(Generation, generation_id) is not None:
                 raise RecordConflictError(f"generation {generation_id} already exists")
-            session.add(
-                Generation(
-                    id=generation_id,
-                    tenant_id=tenant_id,
-                    key_id=key_id,
-                    subject_id=subject_id,
-                    consent_id=consent_id,
-                    decision_id=str(decision.get("decision_id", "")),
-                    status="requested",
-                    source_sha256=source_sha256,
-                    driving=driving,
-                    created_at=now,
-                )
+            row = Generation(
+                id=generation_id,
+                tenant_id=tenant_id,
+                key_id=key_id,
+                subject_id=subject_id,
+                consent_id=consent_id,
+                decision_id=str(decision.get("decision_id", "")),
+                status="requested",
+                source_sha256=source_sha256,
+                driving=driving,
+                created_at=now,
             )
+            session.add(row)
             session.flush()
-            return self.log.append(
+            requested = self.log.append(
                 EventDraft(
                     type=EventType.GENERATION_REQUESTED,
                     tenant_id=tenant_id,
@@ -476,6 +477,9 @@ class Ledger:
                 ),
                 session=session,
             )
+            # The row's moment is its event's, to the microsecond, so the log vouches for it (audit.reconcile).
+            row.created_at = requested.occurred_at
+            return requested
 
     def record_completed(
         self, generation_id: str, *, output_sha256: str, manifest_sha256: str | None, data: dict[str, Any]
@@ -500,7 +504,7 @@ class Ledger:
                 setattr(row, name, value)
             row.finished_at = utcnow()
             session.flush()
-            return self.log.append(
+            finished = self.log.append(
                 EventDraft(
                     type=outcome,
                     tenant_id=row.tenant_id,
@@ -511,6 +515,8 @@ class Ledger:
                 ),
                 session=session,
             )
+            row.finished_at = finished.occurred_at  # its event's moment, as for created_at
+            return finished
 
     def record_verification(
         self, *, tenant_id: str | None, actor: str | None, generation_id: str | None, data: dict[str, Any]
@@ -543,21 +549,28 @@ class Ledger:
         )
 
     def unfinished_generations(self, *, requested_before: datetime) -> list[GenerationInfo]:
-        """Generations still "requested" that began before ``requested_before``: their process most likely died."""
+        """Generations still "requested" that began before ``requested_before``: their process most likely died.
+
+        Found from the log and from the rows, each row checked against its events: ``RecordIntegrityError`` when
+        one was edited (to hide a stuck generation, or to make a live one look stuck)."""
         with self.store.read() as session:
-            rows = session.scalars(
-                select(Generation)
-                .where(Generation.status == "requested", Generation.created_at < requested_before)
-                .order_by(Generation.created_at)
-            ).all()
-            return [GenerationInfo.model_validate(row, from_attributes=True) for row in rows]
+            hold_snapshot(session)
+            found = [checked_generation(session, g) for g in unfinished_generation_ids(session, requested_before)]
+            infos = [GenerationInfo.model_validate(row, from_attributes=True) for row in found if row is not None]
+        return sorted(infos, key=lambda g: (g.created_at, g.id))
 
     def generation(self, generation_id: str) -> GenerationInfo:
+        """Generation ``generation_id``'s record, checked against its events: ``RecordIntegrityError`` (naming
+        the field) when its row was edited, inserted or deleted behind the ledger's back."""
         with self.store.read() as session:
-            row = _require(session, Generation, generation_id, "generation")
+            hold_snapshot(session)
+            row = checked_generation(session, generation_id)
+            if row is None:
+                raise RecordNotFoundError(f"no generation {generation_id!r}")
             return GenerationInfo.model_validate(row, from_attributes=True)
 
     def find_generation(self, generation_id: str) -> GenerationInfo | None:
+        """Like ``generation``, but None when no row and no event knows ``generation_id``."""
         try:
             return self.generation(generation_id)
         except RecordNotFoundError:

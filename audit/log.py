@@ -27,11 +27,13 @@ from audit.checkpoint import (
     SignedCheckpoint,
     sign_checkpoint,
     verify_checkpoint,
+    verify_witnessed,
 )
 from audit.errors import LogIntegrityError, ProofError, RecordNotFoundError
 from audit.events import AuditEvent, EventDraft
 from audit.merkle import MerkleFrontier, consistency_proof, inclusion_proof, leaf_hash, root_hash
 from audit.models import AuditEventRow, CheckpointRow
+from audit.reconcile import RECORD_EVENTS, Reconciler, hold_snapshot, reconcile_all
 from audit.store import Store
 
 BODY_VERSION = 1
@@ -90,6 +92,9 @@ class LogVerification:
     latest_checkpoint_size: int
     witnessed: int
     seconds: float
+    records: int = 0
+    """Rows of the record tables (tenants, API keys, subjects and their face references, consents, generations)
+    found to agree with the events that describe them; 0 when ``verify`` was asked not to check them."""
 
     @property
     def unsigned_tail(self) -> int:
@@ -104,6 +109,7 @@ class LogVerification:
             "latest_checkpoint_size": self.latest_checkpoint_size,
             "unsigned_tail": self.unsigned_tail,
             "witnessed": self.witnessed,
+            "records": self.records,
             "seconds": round(self.seconds, 3),
         }
 
@@ -301,14 +307,25 @@ class AuditLog:
     # -- verifying -------------------------------------------------------------------------------------------
 
     def verify(
-        self, verifier: LogVerifierKey, *, witnessed: Sequence[SignedCheckpoint | str] = ()
+        self,
+        verifier: LogVerifierKey,
+        *,
+        witnessed: Sequence[SignedCheckpoint | str] = (),
+        records: bool = True,
     ) -> LogVerification:
         """Recompute every hash, link and checkpoint root; raise ``LogIntegrityError`` at the first
         inconsistency. ``witnessed`` are checkpoints held outside the database, which the log must still
-        contain unchanged (this is what catches a consistent rewrite of the whole table)."""
+        contain unchanged (this is what catches a consistent rewrite of the whole table).
+
+        With ``records`` (the default), then check every row of the record tables against the events that
+        describe it (``audit.reconcile``): a row edited, inserted or deleted behind the ledger's back raises
+        ``RecordIntegrityError`` naming the table, the record and the column. Events and rows are read from one
+        snapshot, so writes going on meanwhile are neither half-seen nor mistaken for tampering."""
         started = time.perf_counter()
-        external = [_verified(c, verifier, "witnessed checkpoint") for c in witnessed]
+        external = [verify_witnessed(c, verifier, number) for number, c in enumerate(witnessed, start=1)]
+        reconciler = Reconciler() if records else None
         with self.store.read() as session:
+            hold_snapshot(session)
             stored = [
                 (int(row.tree_size), str(row.root_hash), str(row.signed_note))
                 for row in session.execute(
@@ -332,7 +349,9 @@ class AuditLog:
             for row in _rows(session):
                 if broken is not None:
                     raise broken.error(successor_prev=row.prev_hash)
-                _check_row(row, frontier.size)
+                body = _check_row(row, frontier.size)
+                if reconciler is not None and row.event_type in RECORD_EVENTS:
+                    reconciler.observe(body)
                 if row.prev_hash != prev:
                     # Decided on the next row: was this event rewritten, or the one before it?
                     broken = _BrokenLink(row.seq, row.leaf_hash, row.prev_hash, prev)
@@ -343,14 +362,16 @@ class AuditLog:
                     _check_root(label, checkpoint, frontier, self.origin)
             if broken is not None:
                 raise broken.error(successor_prev=None)
-        if checks:
-            size = min(checks)
-            raise LogIntegrityError(
-                f"a {checks[size][0][0]} covers {size} events but the log holds only {frontier.size}: events were "
-                "deleted",
-                seq=frontier.size,
-                checkpoint_size=size,
-            )
+            if checks:
+                size = min(checks)
+                raise LogIntegrityError(
+                    f"a {checks[size][0][0]} covers {size} events but the log holds only {frontier.size}: events "
+                    "were deleted",
+                    seq=frontier.size,
+                    checkpoint_size=size,
+                )
+            # Only now are the events known to be the ones the log wrote, so only now can they judge the rows.
+            checked_records = reconcile_all(session, reconciler) if reconciler is not None else 0
         return LogVerification(
             tree_size=frontier.size,
             root_hash=frontier.root().hex(),
@@ -358,6 +379,7 @@ class AuditLog:
             latest_checkpoint_size=stored[-1][0] if stored else 0,
             witnessed=len(external),
             seconds=time.perf_counter() - started,
+            records=checked_records,
         )
 
 
@@ -442,8 +464,15 @@ class _BrokenLink:
         )
 
 
-def _check_row(row: AuditEventRow, expected_seq: int) -> None:
-    """Everything about one stored event that it can be checked against alone (not its link to the previous)."""
+def check_event_row(row: AuditEventRow) -> dict[str, Any]:
+    """Event ``row`` checked against itself alone (canonical body, leaf hash, columns; not its link to the
+    previous event nor any checkpoint: ``verify`` does those); its body."""
+    return _check_row(row, row.seq)
+
+
+def _check_row(row: AuditEventRow, expected_seq: int) -> dict[str, Any]:
+    """Everything about one stored event that it can be checked against alone (not its link to the previous);
+    its parsed body."""
     seq = row.seq
     if seq != expected_seq:
         what = "missing (deleted?)" if seq > expected_seq else "duplicated"
@@ -453,7 +482,7 @@ def _check_row(row: AuditEventRow, expected_seq: int) -> None:
     digest = hashlib.sha256(b"\x00" + row.body.encode("utf-8")).hexdigest()
     if digest != row.leaf_hash:
         raise LogIntegrityError(f"event {seq}: its body does not hash to its leaf hash (edited?)", seq=seq)
-    body = json.loads(row.body)
+    body: dict[str, Any] = json.loads(row.body)
     columns = {
         "seq": row.seq,
         "id": row.event_id,
@@ -474,6 +503,7 @@ def _check_row(row: AuditEventRow, expected_seq: int) -> None:
             )
     if body.get("v") != BODY_VERSION or not isinstance(body.get("data"), dict):
         raise LogIntegrityError(f"event {seq}: the body is not a version-{BODY_VERSION} event", seq=seq)
+    return body
 
 
 def _verified(note: SignedCheckpoint | str, verifier: LogVerifierKey, label: str) -> Checkpoint:

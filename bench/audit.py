@@ -9,8 +9,13 @@ For each database, in a fresh SQLite file and a fresh PostgreSQL schema (dropped
 * raw INSERT/s of the very same rows, one transaction each through the same engine, into a plain table with the
   same columns and indexes and none of that work (no hashing, no lock, no head lookup, no trigger);
 * append/s with ``--threads`` writer threads sharing one ``AuditLog`` (``--events`` in all);
-* rows verified per second by ``AuditLog.verify`` over everything appended (2 × ``--events``);
+* rows verified per second by ``AuditLog.verify`` over everything appended (2 × ``--events``), the log alone
+  (``records=False``: these events describe no rows);
 * the time of one inclusion proof against the checkpoint at that final size (median of 5);
+* in another fresh store, ``--generations`` generations made through ``Ledger`` (requested and completed, one
+  tenant, key, subject and consent): ``AuditLog.verify`` of the log alone against the log plus the records
+  cross-check (every row against its events, ``audit.reconcile``), best of 3 each; and one ``Ledger.generation``
+  (its row checked against its events) against reading the bare row, median of 200;
 
 and, once, policy decisions per second of ``policy.Policy.load().decide(...)`` (an allowed animate request and a
 denied one, alternately), which involves no database.
@@ -41,12 +46,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
 from sqlalchemy import Column, Index, MetaData, Table, create_engine, insert, select, text  # noqa: E402
 
 from audit.checkpoint import LogSigningKey  # noqa: E402
 from audit.events import Decision, EventDraft, EventType  # noqa: E402
+from audit.ledger import Ledger  # noqa: E402
 from audit.log import AuditLog  # noqa: E402
-from audit.models import AuditEventRow, Base  # noqa: E402
+from audit.models import AuditEventRow, Base, Generation  # noqa: E402
+from audit.records import GenerationInfo  # noqa: E402
 from audit.store import Store, sqlite_url  # noqa: E402
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://127.0.0.1:5432/test"
@@ -159,8 +167,8 @@ def bench_database(name: str, store: Store, events: int, threads: int) -> Result
     if failures:
         raise failures[0]
 
-    # 4. Verify everything.
-    verification = log.verify(key.public_key)
+    # 4. Verify everything (the log alone: these events describe no rows).
+    verification = log.verify(key.public_key, records=False)
     if verification.tree_size != 2 * events:
         raise RuntimeError(f"{name}: the log holds {verification.tree_size} events, expected {2 * events}")
     verify_rows_per_s = rate(verification.tree_size, verification.seconds)
@@ -186,6 +194,75 @@ def bench_database(name: str, store: Store, events: int, threads: int) -> Result
         verify_rows_per_s=verify_rows_per_s,
         proof_ms=statistics.median(timings) * 1000,
         proof_tree_size=size,
+    )
+
+
+@dataclass
+class RecordsResult:
+    database: str
+    generations: int
+    events: int
+    records: int
+    verify_log_ms: float
+    verify_records_ms: float
+    read_checked_ms: float
+    read_raw_ms: float
+
+    @property
+    def cross_check_ratio(self) -> float:
+        return self.verify_records_ms / self.verify_log_ms
+
+    @property
+    def read_ratio(self) -> float:
+        return self.read_checked_ms / self.read_raw_ms
+
+
+def bench_records(name: str, store: Store, generations: int) -> RecordsResult:
+    """What checking the record rows against their events costs, on a log of ``generations`` generations."""
+    key = LogSigningKey.generate("xp-bench")
+    ledger = Ledger(store, origin=ORIGIN, signing_key=key, checkpoint_every=CHECKPOINT_EVERY)
+    ledger.create_tenant("bench")
+    api_key = ledger.create_key("bench", scopes="animate verify").info.id
+    vector = np.ones(128, dtype=np.float32) / np.sqrt(128)
+    subject = ledger.register_subject("bench", "Ada", [(vector, "0" * 64)], model="sface-2021dec").id
+    consent = ledger.grant_consent(subject, "bench", evidence_sha256="1" * 64).id
+    ids = [uuid.uuid4().hex for _ in range(generations)]
+    for generation in ids:
+        ledger.record_requested(
+            generation, tenant_id="bench", key_id=api_key, subject_id=subject, consent_id=consent,
+            decision={"decision_id": uuid.uuid4().hex, "allowed": True, "policy_ids": ["permit-animate"]},
+            source_sha256=secrets.token_hex(32), driving="template:nod",
+            request={"purpose": "marketing", "fps": 25, "size": 512},
+        )  # fmt: skip
+        ledger.record_completed(
+            generation, output_sha256=secrets.token_hex(32), manifest_sha256=secrets.token_hex(32), data={}
+        )
+
+    def best_of_3(records: bool) -> tuple[float, int]:
+        runs = [ledger.log.verify(key.public_key, records=records) for _ in range(3)]
+        return min(r.seconds for r in runs) * 1000, runs[0].records
+
+    verify_log_ms, _ = best_of_3(False)
+    verify_records_ms, records = best_of_3(True)
+    sample = ids[:: max(1, len(ids) // 200)][:200]
+    checked, raw = [], []
+    for generation in sample:
+        started = time.perf_counter()
+        ledger.generation(generation)
+        checked.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        with store.read() as session:
+            GenerationInfo.model_validate(session.get(Generation, generation), from_attributes=True)
+        raw.append(time.perf_counter() - started)
+    return RecordsResult(
+        database=name,
+        generations=generations,
+        events=ledger.log.size(),
+        records=records,
+        verify_log_ms=verify_log_ms,
+        verify_records_ms=verify_records_ms,
+        read_checked_ms=statistics.median(checked) * 1000,
+        read_raw_ms=statistics.median(raw) * 1000,
     )
 
 
@@ -278,7 +355,13 @@ def bench_policy(seconds: float = 2.0) -> dict[str, Any]:
     return {"decisions": decisions, "seconds": elapsed, "decisions_per_s": rate(decisions, elapsed)}
 
 
-def render(results: list[Result], skipped: dict[str, str], policy: dict[str, Any], events: int) -> str:
+def render(
+    results: list[Result],
+    records: list[RecordsResult],
+    skipped: dict[str, str],
+    policy: dict[str, Any],
+    events: int,
+) -> str:
     names = [r.database for r in results]
     rows: list[tuple[str, Callable[[Result], str]]] = [
         ("append/s, 1 writer (AuditLog.append)", lambda r: f"{r.append_per_s:,.0f}"),
@@ -296,6 +379,20 @@ def render(results: list[Result], skipped: dict[str, str], policy: dict[str, Any
     lines.append("".ljust(width) + "".join(n.rjust(column) for n in names))
     for label, cell in rows:
         lines.append(label.ljust(width) + "".join(cell(r).rjust(column) for r in results))
+    if records:
+        record_rows: list[tuple[str, Callable[[RecordsResult], str]]] = [
+            ("verify, log alone, ms (best of 3)", lambda r: f"{r.verify_log_ms:,.0f}"),
+            ("verify + records cross-check, ms", lambda r: f"{r.verify_records_ms:,.0f}"),
+            ("  cross-check / log alone", lambda r: f"{r.cross_check_ratio:.2f}×"),
+            ("  events / rows checked", lambda r: f"{r.events:,} / {r.records:,}"),
+            ("Ledger.generation (checked), ms", lambda r: f"{r.read_checked_ms:.2f}"),
+            ("bare row read, ms (median of 200)", lambda r: f"{r.read_raw_ms:.2f}"),
+            ("  checked / bare", lambda r: f"{r.read_ratio:.2f}×"),
+        ]
+        lines.append("")
+        lines.append(f"records against the log, {records[0].generations:,} generations")
+        for label, record_cell in record_rows:
+            lines.append(label.ljust(width) + "".join(record_cell(r).rjust(column) for r in records))
     lines.append("")
     lines.append(f"policy decisions/s (Policy.decide, no database): {policy['decisions_per_s']:,.0f}")
     lines.append("")
@@ -313,6 +410,9 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("XP_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     parser.add_argument("--threads", type=int, default=4, help="concurrent writer threads (default 4)")
     parser.add_argument(
+        "--generations", type=int, default=1000, help="generations for the records cross-check (default 1000)"
+    )
+    parser.add_argument(
         "--json", nargs="?", const="-", default=None, metavar="PATH", help="write JSON to PATH (or stdout: '-')"
     )
     args = parser.parse_args()
@@ -321,13 +421,18 @@ def main() -> None:
 
     load_before = os.getloadavg()
     results: list[Result] = []
+    records: list[RecordsResult] = []
     skipped: dict[str, str] = {}
     with sqlite_store() as store:
         results.append(bench_database("sqlite", store, args.events, args.threads))
+    with sqlite_store() as store:
+        records.append(bench_records("sqlite", store, args.generations))
     reason = postgres_unavailable(args.postgres_url)
     if reason is None:
         with postgres_store(args.postgres_url) as store:
             results.append(bench_database("postgresql", store, args.events, args.threads))
+        with postgres_store(args.postgres_url) as store:
+            records.append(bench_records("postgresql", store, args.generations))
     else:
         skipped["postgresql"] = reason
     policy = bench_policy()
@@ -337,6 +442,9 @@ def main() -> None:
         "events": args.events,
         "threads": args.threads,
         "results": [{**r.__dict__, "append_vs_raw": r.append_vs_raw} for r in results],
+        "records": [
+            {**r.__dict__, "cross_check_ratio": r.cross_check_ratio, "read_ratio": r.read_ratio} for r in records
+        ],
         "skipped": skipped,
         "policy": policy,
         "load_average": {"before": load_before, "after": load_after},
@@ -344,7 +452,7 @@ def main() -> None:
     if args.json == "-":
         print(json.dumps(report, indent=2))
         return
-    print(render(results, skipped, policy, args.events))
+    print(render(results, records, skipped, policy, args.events))
     print(f"load average (1 min): {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     if args.json is not None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
