@@ -31,6 +31,7 @@ from audit.events import AuditEvent, Decision, EventDraft, EventType
 from audit.log import AuditLog
 from audit.models import ApiKey, Consent, FaceReference, Generation, Subject, Tenant
 from audit.query import EventPage, EventQuery, query_events
+from audit.rate_limits import StoreRateLimiter
 from audit.reconcile import hold_snapshot
 from audit.record_reads import checked_generation, unfinished_generation_ids
 from audit.records import ConsentInfo, GenerationInfo, SubjectInfo, TenantInfo
@@ -50,12 +51,13 @@ class Ledger:
         signing_key: LogSigningKey | None = None,
         checkpoint_every: int = 256,
         hasher: SecretHasher | None = None,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: RateLimiter | StoreRateLimiter | None = None,
     ) -> None:
+        """``rate_limiter``: by default the store's own counters, shared by every process on this database."""
         self.store = store
         self.log = AuditLog(store, origin=origin, signing_key=signing_key, checkpoint_every=checkpoint_every)
         self._hasher = hasher or SecretHasher()
-        self._rate_limiter = rate_limiter or RateLimiter()
+        self._rate_limiter = rate_limiter or StoreRateLimiter(store)
 
     # -- tenants -------------------------------------------------------------------------------------------
 

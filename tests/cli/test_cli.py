@@ -26,6 +26,7 @@ from xp_sdk.errors import (
     NotFoundError,
     PermissionDeniedError,
     PolicyDeniedError,
+    RateLimitedError,
     UnreadableVideoError,
     UnsupportedFormatError,
     UntrustedMediaError,
@@ -563,3 +564,12 @@ def test_audit_abandoned_lists_and_only_admins_close(deployment: Deployment) -> 
     assert deployment.xp("audit", "abandoned", "--json", key=reader).json() == {"generations": []}
     assert_error(deployment.xp("audit", "abandoned", "--close", key=reader), PermissionDeniedError.exit_code, "keys")
     assert_error(deployment.xp("audit", "abandoned", "--older-than", "soon"), InvalidInputError.exit_code, "duration")
+
+
+def test_a_keys_rate_limit_holds_across_cli_calls(deployment: Deployment) -> None:
+    """Each `xp` call is its own process with its own deployment handle: the limit is counted in the database they
+    share, so a 5-a-minute key gets 5 answers of 7 (before: 7 of 7)."""
+    made = deployment.xp("keys", "create", "--scopes", "audit:read", "--name", "five a minute", "--rate-limit", "5",
+                         "--json").json()  # fmt: skip
+    codes = [deployment.xp("subjects", "list", "--json", key=made["api_key"]).code for _ in range(7)]
+    assert codes == [0] * 5 + [RateLimitedError.exit_code] * 2
