@@ -21,6 +21,8 @@ _ENV = {
     "face_match_threshold": "XP_FACE_MATCH_THRESHOLD",
     "log_origin": "XP_LOG_ORIGIN",
     "consent_validity_days": "XP_CONSENT_VALIDITY_DAYS",
+    "max_driving_seconds": "XP_MAX_DRIVING_SECONDS",
+    "max_driving_frames": "XP_MAX_DRIVING_FRAMES",
 }
 DEFAULT_CONSENT_VALIDITY_DAYS = 365
 
@@ -40,6 +42,12 @@ class Settings(BaseModel):
         ge=1,
         le=36500,
         description="how long a consent granted without an explicit expiry stays valid",
+    )
+    max_driving_seconds: float = Field(
+        default=600.0, gt=0.0, le=86_400.0, description="the longest driving video accepted, in seconds"
+    )
+    max_driving_frames: int = Field(
+        default=18_000, ge=1, le=10_000_000, description="the most frames a driving video may have"
     )
 
     @classmethod

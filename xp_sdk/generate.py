@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from watermark import DEFAULT_METHOD, FrameMarker, Payload, WatermarkKey, detect_watermark, get_method, reencode
 from watermark.manifest import GenerationAssertion, IngredientRef, ModelRef, SoftBinding
@@ -37,7 +38,9 @@ from xp_sdk.engine import (
     animate,
 )
 from xp_sdk.engine.models import FACE_LANDMARKER
-from xp_sdk.engine.templates import MotionTemplate, template_json
+from xp_sdk.engine.photo import PreparedPhoto
+from xp_sdk.engine.templates import MotionTemplate, builtin_template, template_json
+from xp_sdk.engine.video import DrivingLimits
 from xp_sdk.errors import ProvenanceFailedError
 from xp_sdk.output_path import check_output_path
 from xp_sdk.provenance import ProvenanceKeys, provenance_errors
@@ -60,6 +63,19 @@ SURVIVAL_CRF = 28
 
 
 @dataclass(frozen=True)
+class SourcePhoto:
+    """The photo to animate as the gate checked it: prepared once (the engine animates :attr:`prepared` without
+    analysing it again), and named in the manifest by where it came from."""
+
+    prepared: PreparedPhoto
+    path: Path | None
+    """The photo's file, or None when it was given as pixels (the manifest then names a PNG of them)."""
+
+
+PhotoInput = str | os.PathLike[str] | np.ndarray | SourcePhoto
+
+
+@dataclass(frozen=True)
 class Generation:
     generation_id: str
     """16 hex digits; the watermark payload, so a copy whose manifest was stripped still names it."""
@@ -74,7 +90,7 @@ class Generation:
 
 
 def generate(
-    source: str | os.PathLike[str] | np.ndarray,
+    source: PhotoInput,
     out: str | os.PathLike[str],
     *,
     keys: ProvenanceKeys,
@@ -89,6 +105,7 @@ def generate(
     before_publish: Callable[[Generation], None] | None = None,
     watermark_strengths: Sequence[float] = READBACK_STRENGTHS,
     work_dir: str | os.PathLike[str] | None = None,
+    driving_limits: DrivingLimits | None = None,
 ) -> Generation:
     """Animate, mark every frame, check the mark reads back, sign, and only then publish ``out``; on any failure
     no file is left.
@@ -101,7 +118,7 @@ def generate(
     until the mark reads back (methods with a fixed strength get one try); if none does, nothing is published
     and ``ProvenanceFailedError`` (code ``watermark_unreadable``) is raised. ``before_publish`` sees the
     finished, signed generation just before ``out`` appears; if it raises, nothing is published."""
-    out_path = check_output_path(out, inputs=[None if isinstance(source, np.ndarray) else source, driving])
+    out_path = check_output_path(out, inputs=[_source_file(source), driving])
     payload = payload or Payload.new()
     strengths = tuple(watermark_strengths) if watermark_method in ADJUSTABLE_STRENGTH else (1.0,)
     if not strengths:
@@ -111,6 +128,7 @@ def generate(
         animation, strength = _animate_until_the_mark_reads_back(
             source, unsigned, keys=keys, payload=payload, method=watermark_method, strengths=strengths,
             driving=driving, template=template, options=options, progress=progress, work=work,
+            driving_limits=driving_limits,
         )  # fmt: skip
         with provenance_errors():
             signed = sign_video(
@@ -127,7 +145,7 @@ def generate(
                 soft_binding=SoftBinding(
                     algorithm=WATERMARK_ALGORITHM.format(method=watermark_method), value=payload.hex
                 ),
-                ingredients=_ingredients(source, driving, template, work / "template.json"),
+                ingredients=_ingredients(source, driving, template, work),
                 credentials=keys.credentials,
                 title=out_path.name,
             )
@@ -184,7 +202,7 @@ def mark_survives_reencode(
 
 
 def _animate_until_the_mark_reads_back(
-    source: str | os.PathLike[str] | np.ndarray,
+    source: PhotoInput,
     unsigned: Path,
     *,
     keys: ProvenanceKeys,
@@ -196,13 +214,15 @@ def _animate_until_the_mark_reads_back(
     options: AnimateOptions | None,
     progress: ProgressCallback | None,
     work: Path,
+    driving_limits: DrivingLimits | None,
 ) -> tuple[AnimationResult, float]:
     onward = _onward(progress)
+    photo = source.prepared if isinstance(source, SourcePhoto) else source
     for strength in strengths:
         marker = FrameMarker(keys.watermark_key, payload, get_method(method, strength=strength))
         animation = animate(
-            source, unsigned, driving=driving, template=template, options=options, progress=onward,
-            frame_filter=marker,
+            photo, unsigned, driving=driving, template=template, options=options, progress=onward,
+            frame_filter=marker, driving_limits=driving_limits,
         )  # fmt: skip
         if mark_reads_back(unsigned, keys.watermark_key, payload, method=method):
             if (
@@ -251,22 +271,36 @@ def _engine_name(options: AnimateOptions | None) -> str:
     return "xp-diffusion" if options is not None and options.engine == "diffusion" else ENGINE_NAME
 
 
+def _source_file(source: PhotoInput) -> Path | None:
+    if isinstance(source, SourcePhoto):
+        return source.path
+    return None if isinstance(source, np.ndarray) else Path(source)
+
+
 def _ingredients(
-    source: str | os.PathLike[str] | np.ndarray,
+    source: PhotoInput,
     driving: str | os.PathLike[str] | None,
     template: str | MotionTemplate | None,
-    template_copy: Path,
+    work: Path,
 ) -> list[IngredientRef]:
-    """``template_copy``: where a template given as content is written for signing (its canonical JSON, so the
-    ingredient's hash is the one its audit record names)."""
+    """The manifest's ingredients: the photo (its file, or a PNG of pixels given as such), the driving video or
+    the template (a template given as content is written to ``work`` as its canonical JSON, so the ingredient's
+    hash is the one its audit record names)."""
     refs = []
-    if not isinstance(source, np.ndarray):
-        refs.append(IngredientRef(path=Path(source), title=Path(source).name))
+    file = _source_file(source)
+    if file is not None:
+        refs.append(IngredientRef(path=file, title=file.name))
+    else:
+        pixels = source.prepared.original if isinstance(source, SourcePhoto) else source
+        assert isinstance(pixels, np.ndarray)
+        png = work / "source-photo.png"
+        Image.fromarray(pixels).save(png)
+        refs.append(IngredientRef(path=png, title=png.name))
     if driving is not None:
         refs.append(IngredientRef(path=Path(driving), title=Path(driving).name))
-    if isinstance(template, MotionTemplate):
-        template_copy.write_bytes(template_json(template))
-        refs.append(IngredientRef(path=template_copy, title=f"{template.name}.json"))
-    elif template is not None and Path(template).suffix.lower() == ".json" and Path(template).is_file():
-        refs.append(IngredientRef(path=Path(template), title=Path(template).name))
+    if template is not None:
+        motion = template if isinstance(template, MotionTemplate) else builtin_template(template)
+        copy = work / "template.json"
+        copy.write_bytes(template_json(motion))
+        refs.append(IngredientRef(path=copy, title=f"{motion.name}.json"))
     return refs

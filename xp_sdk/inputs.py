@@ -13,6 +13,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
+from cryptography import x509
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
 from policy import Scope
@@ -45,6 +46,12 @@ def _printable(value: str) -> str:
     return value
 
 
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 def _tenant(value: str) -> str:
     if not _TENANT.match(value) or ".." in value:
         raise ValueError("must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit")
@@ -73,6 +80,8 @@ RateLimit = Annotated[int, Field(ge=0, le=MAX_RATE_LIMIT)]
 """Requests a minute; 0 is no limit."""
 PageSize = Annotated[int, Field(ge=1, le=1000)]
 TreeSize = Annotated[int, Field(ge=0, le=2**62)]
+WitnessNote = Annotated[str, Field(min_length=1, max_length=65_536), AfterValidator(lambda s: _no_nul(s))]
+"""A signed checkpoint note as a witness kept it (several lines): bounded, and whole text."""
 Age = Annotated[timedelta, Field(ge=timedelta(0), le=MAX_OLDER_THAN)]
 Purposes = Annotated[list[Annotated[str, AfterValidator(_purpose)]], Field(max_length=32)]
 KeyScopes = Annotated[list[Scope], Field(min_length=1)]
@@ -109,3 +118,13 @@ def record_id(kind: str, value: object) -> str:
         shown = value if isinstance(value, str) and len(value) <= 80 else str(value)[:77] + "…"
         raise NotFoundError(f"no {kind} {shown!r}")
     return value
+
+
+def pem_certificates(text: str, what: str) -> str:
+    """``text`` when it holds PEM certificates (as trust anchors must), else an ``InvalidInputError``."""
+    try:
+        x509.load_pem_x509_certificates(text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        message = f"{what} must be PEM CA certificates (-----BEGIN CERTIFICATE----- blocks): {exc}"
+        raise InvalidInputError(message) from None
+    return text

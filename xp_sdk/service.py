@@ -37,27 +37,25 @@ from policy import Action, Scope
 from watermark import Payload
 from xp_sdk.deployment import Deployment, audit_errors
 from xp_sdk.engine import AnimateOptions, ProgressCallback
-from xp_sdk.engine.animate import upright_turns
 from xp_sdk.engine.diffusion import require_weights
-from xp_sdk.engine.faces import FaceAnalyzer
 from xp_sdk.engine.identity import IdentityEmbedder
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.models import FACE_RECOGNIZER_SFACE
+from xp_sdk.engine.photo import PreparedPhoto, prepare_photo
 from xp_sdk.engine.templates import MotionTemplate, template_ref
+from xp_sdk.engine.video import DrivingLimits, check_driving_limits
 from xp_sdk.errors import (
     AccessDeniedError,
     AuditStoreError,
     AuthenticationError,
-    FaceError,
     InvalidInputError,
-    NoFaceError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
     XPError,
 )
 from xp_sdk.gate import Caller, Gate
-from xp_sdk.generate import Generation, generate
+from xp_sdk.generate import Generation, SourcePhoto, generate
 from xp_sdk.inputs import (
     Age,
     ConsentScopes,
@@ -70,12 +68,15 @@ from xp_sdk.inputs import (
     TenantId,
     Text,
     TreeSize,
+    WitnessNote,
     checked,
+    pem_certificates,
     record_id,
 )
 from xp_sdk.output_path import check_output_path
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
 from xp_sdk.verify import Verification, verify
+from xp_sdk.workspace import remove_work_folders
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
 PhotoInput = str | os.PathLike[str] | np.ndarray
@@ -142,6 +143,11 @@ class Service:
                 request={k: v for k, v in request.items() if v is not None},
             )
 
+    def record_refusal(self, caller: Caller, action: Action, error: XPError, request: dict[str, Any]) -> None:
+        """Log a refusal decided at a transport's edge (an upload, a form), as this service logs its own."""
+        if not isinstance(error, _LOGGED_ELSEWHERE):
+            self._refuse(caller, action, None, request, error)
+
     def _is_admin(self, caller: Caller) -> bool:
         return Scope.KEYS_ADMIN.value in caller.key.scopes
 
@@ -171,14 +177,11 @@ class Service:
                 request={k: v for k, v in request.items() if v is not None},
             )
 
-    def embed(self, image: np.ndarray, what: str, *, any_orientation: bool = False) -> np.ndarray:
-        with self._embedder_lock:
-            if self._embedder is None:
-                self._embedder = IdentityEmbedder()
-            embedding = self._embedder.embed(image, any_orientation=any_orientation)
-        if embedding is None:
-            raise NoFaceError(f"no face found in {what}; use a photo where one face is clearly visible")
-        return embedding
+    def _identity(self) -> IdentityEmbedder:
+        """The face embedder, made on first use; call with ``_embedder_lock`` held."""
+        if self._embedder is None:
+            self._embedder = IdentityEmbedder()
+        return self._embedder
 
     # -- generation ----------------------------------------------------------------------------------------
 
@@ -220,10 +223,20 @@ class Service:
             # caller names for it (the client resolves the caller's own file, resolve_template).
             request["driving"] = driving_ref = _driving_ref(driving, template)
             check_output_path(out, inputs=[driving, None if isinstance(source, np.ndarray) else source])
+            settings = self.deployment.settings
+            limits = DrivingLimits(settings.max_driving_seconds, settings.max_driving_frames)
+            if driving is not None:
+                check_driving_limits(driving, max_seconds=limits.max_seconds, max_frames=limits.max_frames)
             self._visible_subject(caller, subject)
-            image, source_sha256 = read_photo(source)
-            request["source_sha256"] = source_sha256
-            probe = self.embed(_as_animated(image), "the source photo")
+            # The photo is analysed once: what is wrong with it as such (no face, several, too small) is said as
+            # that, and the face the gate matches is the face the engine moves.
+            chosen = options or AnimateOptions()
+            prepared = prepare_photo(
+                source, allow_multiple_faces=chosen.allow_multiple_faces, max_side=chosen.max_side
+            )
+            request["source_sha256"] = source_sha256 = _photo_sha256(source, prepared)
+            with self._embedder_lock:
+                probe = self._identity().embed_face(prepared.upright, prepared.face_box, name=prepared.name)
         clearance = self.gate.clear_animation(caller, subject_id=subject, probe=probe, purpose=purpose, request=request)
         ledger = self.deployment.ledger
         with audit_errors():
@@ -260,7 +273,7 @@ class Service:
 
         try:
             generation = generate(
-                image,
+                SourcePhoto(prepared, None if isinstance(source, np.ndarray) else Path(source)),
                 out,
                 keys=self.deployment.provenance,
                 driving=driving,
@@ -271,6 +284,8 @@ class Service:
                 policy_decision_id=clearance.decision.decision_id,
                 payload=payload,
                 before_publish=record_completed,
+                work_dir=self.deployment.home.work_dir,
+                driving_limits=limits,
             )
         except BaseException as exc:
             if not completed:
@@ -301,6 +316,8 @@ class Service:
         request: dict[str, Any] = {"path": Path(path).name}
         caller = self.authorized(api_key, Action.VERIFY, **request)
         with self._refusals(caller, Action.VERIFY, request):
+            if trust_anchors is not None:
+                pem_certificates(trust_anchors, "trust_anchors")
             report = verify(path, keys=self.deployment.provenance, trust_anchors=trust_anchors)
             file_sha256 = sha256_file(Path(path))
         record: dict[str, object] | None = None
@@ -411,7 +428,7 @@ class Service:
         """Recompute every hash, link and signed root; raise ``AuditIntegrityError`` at the first fault."""
         caller = self.authorized(api_key, Action.AUDIT_READ, operation="audit.verify")
         with self._refusals(caller, Action.AUDIT_READ, {"operation": "audit.verify"}):
-            notes = [checked(Text, note, "witnessed checkpoint") for note in witnessed]
+            notes = [checked(WitnessNote, note, "witnessed checkpoint") for note in witnessed]
             with audit_errors():
                 checked_log = self.deployment.ledger.log.verify(self.deployment.log_verifier, witnessed=notes)
         self._record_read(caller, Action.AUDIT_READ, operation="audit.verify", tree_size=checked_log.tree_size)
@@ -470,6 +487,8 @@ class Service:
                             message=f"closed by {caller.key.id}: still requested after {age}",
                         )
                     stale = [ledger.generation(g.id) for g in stale]
+            if close:
+                remove_work_folders(self.deployment.home.work_dir, [g.id for g in stale])
         self._record_read(caller, action, operation="audit.abandoned", close=close, returned=len(stale))
         return stale
 
@@ -507,8 +526,10 @@ class Service:
             for index, photo in enumerate(photos):
                 image, digest = read_photo(photo)
                 what = f"reference photo {photo}" if not isinstance(photo, np.ndarray) else f"reference photo #{index}"
-                # A reference is a face, whichever way up its photo was stored (YuNet finds it in the right turn).
-                references.append((self.embed(image, what, any_orientation=True), digest))
+                # A reference is a face both detectors see (YuNet alone sees one in a coffee cup), whichever way up
+                # its photo was stored.
+                with self._embedder_lock:
+                    references.append((self._identity().reference_embedding(image, name=what), digest))
         with audit_errors():
             return self.deployment.ledger.register_subject(
                 caller.tenant_id,
@@ -704,6 +725,13 @@ def read_photo(source: PhotoInput) -> tuple[np.ndarray, str]:
     return image, sha256_file(Path(source))
 
 
+def _photo_sha256(source: PhotoInput, prepared: PreparedPhoto) -> str:
+    """What identifies the photo in the log: its file's SHA-256, or that of the pixels given."""
+    if isinstance(source, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(prepared.original).tobytes()).hexdigest()
+    return sha256_file(Path(source))
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -740,16 +768,3 @@ def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -
     )
     view["file_matches_record"] = record.output_sha256 == file_sha256
     return view
-
-
-def _as_animated(image: np.ndarray) -> np.ndarray:
-    """The photo turned as the engine will animate it (:func:`upright_turns`), so that the face the gate matches
-    is the face that moves, also in a photo on its side. Where MediaPipe finds no usable face the photo is given
-    back as it is, and the engine's own checks refuse it later with their usual errors."""
-    with FaceAnalyzer() as analyzer:
-        try:
-            face = analyzer.analyze_photo(image, allow_multiple=True, name="the source photo")
-        except FaceError:
-            return image
-    turns = upright_turns(face)
-    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image

@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from audit import AuditEvent
 from audit.models import ApiKey
+from tests.conftest import write_shown_clip
 from xp_sdk import (
     AccessDeniedError,
     AnimationResult,
@@ -302,17 +303,30 @@ def test_photo_without_a_face_is_refused_and_logged(world: World, tmp_path: Path
     assert event.data["decision"]["reasons"][0]["code"] == "no_face"
 
 
-def test_failure_after_request_leaves_failed_event_and_no_file(world: World, tmp_path: Path) -> None:
+def test_a_broken_driving_video_is_refused_before_anything_is_requested(world: World, tmp_path: Path) -> None:
+    """Its header is read before the gate: refused as input, one "generation.denied" event, no generation."""
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4000)
-    out = world.out("failed.mp4")
+    out = world.out("broken.mp4")
     with world.client() as client, pytest.raises(UnreadableVideoError):
         client.animate(world.astronaut, subject=world.eileen, driving=broken, out=out)
+    assert not out.exists()
+    refused = world.last_event()
+    assert refused.type == "generation.denied" and refused.generation_id is None
+    assert refused.data["decision"]["reasons"][0]["code"] == "unreadable_video"
+
+
+def test_failure_after_request_leaves_failed_event_and_no_file(world: World, tmp_path: Path) -> None:
+    """A driving video with no face in it passes the gate (its header is fine) and fails in the engine."""
+    faceless = write_shown_clip(tmp_path / "faceless.mp4", [np.full((96, 96, 3), 90, np.uint8)] * 12)
+    out = world.out("failed.mp4")
+    with world.client() as client, pytest.raises(NoFaceError):
+        client.animate(world.astronaut, subject=world.eileen, driving=faceless, out=out)
     assert not out.exists()
     _folder_is_empty_of(world, out.name)
     failed = world.last_event()
     assert failed.type == "generation.failed"
-    assert failed.data["error"] == "unreadable_video"
+    assert failed.data["error"] == "no_face"
     types = [e.type for e in world.events(generation_id=failed.generation_id)]
     assert types == ["generation.requested", "generation.failed"]
     assert failed.generation_id is not None

@@ -89,3 +89,25 @@ def test_refusals_of_unknown_records_and_bad_inputs_are_logged(
 def test_a_client_without_a_key_is_logged_once(deployed: Deployed) -> None:
     with Client(None, base_url=deployed.url) as anonymous:
         _one_event_for(deployed, _refused(lambda: anonymous.subjects.list(), XPError))
+
+
+@pytest.mark.parametrize("template", ["/etc/passwd", "../../x.json"])
+def test_a_template_path_is_refused_at_the_edge_with_its_event(deployed: Deployed, template: str) -> None:
+    def post(key: str) -> httpx.Response:
+        with deployed.astronaut.open("rb") as photo:
+            return httpx.post(
+                f"{deployed.url}/v1/animations",
+                headers={"Authorization": f"Bearer {key}"},
+                data={"subject": deployed.eileen, "template": template},
+                files={"source": ("photo.png", photo, "image/png")},
+                timeout=60,
+            )
+
+    refused = _one_event_for(deployed, lambda: post(deployed.animator_key))
+    assert isinstance(refused, httpx.Response)
+    assert refused.status_code == 400 and refused.json()["type"] == "TemplateError"
+    # Scope first: a key that may not animate hears only that.
+    verify_only = deployed.admin.keys.create(scopes="verify", name="no animate").secret
+    scoped = _one_event_for(deployed, lambda: post(verify_only))
+    assert isinstance(scoped, httpx.Response)
+    assert scoped.status_code == 403 and scoped.json()["type"] == "PermissionDeniedError"

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from audit import Ledger, RecordConflictError, RecordNotFoundError
 from xp_sdk.engine import AnimateOptions, Progress, ProgressCallback
 from xp_sdk.engine.images import load_image
+from xp_sdk.engine.templates import MotionTemplate
 from xp_sdk.errors import ConflictError, RateLimitedError, XPError
 from xp_sdk.results import AnimationResult
 from xp_sdk.server.errors import error_body, internal_error
@@ -94,7 +95,8 @@ class AnimationJob:
     workdir: Path
     """The job's uploads; removed when it finishes."""
     driving: Path | None = None
-    template: str | None = None
+    template: str | MotionTemplate | None = None
+    """A built-in template's name, or a template's content (uploaded): never a path."""
     options: AnimateOptions | None = None
     purpose: str | None = None
     fingerprint: str = ""

@@ -6,11 +6,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from cryptography import x509
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from audit import ApiKeyInfo, LogVerification, NewApiKey, ProofError, SignedCheckpoint
-from xp_sdk.errors import InvalidInputError
 from xp_sdk.results import AnimationResult
 from xp_sdk.server.jobs import JobProgress, JobState, JobStatus
 from xp_sdk.verify import Verification
@@ -178,12 +176,3 @@ def multipart(required: tuple[str, ...], **fields: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
-def pem_certificates(text: str, field: str) -> str:
-    """``text`` when it holds PEM certificates (as trust anchors must), else an ``InvalidInputError``."""
-    try:
-        x509.load_pem_x509_certificates(text.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise InvalidInputError(
-            f"{field} must be PEM CA certificates (-----BEGIN CERTIFICATE----- blocks): {exc}"
-        ) from None
-    return text

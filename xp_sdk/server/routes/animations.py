@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from policy import Scope
+from policy import Action, Scope
 from watermark import Payload
 from xp_sdk.deployment import audit_errors
 from xp_sdk.engine import AnimateOptions
@@ -28,7 +29,7 @@ from xp_sdk.engine.templates import (
     parse_template,
     template_ref,
 )
-from xp_sdk.errors import ConflictError, InvalidInputError, NotFoundError
+from xp_sdk.errors import ConflictError, InvalidInputError, NotFoundError, XPError
 from xp_sdk.gate import Caller
 from xp_sdk.server.jobs import AnimationJob, JobState, JobStatus, new_job_id
 from xp_sdk.server.schemas import AnimationJobView, multipart
@@ -78,22 +79,34 @@ async def create_animation(
 ) -> AnimationJobView:
     state = get_state(request)
     caller = await run_in_threadpool(state.service.caller, bearer_key(request))
+    # Scope first, as in process: a key that may not animate is told that and nothing about its upload.
+    await run_in_threadpool(partial(state.service.gate.require_scope, caller, Action.ANIMATE))
     job_id = new_job_id()
     workdir = state.uploads / job_id
     limits = state.limits
-    form = await read_form(
-        request,
-        workdir,
-        {
-            "source": FilePart(limits.photo_bytes),
-            "driving": FilePart(limits.video_bytes),
-            "template_json": FilePart(MAX_TEMPLATE_BYTES),
-        },
-        field_bytes=limits.field_bytes,
-        max_fields=limits.max_fields,
-    )
     try:
+        form = await read_form(
+            request,
+            workdir,
+            {
+                "source": FilePart(limits.photo_bytes),
+                "driving": FilePart(limits.video_bytes),
+                "template_json": FilePart(MAX_TEMPLATE_BYTES),
+            },
+            field_bytes=limits.field_bytes,
+            max_fields=limits.max_fields,
+        )
         job = _job(state, caller, job_id, bearer_key(request) or "", form, workdir)
+    except XPError as exc:
+        # Refused at the edge (an upload too large, a template that is a path, bad options): one event, as the
+        # same refusal in process leaves.
+        state.discard(workdir)
+        await run_in_threadpool(state.service.record_refusal, caller, Action.ANIMATE, exc, {"job": job_id})
+        raise
+    except BaseException:
+        state.discard(workdir)
+        raise
+    try:
         current, created = state.runner.submit(job, idempotency_key=idempotency_key)
     except BaseException:
         state.discard(workdir)

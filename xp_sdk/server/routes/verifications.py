@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from xp_sdk.errors import XPError
 from xp_sdk.server.errors import renamed
-from xp_sdk.server.schemas import VerificationView, multipart, pem_certificates
+from xp_sdk.server.schemas import VerificationView, multipart
 from xp_sdk.server.state import get_state, well_formed_key
 from xp_sdk.server.still import middle_frame_jpeg
 from xp_sdk.server.uploads import FilePart, read_form
@@ -43,8 +43,6 @@ async def create_verification(
     try:
         video = form.require_file("video")
         anchors = form.get("trust_anchors") or None
-        if anchors is not None:
-            pem_certificates(anchors, "trust_anchors")
         check = partial(state.service.verify, key, video.path, trust_anchors=anchors)
         report = await anyio.to_thread.run_sync(check, limiter=state.heavy)
         frame = await anyio.to_thread.run_sync(middle_frame_jpeg, video.path, limiter=state.heavy) if still else None
