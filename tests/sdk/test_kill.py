@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from xp_sdk import Client, init_deployment
+from xp_sdk.home import Home
 
 CLIP = "lp_d5_hist.mp4"  # 148 frames: long enough to be killed mid-way
 _CHILD = """
@@ -59,12 +60,15 @@ def test_sigkill_never_leaves_an_unaudited_output(tmp_path: Path, faces: Path, k
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
-    def temp(suffix: str) -> bool:
-        return any(p.name.endswith(suffix) and p.stat().st_size > 0 for p in out_dir.iterdir())
+    work = Home(init.home).work_dir
+
+    def temp(name: str) -> bool:
+        # A generation's temporaries live in its work folder under the home, never beside the output.
+        return any(p.stat().st_size > 0 for p in work.glob(f"*/{name}")) if work.is_dir() else False
 
     ready = {
-        "engine-running": lambda: temp(".unsigned.mp4"),
-        "signing": lambda: temp(".signed.mp4"),
+        "engine-running": lambda: temp("unsigned.mp4"),
+        "signing": lambda: temp("signed.mp4"),
         "publishing": lambda: _completed_events(init.home) > 0,
         "after-start-1.5s": lambda: time.monotonic() - started > 1.5,
     }[kill_point]
@@ -88,9 +92,10 @@ def test_sigkill_never_leaves_an_unaudited_output(tmp_path: Path, faces: Path, k
             assert admin.audit.abandoned(older_than=timedelta(0)) == []
             events = admin.audit.query(generation_id=stale.id).events
             assert [e.type for e in events] == ["generation.requested", "generation.failed"]
+            assert not (work / stale.id).exists(), "closing an abandoned generation removes its temporaries"
         admin.audit.verify()
-    published = [p.name for p in out_dir.iterdir() if not p.name.startswith(".")]
-    assert published in ([], ["clip.mp4"])
+    # Nothing beside the output, hidden or not: a leftover signed copy there would pass for a real output.
+    assert [p.name for p in out_dir.iterdir()] in ([], ["clip.mp4"])
 
 
 def _completed_events(home: Path) -> int:

@@ -45,6 +45,7 @@ from xp_sdk.config import Settings
 from xp_sdk.deployment import Deployment
 from xp_sdk.engine import Progress, ProgressCallback
 from xp_sdk.errors import EngineError, XPError
+from xp_sdk.home import Home
 from xp_sdk.results import AnimationResult
 from xp_sdk.server.errors import error_body, internal_error
 from xp_sdk.server.jobs import (
@@ -62,6 +63,7 @@ from xp_sdk.server.jobs import (
     run_animation,
 )
 from xp_sdk.service import Service
+from xp_sdk.workspace import remove_work_folders
 
 log = logging.getLogger("xp_sdk.server.ray")
 
@@ -358,7 +360,7 @@ class RayJobRunner(TableRunner[_Entry]):
         )
         audited = self._fail_generation(job, f"Ray worker pid {worker.pid} lost during job {job.id}: {then}")
         # Its temporaries (unsigned and signed videos) were the dead process's to remove.
-        _remove_temporaries(job.out)
+        remove_work_folders(Home(self._settings.home).work_dir, [job.generation_id])
         self._workers[slot] = None
         self._stop_worker(worker, gracefully=False)  # a worker that was only unreachable must not run on
         with contextlib.suppress(WorkerUnavailableError):  # then the slot tries again before its next job
@@ -403,15 +405,6 @@ def _renamed(job: AnimationJob, generation_id: str) -> AnimationJob:
     old, new = str(job.out.parent), str(job.out.parent.with_name(generation_id))
     renames = {(new + key[len(old) :] if key.startswith(old) else key): name for key, name in job.renames.items()}
     return replace(job, generation_id=generation_id, out=Path(new) / job.out.name, renames=renames)
-
-
-def _remove_temporaries(out: Path) -> None:
-    """The files ``generate`` writes next to ``out`` before publishing it (``.<stem>.<random>.*.mp4``)."""
-    if not out.parent.is_dir():
-        return
-    for path in out.parent.iterdir():
-        if path.name.startswith(f".{out.stem}.") and path.name.endswith((".unsigned.mp4", ".signed.mp4")):
-            path.unlink(missing_ok=True)
 
 
 def _first_line(exc: BaseException) -> str:
