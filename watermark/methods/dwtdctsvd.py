@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from watermark.errors import MethodUnavailableError
 from watermark.methods.base import Candidate, Frame, SoftBits
 from watermark.payload import Bits, WatermarkKey
 
@@ -101,8 +102,15 @@ class DwtDctSvdEmbedder:
             raise ValueError(
                 f"a {width}×{height} frame has {capacity} blocks, too few to carry {codeword.size} bits with dwtdctsvd"
             )
-        # Imported here: importing imwatermark imports torch (for its RivaGAN method), which takes seconds.
-        from imwatermark.dwtDctSvd import EmbedDwtDctSvd
+        # Imported here, and only to embed: importing imwatermark imports torch (for its RivaGAN method), which
+        # takes seconds and gigabytes, so invisible-watermark is an extra. Reading a mark is our own code.
+        try:
+            from imwatermark.dwtDctSvd import EmbedDwtDctSvd
+        except ImportError as exc:
+            raise MethodUnavailableError(
+                "the dwtdctsvd watermark method embeds with invisible-watermark (and torch), which is not "
+                f"installed ({exc}): pip install 'xp-sdk[dwtdctsvd]', or use the default method, tiled"
+            ) from exc
 
         sent = codeword[bit_permutation(key, codeword.size)]
         self._library: Any = EmbedDwtDctSvd(
