@@ -6,7 +6,7 @@ where there is none?
 
 Every shared driving clip (``$XP_FACES/driving``, default ``<repo>/../shared/faces``) is marked with each method
 (``mark_video``, one key per method and one payload per clip), then put through every attack of
-``watermark.attacks.standard_attacks()`` and read back with ``detect_watermark``. With ``--engine-outputs`` the
+``bench.attacks.standard_attacks()`` and read back with ``detect_watermark``. With ``--engine-outputs`` the
 clips the engine makes are marked too: each driving clip animates a shared photo (longer side capped at 512).
 
 Tables, per method and clip set:
@@ -15,7 +15,7 @@ Tables, per method and clip set:
   marking     PSNR/SSIM of marked vs unmarked frames (before encoding), embed ms/frame, detect time per clip and
               per 10 s of 512² video (scaled by pixels × frames)
   unmarked    false positives (any ``detected``) over ``--fp-variants`` unmarked clips from
-              ``watermark.attacks.unmarked_variant_specs``, by category, and the smallest p-value seen
+              ``bench.attacks.unmarked_variant_specs``, by category, and the smallest p-value seen
 Then the spec's targets: ≥ 95 % detection under H.264 CRF ≤ 30, resize 0.71, crop 0.71, brightness/contrast
 ×0.5/×1.5 and re-encode twice; zero false positives; PSNR ≥ 38 dB on every clip. A contact sheet (unmarked
 frame, marked frame, difference ×20) is written to ``--out`` for a human to look at. ``--strict`` exits 1 when a
@@ -52,6 +52,13 @@ sys.path.insert(0, str(REPO))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.attacks import (  # noqa: E402
+    UnmarkedVariant,
+    get_attack,
+    select_evenly,
+    standard_attacks,
+    unmarked_variant_specs,
+)
 from watermark import (  # noqa: E402
     METHOD_NAMES,
     Payload,
@@ -59,13 +66,6 @@ from watermark import (  # noqa: E402
     detect_watermark,
     get_method,
     mark_video,
-)
-from watermark.attacks import (  # noqa: E402
-    UnmarkedVariant,
-    get_attack,
-    select_evenly,
-    standard_attacks,
-    unmarked_variant_specs,
 )
 
 P_THRESHOLD = 1e-9

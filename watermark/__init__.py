@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from watermark.attacks import reencode
 from watermark.detection import DEFAULT_P_THRESHOLD, WatermarkDetection, detect_in_video
 from watermark.embedding import FrameMarker, MarkReport, mark_file
 from watermark.errors import ProvenanceError, UnreadableVideoError, WatermarkError, WatermarkKeyError
 from watermark.methods import DEFAULT_METHOD, METHOD_NAMES, get_method
 from watermark.payload import CODEWORD_BITS, Payload, WatermarkKey
+from watermark.transcode import reencode
 
 
 def mark_video(

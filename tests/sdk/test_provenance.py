@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.attacks import get_attack
 from watermark import Payload
-from watermark.attacks import get_attack
 from watermark.reading import ManifestState
 from xp_sdk.engine import AnimateOptions
 from xp_sdk.errors import AlreadyInitializedError, NoFaceError, NotInitializedError, ProvenanceFailedError

@@ -11,18 +11,18 @@ import av
 import numpy as np
 import pytest
 
-from watermark.attacks import (
+from bench.attacks import (
     H265_AVAILABLE,
     Attack,
     Crop,
     Trim,
     get_attack,
-    reencode,
     select_evenly,
     standard_attacks,
     unmarked_variant_specs,
     unmarked_variants,
 )
+from watermark.transcode import reencode
 
 CLIP_FRAMES = 40  # 1.33 s at 30 fps: long enough for trim_1s to cut and for 30 → 24 to drop frames
 STANDARD_NAMES = [

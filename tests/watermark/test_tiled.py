@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.attacks import get_attack, standard_attacks
 from tests.conftest import audio_lag_ms, first_frames, write_shown_clip, write_variable_rate_clip
 from watermark import (
     CODEWORD_BITS,
@@ -36,7 +37,6 @@ from watermark import (
     mark_file,
     mark_video,
 )
-from watermark.attacks import get_attack, standard_attacks
 from watermark.methods.base import Frame
 from watermark.methods.tiled import TiledConfig, TiledMethod
 from watermark.payload import CORRECTABLE_BITS

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.engine.diffusion.conftest import Face, tiny_config
+from tests.engine.diffusion.dummy import tiny_components
 from xp_sdk.engine import AnimateOptions, MotionTemplate, Progress, animate
-from xp_sdk.engine.diffusion.dummy import tiny_components
 from xp_sdk.engine.templates import Keyframe
 from xp_sdk.engine.video import read_frames
 from xp_sdk.errors import DiffusionWeightsMissingError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xp_sdk.engine.diffusion.dummy import tiny_unet
+from tests.engine.diffusion.dummy import tiny_unet
 from xp_sdk.engine.diffusion.lora import fuse_lora
 from xp_sdk.errors import ModelError
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.engine.diffusion.conftest import Face, run_generator, tiny_config
-from xp_sdk.engine.diffusion.dummy import tiny_components
+from tests.engine.diffusion.dummy import tiny_components
 from xp_sdk.engine.diffusion.motion_tokens import MOTION_FEATURES
 from xp_sdk.engine.diffusion.pipeline import PortraitDiffusionPipeline
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tests.engine.diffusion.conftest import tiny_config
+from tests.engine.diffusion.dummy import tiny_components, tiny_controlnet, tiny_unet, tiny_vae
 from xp_sdk.engine.diffusion import check_weights, find_models_toml, require_weights
-from xp_sdk.engine.diffusion.dummy import tiny_components, tiny_controlnet, tiny_unet, tiny_vae
 from xp_sdk.engine.diffusion.pipeline import PortraitDiffusionPipeline
 from xp_sdk.engine.diffusion.text import save_prompt_embeds
 from xp_sdk.errors import DiffusionWeightsMissingError, InvalidInputError, ModelHashMismatchError
@@ -175,7 +175,7 @@ def test_optional_components_load_when_configured(saved: Path, tmp_path: Path) -
     """A single-file LoRA (kohya keys) is fused; a MotionAdapter folder makes the UNet temporal."""
     from safetensors.torch import save_file
 
-    from xp_sdk.engine.diffusion.dummy import tiny_motion_adapter
+    from tests.engine.diffusion.dummy import tiny_motion_adapter
     from xp_sdk.engine.diffusion.loading import load_from_models_toml
 
     tiny_motion_adapter().save_pretrained(tmp_path / "adapter")  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ SD15_SCHEDULE: dict[str, Any] = {
 
 @dataclass
 class DiffusionComponents:
-    """Models loaded from models.toml (:mod:`.loading`) or built tiny for tests (:mod:`.dummy`).
+    """Models loaded from models.toml (:mod:`.loading`) or built tiny for tests (``tests/engine/diffusion/dummy.py``).
 
     ``unet`` is a ``UNet2DConditionModel``, or a ``UNetMotionModel`` when an AnimateDiff MotionAdapter was given;
     ``vae`` an ``AutoencoderKL`` or ``AutoencoderTiny``.
