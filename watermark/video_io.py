@@ -17,6 +17,14 @@ import numpy as np
 from watermark.errors import UnreadableVideoError
 from watermark.methods.base import Frame
 
+# What an input may be opened as: FFmpeg otherwise guesses the demuxer from the bytes, and some (HLS, ffconcat)
+# open other files or URLs named inside the input. The engine keeps the same list (xp_sdk/engine/video.py); the two
+# packages import nothing of each other.
+INPUT_OPTIONS = {
+    "format_whitelist": "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpeg,mpegts,flv,asf,ogg,mxf,ivf,h264,hevc",
+    "protocol_whitelist": "file",
+}
+
 
 def iter_frames(path: Path, *, gray: bool = False, max_frames: int | None = None) -> Iterator[Frame]:
     """Decoded frames in order, RGB (H×W×3) or luma (H×W) uint8, as stored: not turned by a display rotation nor
@@ -34,7 +42,7 @@ def iter_timed_frames(path: Path) -> Iterator[tuple[Frame, float | None]]:
 
 def _decoded(path: Path, max_frames: int | None) -> Iterator[av.VideoFrame]:
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), options=INPUT_OPTIONS)
     except (av.error.FFmpegError, OSError) as exc:
         raise UnreadableVideoError(f"cannot open {path} as a video: {exc}") from exc
     with container:
@@ -73,7 +81,7 @@ def _luma(frame: av.VideoFrame) -> Frame:
 
 def video_rate(path: Path) -> Fraction:
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=INPUT_OPTIONS) as container:
             rate = container.streams.video[0].average_rate
     except (av.error.FFmpegError, OSError, IndexError) as exc:
         raise UnreadableVideoError(f"cannot open {path} as a video: {exc}") from exc
@@ -100,7 +108,7 @@ class Presentation:
 def presentation(path: Path) -> Presentation:
     """The display rotation (read from the first frame, where PyAV exposes it) and pixel shape of ``path``."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=INPUT_OPTIONS) as container:
             stream = container.streams.video[0]
             aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
             rotation = 0.0
@@ -209,7 +217,7 @@ class _Sound:
 
     def __init__(self, source: Path, out: av.container.OutputContainer) -> None:
         self._out = out
-        self._src = av.open(str(source))
+        self._src = av.open(str(source), options=INPUT_OPTIONS)
         self._in = self._src.streams.audio[0] if self._src.streams.audio else None
         self._stream: av.audio.stream.AudioStream | None = None
         if self._in is None:

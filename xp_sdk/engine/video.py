@@ -36,6 +36,13 @@ DEFAULT_FPS = 25.0
 # Demuxers ffmpeg picks for still pictures; the "<codec>_pipe" family (png_pipe, jpeg_pipe, ...) is
 # matched by suffix.
 _IMAGE_DEMUXERS = frozenset({"image2", "image2pipe", "webp", "apng"})
+# What an input may be opened as. FFmpeg otherwise guesses the demuxer from the bytes, and several read other
+# files or URLs named inside the input: an uploaded HLS playlist or ffconcat script made the server open a file of
+# its own choosing as the "driving video"; the tty demuxer took a text file for a 5-frame video.
+INPUT_OPTIONS = {
+    "format_whitelist": "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpeg,mpegts,flv,asf,ogg,mxf,ivf,h264,hevc",
+    "protocol_whitelist": "file",
+}
 # Leading bytes of the still-image formats a user is likely to pass by mistake.
 _IMAGE_MAGIC = (
     b"\x89PNG\r\n\x1a\n",
@@ -152,10 +159,11 @@ def _open_container(file: Path, what: str) -> av.container.InputContainer:
     if is_image_file(file):
         raise _image_error(file)
     try:
-        container = av.open(str(file), mode="r")
-    except av.error.FFmpegError as exc:
+        container = av.open(str(file), mode="r", options=INPUT_OPTIONS)
+    except (av.error.FFmpegError, OSError) as exc:
         raise UnreadableVideoError(
-            f"{what} {file} could not be opened (corrupt, truncated or not a media file): {exc.strerror}"
+            f"{what} {file} could not be opened (corrupt, truncated, or not a video in MP4, MOV, MKV, WebM, AVI, "
+            f"MPEG or MPEG-TS): {getattr(exc, 'strerror', None) or exc}"
         ) from exc
     fmt = container.format.name
     if fmt in _IMAGE_DEMUXERS or fmt.endswith("_pipe"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 from PIL import Image
 
-from xp_sdk.engine.video import shown_rgb
+from xp_sdk.engine.video import INPUT_OPTIONS, shown_rgb
 
 MAX_SIDE = 640
 
@@ -20,7 +20,7 @@ def middle_frame_jpeg(path: Path, *, max_side: int = MAX_SIDE) -> str | None:
     Seeks to the keyframe before the middle and decodes forward from it, so a long video costs one GOP, not half
     its frames."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=INPUT_OPTIONS) as container:
             if not container.streams.video:
                 return None
             stream = container.streams.video[0]

@@ -29,6 +29,7 @@ from xp_sdk.engine.templates import (
     parse_template,
     template_ref,
 )
+from xp_sdk.engine.video import check_driving_limits
 from xp_sdk.errors import ConflictError, InvalidInputError, NotFoundError, XPError
 from xp_sdk.gate import Caller
 from xp_sdk.server.jobs import AnimationJob, JobState, JobStatus, new_job_id
@@ -126,6 +127,13 @@ def _job(state: ServerState, caller: Caller, job_id: str, api_key: str, form: Fo
         raise InvalidInputError(
             "give exactly one of driving (a video), template (a built-in template's name) or template_json (a "
             "template's JSON)"
+        )
+    if driving is not None:
+        # Read from its header now (no decoding), so a video that is no video, or too long, is a 400 here rather
+        # than a job that fails later.
+        settings = state.service.deployment.settings
+        check_driving_limits(
+            driving.path, max_seconds=settings.max_driving_seconds, max_frames=settings.max_driving_frames
         )
     subject = form.require("subject")
     out_name = safe_name(form.get("out_name") or "animation.mp4", "animation.mp4")
