@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from rich.table import Table
 from xp_sdk.client import Client
 from xp_sdk.config import Settings
 from xp_sdk.errors import AuthenticationError, InvalidInputError, XPError
+from xp_sdk.inputs import EARLIEST, LATEST, MAX_OLDER_THAN
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (nothing else goes to stdout).")
@@ -46,8 +48,9 @@ DatabaseUrlOption = Annotated[
     ),
 ]
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# ASCII digits only: \d would take "٣d" (an Arabic-Indic three) for three days.
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 # -- output --------------------------------------------------------------------------------------------------
@@ -92,35 +95,50 @@ def when(value: datetime | None) -> str:
 
 def parse_time(text: str | None, *, option: str, future: bool) -> datetime | None:
     """An ISO 8601 time (UTC when no offset is given) or a duration: ``30d``, ``12h``, ``90m``, ``2w``, ``45s``;
-    a duration counts forward from now when ``future`` (expiry), backward otherwise (``--since 1h``)."""
+    a duration counts forward from now when ``future`` (expiry), backward otherwise (``--since 1h``). Always
+    timezone-aware, in UTC, and between the years the SDK accepts (``xp_sdk.inputs.EARLIEST`` and ``LATEST``)."""
     if text is None:
         return None
-    match = _DURATION.match(text)
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    if _DURATION.match(text):
+        delta = parse_duration(text, option=option)
         now = datetime.now(UTC)
-        return now + delta if future else now - delta
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"{option} {text!r} is not a time: give ISO 8601 (2027-01-01T00:00Z) or a duration (30d, 12h, 90m)"
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = now + delta if future else now - delta
+    else:
+        try:
+            value = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise InvalidInputError(
+                f"{option} {_shown(text)} is not a time: give ISO 8601 (2027-01-01T00:00Z) or a duration (30d, 12h, "
+                "90m)"
+            ) from None
+        value = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+    if not EARLIEST <= value <= LATEST:
+        raise InvalidInputError(f"{option} {_shown(text)} is not between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return value
 
 
 def parse_duration(text: str, *, option: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``."""
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``: at most a hundred years (``xp_sdk.inputs.MAX_OLDER_THAN``)."""
     match = _DURATION.match(text)
     if match is None:
-        raise InvalidInputError(f"{option} {text!r} is not a duration: give e.g. 90m, 12h or 2d")
-    return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+        raise InvalidInputError(f"{option} {_shown(text)} is not a duration: give e.g. 90m, 12h or 2d")
+    digits = match.group(1).lstrip("0") or "0"
+    # Twelve digits are more than any duration within the bound has, and int() refuses thousands of them.
+    seconds = int(digits) * _UNIT_SECONDS[match.group(2).lower()] if len(digits) <= 12 else math.inf
+    if seconds > MAX_OLDER_THAN.total_seconds():
+        raise InvalidInputError(f"{option} {_shown(text)} is longer than {MAX_OLDER_THAN.days} days")
+    return timedelta(seconds=seconds)
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for an error line, cut short when it is long."""
+    return repr(text) if len(text) <= 40 else repr(text[:37]) + "…"
 
 
 def future_time(text: str | None, *, option: str) -> datetime | None:
     value = parse_time(text, option=option, future=True)
     if value is not None and value <= datetime.now(UTC):
-        raise InvalidInputError(f"{option} {text!r} is in the past")
+        raise InvalidInputError(f"{option} {_shown(text or '')} is in the past")
     return value
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from xp_sdk.cli.common import JsonFlag, emit, quiet_native_stderr
+from xp_sdk.errors import InvalidInputError
 
 templates_app = typer.Typer(no_args_is_help=True, help="Built-in and recorded motion templates.")
 
@@ -52,8 +53,13 @@ def templates_record(
     from xp_sdk.engine.driving import record_template
     from xp_sdk.engine.templates import dump_template
 
+    if not out.parent.is_dir():  # said before the video is analysed, not after
+        raise InvalidInputError(f"the folder {out.parent} for {out.name} does not exist; create it first")
     with quiet_native_stderr():
         tpl = record_template(video, name=name or out.stem)
-    out.write_text(dump_template(tpl), encoding="utf-8")
+    try:
+        out.write_text(dump_template(tpl), encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {out}: {exc.strerror or exc}") from None
     data = {"output": str(out), "name": tpl.name, "keyframes": len(tpl.keyframes), "duration": tpl.duration}
     emit(data, as_json, lambda: typer.echo(f"wrote {out} ({len(tpl.keyframes)} keyframes, {tpl.duration:.2f} s)"))

@@ -24,6 +24,7 @@ from xp_sdk.cli.common import (
 )
 from xp_sdk.errors import NotInitializedError
 from xp_sdk.home import Home
+from xp_sdk.inputs import MAX_RATE_LIMIT
 from xp_sdk.provenance import ProvenanceKeys, load_provenance_keys
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys, and the C2PA trust anchor.")
@@ -67,7 +68,9 @@ def keys_create(
         ),
     ] = None,
     name: Annotated[str, typer.Option("--name", help="A label for people reading `xp keys list`.")] = "",
-    rate_limit: Annotated[int, typer.Option("--rate-limit", min=0, help="Requests a minute (0: unlimited).")] = 60,
+    rate_limit: Annotated[
+        int, typer.Option("--rate-limit", min=0, max=MAX_RATE_LIMIT, help="Requests a minute (0: unlimited).")
+    ] = 60,
     home: HomeOption = None,
     api_key: ApiKeyOption = None,
     database_url: DatabaseUrlOption = None,
