@@ -33,7 +33,7 @@ from audit.models import ApiKey, Consent, FaceReference, Generation, Subject, Te
 from audit.query import EventPage, EventQuery, query_events
 from audit.rate_limits import StoreRateLimiter
 from audit.reconcile import hold_snapshot
-from audit.record_reads import checked_generation, unfinished_generation_ids
+from audit.record_reads import check_consents, check_subjects, checked_generation, unfinished_generation_ids
 from audit.records import ConsentInfo, GenerationInfo, SubjectInfo, TenantInfo
 from audit.store import Store
 
@@ -268,7 +268,9 @@ class Ledger:
 
     def subject(self, subject_id: str) -> SubjectInfo:
         with self.store.read() as session:
+            hold_snapshot(session)
             row = _require(session, Subject, subject_id, "subject")
+            check_subjects(session, [row])
             count = len(session.scalars(select(FaceReference.id).where(FaceReference.subject_id == subject_id)).all())
             return _subject_info(row, count)
 
@@ -279,7 +281,9 @@ class Ledger:
                 query = query.where(Subject.tenant_id == tenant_id)
             if protected is not None:
                 query = query.where(Subject.protected == protected)
+            hold_snapshot(session)
             rows = session.scalars(query).all()
+            check_subjects(session, rows)
             counts: dict[str, int] = {}
             for sid in session.scalars(select(FaceReference.subject_id)):
                 counts[sid] = counts.get(sid, 0) + 1
@@ -287,18 +291,22 @@ class Ledger:
 
     def face_references(self, subject_id: str) -> list[np.ndarray]:
         with self.store.read() as session:
-            _require(session, Subject, subject_id, "subject")
+            hold_snapshot(session)
+            check_subjects(session, [_require(session, Subject, subject_id, "subject")])
             blobs = session.scalars(select(FaceReference.embedding).where(FaceReference.subject_id == subject_id))
             return [np.frombuffer(blob, dtype="<f4").astype(np.float32) for blob in blobs]
 
     def protected_references(self, tenant_id: str) -> dict[str, list[np.ndarray]]:
         """Reference embeddings of every person on ``tenant_id``'s protected list, by subject id."""
         with self.store.read() as session:
+            hold_snapshot(session)
             rows = session.execute(
                 select(FaceReference.subject_id, FaceReference.embedding)
                 .join(Subject, Subject.id == FaceReference.subject_id)
                 .where(Subject.tenant_id == tenant_id, Subject.protected.is_(True))
             ).all()
+            listed = {sid for sid, _ in rows}
+            check_subjects(session, session.scalars(select(Subject).where(Subject.id.in_(listed))).all())
         found: dict[str, list[np.ndarray]] = {}
         for sid, blob in rows:
             found.setdefault(sid, []).append(np.frombuffer(blob, dtype="<f4").astype(np.float32))
@@ -394,7 +402,10 @@ class Ledger:
 
     def consent(self, consent_id: str) -> ConsentInfo:
         with self.store.read() as session:
-            return _consent_info(_require(session, Consent, consent_id, "consent"))
+            hold_snapshot(session)
+            row = _require(session, Consent, consent_id, "consent")
+            check_consents(session, [row])
+            return _consent_info(row)
 
     def consents(self, *, subject_id: str | None = None, grantee_tenant_id: str | None = None) -> list[ConsentInfo]:
         with self.store.read() as session:
@@ -403,7 +414,11 @@ class Ledger:
                 query = query.where(Consent.subject_id == subject_id)
             if grantee_tenant_id is not None:
                 query = query.where(Consent.grantee_tenant_id == grantee_tenant_id)
-            return [_consent_info(row) for row in session.scalars(query)]
+            hold_snapshot(session)
+            rows = session.scalars(query).all()
+            # The gate decides on these rows: one edited behind the ledger's back is refused, not acted on.
+            check_consents(session, rows)
+            return [_consent_info(row) for row in rows]
 
     # -- generations ---------------------------------------------------------------------------------------
 

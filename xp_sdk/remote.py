@@ -294,7 +294,7 @@ class HttpOperations:
         return LogVerification(
             tree_size=body["tree_size"], root_hash=body["root_hash"], checkpoints=body["checkpoints"],
             latest_checkpoint_size=body["latest_checkpoint_size"], witnessed=body["witnessed"],
-            seconds=body["seconds"],
+            seconds=body["seconds"], records=body.get("records", 0),
         )  # fmt: skip
 
     def audit_consistency(

@@ -116,6 +116,8 @@ class LogVerificationView(BaseModel):
     unsigned_tail: int
     witnessed: int
     seconds: float
+    records: int = 0
+    """Record rows (tenants, keys, subjects, consents, generations) found to agree with their events."""
 
     @classmethod
     def of(cls, checked: LogVerification) -> LogVerificationView:
