@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from xp_sdk.engine import AnimateOptions, FaceAnalyzer, animate
+from xp_sdk.engine import AnimateOptions, FaceAnalyzer, animate, prepare_photo
 from xp_sdk.engine.identity import IdentityEmbedder
-from xp_sdk.engine.images import check_image_array
+from xp_sdk.engine.images import check_image_array, load_image
+from xp_sdk.engine.video import check_driving_limits, frame_times, probe_video, read_frames
 from xp_sdk.errors import ImageTooSmallError, InvalidInputError, UnreadableImageError
 
 
@@ -105,3 +106,25 @@ def test_odd_arguments_to_animate_are_input_errors(arguments: dict[str, Any], tm
     with pytest.raises(InvalidInputError):
         animate(_astronaut(), given.pop("out"), **given)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [None, 123, b"/tmp/clip.mp4", ["clip.mp4"], "clip\0.mp4"], ids=repr)
+def test_what_is_not_a_path_is_an_input_error_for_every_file_reader(value: object) -> None:
+    # Path() raised TypeError for each of these.
+    readers: dict[str, Callable[[], object]] = {
+        "probe_video": lambda: probe_video(value),  # type: ignore[arg-type]
+        "read_frames": lambda: next(iter(read_frames(value))),  # type: ignore[arg-type]
+        "frame_times": lambda: frame_times(value),  # type: ignore[arg-type]
+        "check_driving_limits": lambda: check_driving_limits(value, max_seconds=600.0, max_frames=18_000),  # type: ignore[arg-type]
+        "load_image": lambda: load_image(value),  # type: ignore[arg-type]
+        "prepare_photo": lambda: prepare_photo(value),  # type: ignore[arg-type]
+    }
+    for read in readers.values():
+        with pytest.raises(InvalidInputError, match="path"):
+            read()
+
+
+@pytest.mark.parametrize("arguments", [{"max_side": "512"}, {"max_side": 0}, {"allow_multiple_faces": "yes"}], ids=str)
+def test_prepare_photo_checks_its_settings(arguments: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInputError, match=next(iter(arguments))):
+        prepare_photo(_astronaut(), **arguments)

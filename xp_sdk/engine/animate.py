@@ -33,11 +33,11 @@ from xp_sdk.engine.driving import DrivingFrame, StageClock, find_reference, iter
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import MIN_IMAGE_SIDE
 from xp_sdk.engine.motion import SmoothingConfig
+from xp_sdk.engine.paths import as_file_path
 from xp_sdk.engine.photo import (
     DEFAULT_MAX_SIDE,
     PhotoSource,
     PreparedPhoto,
-    as_file_path,
     capped,
     prepare_photo,
     read_photo,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from xp_sdk.engine.paths import as_file_path
 from xp_sdk.errors import ImageTooLargeError, ImageTooSmallError, UnreadableImageError, UnsupportedFormatError
 
 MIN_IMAGE_SIDE = 64
@@ -40,7 +41,7 @@ def _heic_hint(file: Path) -> str:
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Read a photo as an RGB ``uint8`` array (H, W, 3), with EXIF orientation applied."""
-    file = Path(path)
+    file = as_file_path(path, "source photo")
     if not file.is_file():
         raise UnreadableImageError(f"source photo {file} does not exist or is not a file")
     if file.stat().st_size == 0:

@@ -12,7 +12,6 @@ import math
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from xp_sdk.engine import topology
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import MIN_IMAGE_SIDE, check_image_array, load_image
+from xp_sdk.engine.paths import as_file_path
 from xp_sdk.errors import ImageTooSmallError, InvalidInputError
 
 DEFAULT_MAX_SIDE = 1024
@@ -65,18 +65,6 @@ class PreparedPhoto:
     def made_for(self, *, max_side: int, allow_multiple_faces: bool) -> bool:
         """Whether the photo was prepared with these settings (else it must be prepared again)."""
         return self.max_side == max_side and self.allow_multiple_faces == allow_multiple_faces
-
-
-def as_file_path(value: object, what: str, *, also: str = "") -> Path:
-    """``value`` as a Path when it names a file (a str or an os.PathLike of str); else an input error."""
-    if isinstance(value, str | os.PathLike):
-        name = os.fspath(value)
-        if isinstance(name, str):
-            if "\0" in name:
-                raise InvalidInputError(f"{what} path {name!r} contains a NUL character")
-            return Path(name)
-    alternatives = f" or {also}" if also else ""
-    raise InvalidInputError(f"{what} must be a file path{alternatives}, got {type(value).__name__}")
 
 
 def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
@@ -126,6 +114,12 @@ def prepare_photo(
     nod became a shake (pose error 2.6° against 1.1° upright, lp_d5 driving lp_s7): the engine animates the face
     upright and turns the frames back.
     """
+    if isinstance(max_side, bool) or not (isinstance(max_side, int) and max_side >= MIN_IMAGE_SIDE):
+        raise InvalidInputError(
+            f"max_side must be a whole number of pixels, at least {MIN_IMAGE_SIDE}, got {max_side!r}"
+        )
+    if not isinstance(allow_multiple_faces, bool):
+        raise InvalidInputError(f"allow_multiple_faces must be true or false, got {allow_multiple_faces!r}")
     original, name = read_photo(source)
     image = capped(original, max_side, name)
     with FaceAnalyzer() as analyzer:
@@ -144,7 +138,6 @@ __all__ = [
     "DEFAULT_MAX_SIDE",
     "PhotoSource",
     "PreparedPhoto",
-    "as_file_path",
     "capped",
     "prepare_photo",
     "read_photo",

@@ -24,6 +24,7 @@ import av
 import av.error
 import numpy as np
 
+from xp_sdk.engine.paths import as_file_path
 from xp_sdk.errors import (
     EngineError,
     InvalidInputError,
@@ -207,7 +208,7 @@ def _frame_rate(fps: float) -> Fraction:
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     """Describe a video without decoding it; raises a typed error for anything that is not a usable video."""
-    file = Path(path)
+    file = as_file_path(path, "video")
     container, stream = _open_input(file)
     with container:
         ctx = stream.codec_context
@@ -294,7 +295,7 @@ def read_frames_where(
     """
     if max_side is not None and max_side < 2:
         raise ValueError(f"max_side must be at least 2, got {max_side}")
-    file = Path(path)
+    file = as_file_path(path, "video")
     _open_input(file)[0].close()
     return _decode_frames(file, max_side, wanted, limits)
 
@@ -307,7 +308,7 @@ def frame_times(path: str | os.PathLike[str], *, limits: DrivingLimits | None = 
     frames by up to a large fraction of a second mid-clip; :class:`VideoWriter` takes these times for that.
     With ``limits``, more packets than its frames raise :class:`VideoTooLongError` as soon as they are read.
     """
-    file = Path(path)
+    file = as_file_path(path, "video")
     container, stream = _open_input(file)
     times: list[float] = []
     with container:
