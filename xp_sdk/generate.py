@@ -1,14 +1,16 @@
-"""One generation, in order: engine → watermark (per frame, streamed) → H.264 → read-back → C2PA signature →
-publish.
+"""One generation, in order, and the only place that knows the order:
+
+    audit "requested" → engine → watermark (per frame, streamed) → H.264 → read-back → C2PA signature
+    → audit "completed" → publish ``out``               (any failure after "requested": audit "failed", no file)
+
+The caller (``xp_sdk.service``: authentication, the gate) hands in the source as the gate checked it and a
+:class:`GenerationLog`, the three events the audit log needs; nothing here knows keys, tenants or databases.
 
 The read-back looks for the mark in the encoded output, as ``verify`` will, before anything is signed: a clip
 that is short, small, nearly still and busy (the astronaut blinking at 384 px, say) can carry the mark too weakly
-to be found at the default strength. Such a clip is made again with a stronger mark, so no output leaves
-without a watermark that traces it. A short clip is also read back after an ordinary re-encode, and made
-stronger if the mark would not survive one.
-
-The gate (authentication, consent, policy) and the audit events wrap it in ``xp_sdk.client``; the
-``before_publish`` hook is where the "completed" event is written, so no output exists without it.
+to be found at the default strength. Such a clip is marked again, stronger, from the frames already made (the
+engine does not run again), so no output leaves without a watermark that traces it. A short clip is also read
+back after an ordinary re-encode, and marked stronger if the mark would not survive one.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
 from watermark import DEFAULT_METHOD, FrameMarker, Payload, WatermarkKey, detect_watermark, get_method, reencode
+from watermark.embedding import mark_file
 from watermark.manifest import GenerationAssertion, IngredientRef, ModelRef, SoftBinding
 from watermark.methods import ADJUSTABLE_STRENGTH
 from watermark.signing import sign_video
@@ -75,6 +79,17 @@ class SourcePhoto:
 PhotoInput = str | os.PathLike[str] | np.ndarray | SourcePhoto
 
 
+class GenerationLog(Protocol):
+    """What one generation tells the audit log, in this order: ``requested`` before any pixel is made, then
+    ``completed`` (before ``out`` appears: if it raises, nothing is published) or ``failed``."""
+
+    def requested(self) -> None: ...
+
+    def completed(self, generation: Generation) -> None: ...
+
+    def failed(self, error: BaseException) -> None: ...
+
+
 @dataclass(frozen=True)
 class Generation:
     generation_id: str
@@ -102,7 +117,7 @@ def generate(
     policy_decision_id: str | None = None,
     watermark_method: str = DEFAULT_METHOD,
     payload: Payload | None = None,
-    before_publish: Callable[[Generation], None] | None = None,
+    log: GenerationLog | None = None,
     watermark_strengths: Sequence[float] = READBACK_STRENGTHS,
     work_dir: str | os.PathLike[str] | None = None,
     driving_limits: DrivingLimits | None = None,
@@ -110,63 +125,74 @@ def generate(
     """Animate, mark every frame, check the mark reads back, sign, and only then publish ``out``; on any failure
     no file is left.
 
+    ``log`` hears "requested" first (when it raises, nothing is made), "completed" with the signed generation just
+    before ``out`` appears (when it raises, nothing is published) and "failed" for any failure in between.
+
     Every temporary lives in ``<work_dir>/<generation id>/`` (``Home.work_dir``; see ``xp_sdk.workspace``; a
     private folder in the system's temporary directory when None), never beside ``out``, and ``out`` appears by one
     atomic rename, so a process killed at any point leaves nothing a user could take for the output.
 
     ``payload`` carries the generation id (a fresh one by default). ``watermark_strengths`` are tried in turn
     until the mark reads back (methods with a fixed strength get one try); if none does, nothing is published
-    and ``ProvenanceFailedError`` (code ``watermark_unreadable``) is raised. ``before_publish`` sees the
-    finished, signed generation just before ``out`` appears; if it raises, nothing is published."""
+    and ``ProvenanceFailedError`` (code ``watermark_unreadable``) is raised."""
     out_path = check_output_path(out, inputs=[_source_file(source), driving])
     payload = payload or Payload.new()
     strengths = tuple(watermark_strengths) if watermark_method in ADJUSTABLE_STRENGTH else (1.0,)
     if not strengths:
         raise ValueError("watermark_strengths must name at least one strength")
-    with generation_workspace(work_dir, payload.hex) as work:
-        unsigned, signed_path = work / "unsigned.mp4", work / "signed.mp4"
-        animation, strength = _animate_until_the_mark_reads_back(
-            source, unsigned, keys=keys, payload=payload, method=watermark_method, strengths=strengths,
-            driving=driving, template=template, options=options, progress=progress, work=work,
-            driving_limits=driving_limits,
-        )  # fmt: skip
-        with provenance_errors():
-            signed = sign_video(
-                unsigned,
-                signed_path,
-                assertion=GenerationAssertion(
-                    generation_id=payload.hex,
-                    consent_id=consent_id,
-                    policy_decision_id=policy_decision_id,
-                    engine=_engine_name(options),
-                    engine_version=ENGINE_VERSION,
-                    models=(ModelRef(name=FACE_LANDMARKER.name, sha256=FACE_LANDMARKER.sha256),),
-                ),
-                soft_binding=SoftBinding(
-                    algorithm=WATERMARK_ALGORITHM.format(method=watermark_method), value=payload.hex
-                ),
-                ingredients=_ingredients(source, driving, template, work),
-                credentials=keys.credentials,
-                title=out_path.name,
+    if log is not None:
+        log.requested()
+    completed = False
+    try:
+        with generation_workspace(work_dir, payload.hex) as work:
+            unsigned, signed_path = work / "unsigned.mp4", work / "signed.mp4"
+            animation, strength = _animate_until_the_mark_reads_back(
+                source, unsigned, keys=keys, payload=payload, method=watermark_method, strengths=strengths,
+                driving=driving, template=template, options=options, progress=progress, work=work,
+                driving_limits=driving_limits,
+            )  # fmt: skip
+            with provenance_errors():
+                signed = sign_video(
+                    unsigned,
+                    signed_path,
+                    assertion=GenerationAssertion(
+                        generation_id=payload.hex,
+                        consent_id=consent_id,
+                        policy_decision_id=policy_decision_id,
+                        engine=_engine_name(options),
+                        engine_version=ENGINE_VERSION,
+                        models=(ModelRef(name=FACE_LANDMARKER.name, sha256=FACE_LANDMARKER.sha256),),
+                    ),
+                    soft_binding=SoftBinding(
+                        algorithm=WATERMARK_ALGORITHM.format(method=watermark_method), value=payload.hex
+                    ),
+                    ingredients=_ingredients(source, driving, template, work),
+                    credentials=keys.credentials,
+                    title=out_path.name,
+                )
+            generation = Generation(
+                generation_id=payload.hex,
+                output=out_path,
+                watermark_method=watermark_method,
+                watermark_strength=strength,
+                manifest_label=signed.label,
+                manifest_sha256=signed.manifest_sha256,
+                output_sha256=signed.file_sha256,
+                animation=animation,
             )
-        generation = Generation(
-            generation_id=payload.hex,
-            output=out_path,
-            watermark_method=watermark_method,
-            watermark_strength=strength,
-            manifest_label=signed.label,
-            manifest_sha256=signed.manifest_sha256,
-            output_sha256=signed.file_sha256,
-            animation=animation,
-        )
-        prepared = prepare_publication(signed_path, out_path)
-        try:
-            if before_publish is not None:
-                before_publish(generation)
-            publish(prepared, out_path)
-        finally:
-            if prepared != signed_path:  # a copy beside the output, left only if publishing failed
-                prepared.unlink(missing_ok=True)
+            staged = prepare_publication(signed_path, out_path)
+            try:
+                if log is not None:
+                    log.completed(generation)
+                completed = True
+                publish(staged, out_path)
+            finally:
+                if staged != signed_path:  # a copy beside the output, left only if publishing failed
+                    staged.unlink(missing_ok=True)
+    except BaseException as exc:
+        if log is not None and not completed:
+            log.failed(exc)
+        raise
     return generation
 
 
@@ -218,28 +244,36 @@ def _animate_until_the_mark_reads_back(
 ) -> tuple[AnimationResult, float]:
     onward = _onward(progress)
     photo = source.prepared if isinstance(source, SourcePhoto) else source
-    for strength in strengths:
-        marker = FrameMarker(keys.watermark_key, payload, get_method(method, strength=strength))
-        animation = animate(
-            photo, unsigned, driving=driving, template=template, options=options, progress=onward,
-            frame_filter=marker, driving_limits=driving_limits,
-        )  # fmt: skip
-        if mark_reads_back(unsigned, keys.watermark_key, payload, method=method):
-            if (
-                strength == strengths[-1]
-                or animation.frames > SHORT_CLIP_FRAMES
-                or mark_survives_reencode(unsigned, keys.watermark_key, payload, method=method, work=work)
-            ):
-                return animation, strength
-            log.info(
-                "generation %s: the mark reads back at strength %g but not after a CRF %d re-encode; trying stronger",
-                payload.hex, strength, SURVIVAL_CRF,
-            )  # fmt: skip
-            continue
+    marked_at = strengths[0]
+    marker = FrameMarker(keys.watermark_key, payload, get_method(method, strength=marked_at))
+    animation = animate(
+        photo, unsigned, driving=driving, template=template, options=options, progress=onward,
+        frame_filter=marker, driving_limits=driving_limits,
+    )  # fmt: skip
+    crf = (options or AnimateOptions()).crf
+    for stronger in (*strengths[1:], None):
+        if mark_reads_back(unsigned, keys.watermark_key, payload, method=method) and (
+            stronger is None
+            or animation.frames > SHORT_CLIP_FRAMES
+            or mark_survives_reencode(unsigned, keys.watermark_key, payload, method=method, work=work)
+        ):
+            return animation, marked_at
+        if stronger is None:
+            break
         log.info(
-            "generation %s: the mark did not read back at strength %g; %s",
-            payload.hex, strength, "trying stronger" if strength != strengths[-1] else "giving up",
+            "generation %s: the mark at strength %g is too weak to trace this clip; marking it at %g",
+            payload.hex, marked_at, stronger,
         )  # fmt: skip
+        # The frames are made once: the mark is raised by adding the difference to the clip already encoded (the
+        # tiled mark is additive), re-encoded with its sound and timing, instead of running the engine again.
+        remarked = work / "remarked.mp4"
+        with provenance_errors():
+            mark_file(
+                unsigned, remarked,
+                FrameMarker(keys.watermark_key, payload, get_method(method, strength=stronger - marked_at)), crf=crf,
+            )  # fmt: skip
+        remarked.replace(unsigned)
+        marked_at = stronger
     raise ProvenanceFailedError(
         f"the watermark could not be read back from the output at strength {strengths[-1]:g} (the clip may be "
         f"too short, small or still to carry it); nothing was published",

@@ -28,6 +28,7 @@ from audit import (
     EventQuery,
     GenerationInfo,
     InclusionProof,
+    Ledger,
     LogVerification,
     NewApiKey,
     RecordNotFoundError,
@@ -54,7 +55,7 @@ from xp_sdk.errors import (
     RateLimitedError,
     XPError,
 )
-from xp_sdk.gate import Caller, Gate
+from xp_sdk.gate import AnimationClearance, Caller, Gate
 from xp_sdk.generate import Generation, SourcePhoto, generate
 from xp_sdk.inputs import (
     Age,
@@ -238,72 +239,33 @@ class Service:
             with self._embedder_lock:
                 probe = self._identity().embed_face(prepared.upright, prepared.face_box, name=prepared.name)
         clearance = self.gate.clear_animation(caller, subject_id=subject, probe=probe, purpose=purpose, request=request)
-        ledger = self.deployment.ledger
-        with audit_errors():
-            requested = ledger.record_requested(
-                payload.hex,
-                tenant_id=caller.tenant_id,
-                key_id=caller.key.id,
-                subject_id=subject,
-                consent_id=clearance.consent_id,
-                decision={**clearance.decision.to_dict(), **clearance.facts},
-                source_sha256=source_sha256,
-                driving=driving_ref,
-                request=request,
-            )
-        completed: list[AuditEvent] = []
-
-        def record_completed(generation: Generation) -> None:
-            with audit_errors():
-                completed.append(
-                    ledger.record_completed(
-                        generation.generation_id,
-                        output_sha256=generation.output_sha256,
-                        manifest_sha256=generation.manifest_sha256,
-                        data={
-                            "manifest_label": generation.manifest_label,
-                            "watermark_method": generation.watermark_method,
-                            "watermark_strength": generation.watermark_strength,
-                            "frames": generation.animation.frames,
-                            "fps": generation.animation.fps,
-                            "output_name": Path(generation.output).name,
-                        },
-                    )
-                )
-
-        try:
-            generation = generate(
-                SourcePhoto(prepared, None if isinstance(source, np.ndarray) else Path(source)),
-                out,
-                keys=self.deployment.provenance,
-                driving=driving,
-                template=template,
-                options=options,
-                progress=progress,
-                consent_id=clearance.consent_id,
-                policy_decision_id=clearance.decision.decision_id,
-                payload=payload,
-                before_publish=record_completed,
-                work_dir=self.deployment.home.work_dir,
-                driving_limits=limits,
-            )
-        except BaseException as exc:
-            if not completed:
-                code = exc.code if isinstance(exc, XPError) else type(exc).__name__
-                with audit_errors():
-                    ledger.record_failed(payload.hex, error_code=code, message=str(exc)[:500])
-            raise
-        # Sign the tree head that now holds "completed", so the published output is covered by a checkpoint.
-        with audit_errors():
-            ledger.log.checkpoint()
+        record = AuditedGeneration(
+            self.deployment.ledger, payload.hex, caller=caller, subject_id=subject, clearance=clearance,
+            source_sha256=source_sha256, driving=driving_ref, request=request,
+        )  # fmt: skip
+        generation = generate(
+            SourcePhoto(prepared, None if isinstance(source, np.ndarray) else Path(source)),
+            out,
+            keys=self.deployment.provenance,
+            driving=driving,
+            template=template,
+            options=options,
+            progress=progress,
+            consent_id=clearance.consent_id,
+            policy_decision_id=clearance.decision.decision_id,
+            payload=payload,
+            log=record,
+            work_dir=self.deployment.home.work_dir,
+            driving_limits=limits,
+        )
         return AnimationResult.from_generation(
             generation,
             subject_id=subject,
             consent_id=clearance.consent_id,
             decision_id=clearance.decision.decision_id,
             face_similarity=clearance.face.similarity,
-            requested_seq=requested.seq,
-            completed_seq=completed[0].seq,
+            requested_seq=record.sequence("requested"),
+            completed_seq=record.sequence("completed"),
         )
 
     # -- verification --------------------------------------------------------------------------------------
@@ -655,7 +617,12 @@ class Service:
         request: dict[str, Any] = {"operation": "keys.create", "tenant": tenant}
         with self._refusals(caller, Action.MANAGE_KEYS, request):
             chosen = checked(TenantId, tenant, "tenant") if tenant is not None else caller.tenant_id
-            wanted = [s.value for s in checked(KeyScopes, _listed(scopes), "scope")]
+            asked = _listed(scopes)
+            unknown = sorted(set(asked) - {s.value for s in Scope})
+            if unknown:
+                known = ", ".join(s.value for s in Scope)
+                raise InvalidInputError(f"unknown scope(s) {', '.join(unknown)}; known: {known}")
+            wanted = [s.value for s in checked(KeyScopes, asked, "scope")]
             label = checked(Name, name, "key name") if name else ""
             until = checked(Moment, expires, "expires") if expires is not None else None
             rate = checked(RateLimit, rate_limit_per_minute, "rate_limit_per_minute")
@@ -768,3 +735,70 @@ def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -
     )
     view["file_matches_record"] = record.output_sha256 == file_sha256
     return view
+
+
+class AuditedGeneration:
+    """The audit log's side of one generation (:class:`xp_sdk.generate.GenerationLog`): "requested" with the
+    decision that cleared it, "completed" with what was published, or "failed" with why."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        generation_id: str,
+        *,
+        caller: Caller,
+        subject_id: str,
+        clearance: AnimationClearance,
+        source_sha256: str,
+        driving: str,
+        request: dict[str, Any],
+    ) -> None:
+        self._ledger = ledger
+        self._id = generation_id
+        self._caller = caller
+        self._subject_id = subject_id
+        self._clearance = clearance
+        self._source_sha256 = source_sha256
+        self._driving = driving
+        self._request = request
+        self._events: dict[str, AuditEvent] = {}
+
+    def sequence(self, stage: str) -> int:
+        return self._events[stage].seq
+
+    def requested(self) -> None:
+        with audit_errors():
+            self._events["requested"] = self._ledger.record_requested(
+                self._id,
+                tenant_id=self._caller.tenant_id,
+                key_id=self._caller.key.id,
+                subject_id=self._subject_id,
+                consent_id=self._clearance.consent_id,
+                decision={**self._clearance.decision.to_dict(), **self._clearance.facts},
+                source_sha256=self._source_sha256,
+                driving=self._driving,
+                request=self._request,
+            )
+
+    def completed(self, generation: Generation) -> None:
+        with audit_errors():
+            self._events["completed"] = self._ledger.record_completed(
+                generation.generation_id,
+                output_sha256=generation.output_sha256,
+                manifest_sha256=generation.manifest_sha256,
+                data={
+                    "manifest_label": generation.manifest_label,
+                    "watermark_method": generation.watermark_method,
+                    "watermark_strength": generation.watermark_strength,
+                    "frames": generation.animation.frames,
+                    "fps": generation.animation.fps,
+                    "output_name": Path(generation.output).name,
+                },
+            )
+            # Sign the tree head that now holds "completed", so the published output is covered by a checkpoint.
+            self._ledger.log.checkpoint()
+
+    def failed(self, error: BaseException) -> None:
+        code = error.code if isinstance(error, XPError) else type(error).__name__
+        with audit_errors():
+            self._ledger.record_failed(self._id, error_code=code, message=str(error)[:500])

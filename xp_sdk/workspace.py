@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from xp_sdk.errors import HomeError
+from xp_sdk.errors import HomeError, InvalidInputError
 
 try:
     import fcntl
@@ -127,28 +127,53 @@ def publish(prepared: Path, out: Path) -> None:
             raise
 
 
+_FOLDER_REFUSES = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT})
+"""Errors writing beside the output that say the output's folder will not take it: the caller's to fix."""
+
+
 def prepare_publication(finished: Path, out: Path) -> Path:
-    """What ``publish`` will rename to ``out``: ``finished`` itself when it is on the output's filesystem, else
-    its copy in a hidden temporary beside ``out``, made now, before the generation is recorded "completed", so
-    a full disk or a failing copy fails the generation instead of leaving "completed" without an output."""
+    """What ``publish`` will rename to ``out``: ``finished`` itself when it is on the output's filesystem (once the
+    folder is shown to take a file), else its copy in a hidden temporary beside ``out``; both before the
+    generation is recorded "completed", so a read-only folder, a full disk or a failing copy fails the
+    generation instead of leaving "completed" without an output."""
     if os.stat(finished.parent).st_dev == os.stat(out.parent).st_dev:
+        _check_writable(out)
         return finished
     return copy_beside(finished, out)
+
+
+def _check_writable(out: Path) -> None:
+    """Prove now, before "completed" is recorded, that ``out``'s folder takes a new file (a rename that failed
+    afterwards would leave "completed" with no output): an empty file made and removed. Root passes
+    ``os.access`` on a read-only mount; only writing tells. A kill in between leaves an empty file, no video."""
+    probe = out.with_name(f".xp-publish.{secrets.token_hex(6)}.probe")
+    try:
+        probe.open("xb").close()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the output in {out.parent}: {exc.strerror or exc}") from exc
+    probe.unlink(missing_ok=True)
 
 
 def copy_beside(source: Path, out: Path) -> Path:
     """A copy of ``source`` (mode included, flushed to disk) in a new hidden file beside ``out``; on any failure
     nothing is left."""
     beside = out.with_name(f".xp-publish.{secrets.token_hex(6)}.part")
-    try:
-        with source.open("rb") as reading, beside.open("xb") as writing:
-            shutil.copyfileobj(reading, writing, 1 << 20)
-            writing.flush()
-            os.fsync(writing.fileno())
-        shutil.copymode(source, beside)
-    except BaseException:
-        beside.unlink(missing_ok=True)
-        raise
+    with source.open("rb") as reading:
+        try:
+            with beside.open("xb") as writing:
+                shutil.copyfileobj(reading, writing, 1 << 20)
+                writing.flush()
+                os.fsync(writing.fileno())
+            shutil.copymode(source, beside)
+        except OSError as exc:
+            beside.unlink(missing_ok=True)
+            if exc.errno in _FOLDER_REFUSES:
+                # A read-only or full folder, seen only now that it is written to (root passes os.access).
+                raise InvalidInputError(f"cannot write the output in {out.parent}: {exc.strerror or exc}") from exc
+            raise
+        except BaseException:
+            beside.unlink(missing_ok=True)
+            raise
     return beside
 
 

@@ -23,7 +23,7 @@ from tests.cli.helpers import XP_VARIABLES, xp
 from xp_sdk import Client, init_deployment
 from xp_sdk.engine import AnimateOptions, Progress
 from xp_sdk.errors import XPError
-from xp_sdk.generate import Generation, generate
+from xp_sdk.generate import Generation, GenerationLog, generate
 from xp_sdk.home import Home
 from xp_sdk.provenance import load_provenance_keys
 
@@ -176,18 +176,30 @@ def test_a_generation_published_to_another_filesystem_leaves_nothing_beside_it(
     out = other_filesystem / "clip.mp4"
     staged: list[list[str]] = []
 
-    def refuse(generation: Generation) -> None:
-        staged.append(everything_in(other_filesystem))
-        raise XPError("the audit store refused the completed event")
+    class RefusingLog:
+        def __init__(self) -> None:
+            self.failed_with: list[BaseException] = []
 
-    def make(before_publish: Callable[[Generation], None] | None) -> Generation:
+        def requested(self) -> None:
+            pass
+
+        def completed(self, generation: Generation) -> None:
+            staged.append(everything_in(other_filesystem))
+            raise XPError("the audit store refused the completed event")
+
+        def failed(self, error: BaseException) -> None:
+            self.failed_with.append(error)
+
+    def make(log: GenerationLog | None) -> Generation:
         return generate(
             faces / "source" / ASTRONAUT, out, keys=keys, template="blink", options=AnimateOptions(max_side=384),
-            work_dir=work, before_publish=before_publish,
+            work_dir=work, log=log,
         )  # fmt: skip
 
+    refusing = RefusingLog()
     with pytest.raises(XPError, match="refused"):
-        make(refuse)
+        make(refusing)
+    assert [str(e) for e in refusing.failed_with] == ["the audit store refused the completed event"]
     # The copy was made beside the output before "completed" (so a failing copy fails the generation), hidden,
     # and removed when publishing did not go ahead.
     [[hidden]] = staged

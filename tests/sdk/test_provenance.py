@@ -7,12 +7,14 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 import pytest
 
+import xp_sdk.generate
 from bench.attacks import get_attack
 from watermark import Payload
 from watermark.reading import ManifestState
@@ -140,17 +142,27 @@ def test_each_generation_gets_its_own_id(faces: Path, keys: ProvenanceKeys, tmp_
 
 
 def test_a_mark_that_does_not_read_back_is_made_again_stronger(
-    faces: Path, keys: ProvenanceKeys, tmp_path: Path
+    faces: Path, keys: ProvenanceKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 2 % of the strength rounds the pattern away in 8-bit pixels: the first try cannot read back.
     seen: list[tuple[str, int]] = []
+    engine_runs: list[object] = []
+    real_animate = xp_sdk.generate.animate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        engine_runs.append(args[0])
+        return real_animate(*args, **kwargs)
+
+    monkeypatch.setattr(xp_sdk.generate, "animate", counted)
     done = generate(
         faces / "source" / ASTRONAUT, tmp_path / "o.mp4", keys=keys, template="blink",
         options=AnimateOptions(max_side=384), watermark_strengths=(0.02, 1.4),
         progress=lambda p: seen.append((p.stage, p.done)),
     )  # fmt: skip
     assert done.watermark_strength == 1.4
-    # The second making does not send the caller's progress back to the start.
+    # The stronger mark is added to the frames already made: the engine ran once (it ran twice before).
+    assert len(engine_runs) == 1
+    # The second marking does not send the caller's progress back to the start.
     assert seen[-1] == ("generate", done.animation.frames)
     assert [d for _, d in seen] == sorted(set(d for _, d in seen))
     assert verify(done.output, keys=keys).watermark.payload == done.generation_id
