@@ -66,3 +66,9 @@ class UnreadableVideoError(WatermarkError):
     """The file cannot be decoded as a video to embed or look for a mark."""
 
     code = "unreadable_video"
+
+
+class MethodUnavailableError(WatermarkError):
+    """A watermark method needs a library that is not installed; the message names the extra that brings it."""
+
+    code = "watermark_method_unavailable"

