@@ -2,23 +2,41 @@
 
 Each class carries a stable ``code`` (for JSON output and HTTP bodies) and an ``exit_code`` (for the CLI),
 so automation can branch on the class without parsing messages.
+
+Each class also declares, once, how it travels over HTTP: ``http_status`` (what ``xp serve`` answers with; a
+subclass inherits its base's) and, when it carries more than its message, ``wire_fields`` (the extra fields of its
+JSON body) with ``from_wire`` (the constructor call that reads them back). ``xp_sdk.server.errors`` writes error
+bodies, and ``xp_sdk.transport`` rebuilds the very class from them, from these declarations alone.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 
 class XPError(Exception):
     """Root of every error xp-sdk raises on purpose."""
 
     code: str = "xp_error"
-    exit_code: int = 1
+    exit_code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
-        return {"error": self.code, "type": type(self).__name__, "message": self.message}
+    def wire_fields(self) -> dict[str, Any]:
+        """What this error's body carries besides ``error``, ``type`` and ``message``, as JSON values."""
+        return {}
+
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        """The error a body (``to_dict``'s JSON) describes, made again on the other side of the wire."""
+        return cls(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "type": type(self).__name__, "message": self.message, **self.wire_fields()}
 
 
 class InvalidInputError(XPError):
@@ -26,6 +44,7 @@ class InvalidInputError(XPError):
 
     code = "invalid_input"
     exit_code = 2
+    http_status = 400
 
 
 class UnreadableImageError(InvalidInputError):
@@ -81,6 +100,13 @@ class MultipleFacesError(FaceError):
         super().__init__(message)
         self.count = count
 
+    def wire_fields(self) -> dict[str, Any]:
+        return {"count": self.count}
+
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        return cls(message, _integer(body.get("count")) or 0)
+
 
 class FaceTooSmallError(FaceError):
     code = "face_too_small"
@@ -110,6 +136,13 @@ class DiffusionWeightsMissingError(ModelError):
         super().__init__(message)
         self.missing = missing
 
+    def wire_fields(self) -> dict[str, Any]:
+        return {"missing": list(self.missing)}
+
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        return cls(message, missing=tuple(str(name) for name in _items(body.get("missing"))))
+
 
 class EngineError(XPError):
     """Generation failed for a reason other than the inputs (a bug or a resource problem)."""
@@ -135,6 +168,11 @@ class ProvenanceFailedError(XPError):
         if code is not None:
             self.code = code
 
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        code = body.get("error")
+        return cls(message, code=code if isinstance(code, str) else None)
+
 
 class HomeError(XPError):
     """The deployment's home is missing what the command needs, or already has what it would create."""
@@ -149,6 +187,7 @@ class NotInitializedError(HomeError):
 
 class AlreadyInitializedError(HomeError):
     code = "already_initialized"
+    http_status = 409
 
 
 class UntrustedMediaError(XPError):
@@ -156,6 +195,14 @@ class UntrustedMediaError(XPError):
 
     code = "untrusted_media"
     exit_code = 8
+    http_status = 422
+
+
+class ForgedMarkError(UntrustedMediaError):
+    """The watermark names a generation, but the pictures are not that generation's output: a transplanted or forged
+    mark, never to be taken for the generation."""
+
+    code = "forged_mark"
 
 
 class AuthenticationError(XPError):
@@ -163,6 +210,7 @@ class AuthenticationError(XPError):
 
     code = "authentication_failed"
     exit_code = 10
+    http_status = 401
 
 
 class AccessDeniedError(XPError):
@@ -171,6 +219,7 @@ class AccessDeniedError(XPError):
 
     code = "access_denied"
     exit_code = 11
+    http_status = 403
 
     def __init__(
         self, message: str, *, reasons: tuple[tuple[str, str, str | None], ...] = (), decision_id: str | None = None
@@ -179,12 +228,20 @@ class AccessDeniedError(XPError):
         self.reasons = reasons
         self.decision_id = decision_id
 
-    def to_dict(self) -> dict[str, object]:  # type: ignore[override]
+    def wire_fields(self) -> dict[str, Any]:
         return {
-            **super().to_dict(),
             "decision_id": self.decision_id,
             "reasons": [{"code": c, "message": m, "policy_id": p} for c, m, p in self.reasons],
         }
+
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        reasons = tuple(
+            (str(r.get("code", "")), str(r.get("message", "")), _text(r.get("policy_id")))
+            for r in _items(body.get("reasons"))
+            if isinstance(r, Mapping)
+        )
+        return cls(message, reasons=reasons, decision_id=_text(body.get("decision_id")))
 
 
 class PermissionDeniedError(AccessDeniedError):
@@ -220,10 +277,19 @@ class RateLimitedError(XPError):
 
     code = "rate_limited"
     exit_code = 16
+    http_status = 429
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after}
+
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        wait = body.get("retry_after")
+        return cls(message, retry_after=float(wait) if isinstance(wait, int | float) else 0.0)
 
 
 class NotFoundError(XPError):
@@ -231,6 +297,7 @@ class NotFoundError(XPError):
 
     code = "not_found"
     exit_code = 17
+    http_status = 404
 
 
 class ConflictError(XPError):
@@ -238,6 +305,7 @@ class ConflictError(XPError):
 
     code = "conflict"
     exit_code = 18
+    http_status = 409
 
 
 class AuditStoreError(XPError):
@@ -245,6 +313,7 @@ class AuditStoreError(XPError):
 
     code = "store_error"
     exit_code = 19
+    http_status = 503
 
 
 class AuditIntegrityError(XPError):
@@ -257,6 +326,59 @@ class AuditIntegrityError(XPError):
         super().__init__(message)
         self.seq = seq
 
+    def wire_fields(self) -> dict[str, Any]:
+        return {"seq": self.seq}
+
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        return cls(message, seq=_integer(body.get("seq")))
+
+
+# What only a network adds: raised by a remote client (``Client(base_url=...)``), never by the server.
+
+
+class APIConnectionError(XPError):
+    """The server could not be reached, or the connection broke, after every retry."""
+
+    code = "connection_error"
+    exit_code = 21
+
+
+class APITimeoutError(APIConnectionError):
+    """The server did not answer within the timeout, after every retry."""
+
+    code = "timeout"
+
+
+class APIResponseError(XPError):
+    """An answer the client cannot read as the server's (a proxy's error page, a truncated download)."""
+
+    code = "bad_response"
+    exit_code = 22
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"status_code": self.status_code}
+
+    @classmethod
+    def from_wire(cls, message: str, body: Mapping[str, Any]) -> Self:
+        return cls(message, status_code=_integer(body.get("status_code")))
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _items(value: object) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
 
 def error_class(name: str) -> type[XPError]:
     """The public error class called ``name`` (as in an error body's ``type``), else ``XPError``."""
@@ -265,6 +387,9 @@ def error_class(name: str) -> type[XPError]:
 
 
 __all__ = [
+    "APIConnectionError",
+    "APIResponseError",
+    "APITimeoutError",
     "AccessDeniedError",
     "AlreadyInitializedError",
     "AuditIntegrityError",
@@ -278,6 +403,7 @@ __all__ = [
     "FaceError",
     "FaceMismatchError",
     "FaceTooSmallError",
+    "ForgedMarkError",
     "HomeError",
     "ImageTooLargeError",
     "ImageTooSmallError",

@@ -2,9 +2,9 @@
 
 Same methods, same result types, same exception classes as the embedded ``Service``: the server's error body
 names a class of ``xp_sdk.errors`` and this module raises it, with its reasons, decision id, retry-after or
-sequence number. What only a network adds has its own classes here: ``APIConnectionError`` (the server could
-not be reached, after every retry), ``APITimeoutError`` and ``APIResponseError`` (an answer that is not
-the server's).
+sequence number (each class's ``from_wire``). What only a network adds has its own classes in ``xp_sdk.errors``:
+``APIConnectionError`` (the server could not be reached, after every retry), ``APITimeoutError`` and
+``APIResponseError`` (an answer that is not the server's).
 
 Retries follow openai-python: exponential backoff with jitter (0.5 s doubling to 8 s), ``Retry-After``
 honoured, on connection failures, 429 and 502/503/504. A request that may have had an effect is retried only
@@ -40,13 +40,10 @@ from xp_sdk.engine import AnimateOptions, Progress, ProgressCallback
 from xp_sdk.engine.images import check_image_array
 from xp_sdk.engine.templates import MotionTemplate, resolve_template, template_json
 from xp_sdk.errors import (
-    AccessDeniedError,
-    AuditIntegrityError,
-    DiffusionWeightsMissingError,
+    APIConnectionError,
+    APIResponseError,
+    APITimeoutError,
     InvalidInputError,
-    MultipleFacesError,
-    ProvenanceFailedError,
-    RateLimitedError,
     UnreadableImageError,
     XPError,
     error_class,
@@ -64,30 +61,6 @@ FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 Files = list[tuple[str, tuple[str, IO[bytes], str]]]
 FilesFactory = Callable[[contextlib.ExitStack], Files]
-
-
-class APIConnectionError(XPError):
-    """The server could not be reached, or the connection broke, after every retry."""
-
-    code = "connection_error"
-    exit_code = 21
-
-
-class APITimeoutError(APIConnectionError):
-    """The server did not answer within the timeout, after every retry."""
-
-    code = "timeout"
-
-
-class APIResponseError(XPError):
-    """An answer this client cannot read as the server's (a proxy's error page, a truncated download)."""
-
-    code = "bad_response"
-    exit_code = 22
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 class HttpOperations:
@@ -535,29 +508,11 @@ def error_from_response(response: httpx.Response) -> XPError:
 
 
 def error_from_body(body: dict[str, Any], status: int | None) -> XPError:
-    """The exception local mode would have raised, rebuilt from ``{"error", "type", "message", ...}``."""
+    """The exception local mode would have raised, rebuilt from ``{"error", "type", "message", ...}`` by the class
+    the body names (``XPError.from_wire``)."""
     cls = error_class(str(body.get("type", "")))
     message = str(body.get("message") or ("the server refused the request" + (f" (HTTP {status})" if status else "")))
-    exc: XPError
-    if issubclass(cls, AccessDeniedError):
-        reasons = tuple((r.get("code", ""), r.get("message", ""), r.get("policy_id")) for r in body.get("reasons", []))
-        exc = cls(message, reasons=reasons, decision_id=body.get("decision_id"))
-    elif issubclass(cls, RateLimitedError):
-        exc = cls(message, retry_after=float(body.get("retry_after") or 0.0))
-    elif issubclass(cls, AuditIntegrityError):
-        exc = cls(message, seq=body.get("seq"))
-    elif issubclass(cls, MultipleFacesError):
-        exc = cls(message, int(body.get("count") or 0))
-    elif issubclass(cls, ProvenanceFailedError):
-        exc = cls(message, code=body.get("error"))
-    elif issubclass(cls, DiffusionWeightsMissingError):
-        exc = cls(message, missing=tuple(body.get("missing") or ()))
-    else:
-        try:
-            exc = cls(message)
-        except TypeError:  # a class added later whose constructor wants more: keep its class and message
-            exc = cls.__new__(cls)
-            XPError.__init__(exc, message)
+    exc = cls.from_wire(message, body)
     code = body.get("error")
     if isinstance(code, str) and code != exc.code:
         exc.code = code  # a server-side subclass (payload_too_large) keeps its own code under its public class
@@ -639,3 +594,13 @@ def _photo_part(
     if not file.is_file():
         raise UnreadableImageError(f"{what} {file} does not exist or is not a file")
     return (lambda stack: _file_part(stack, file, "application/octet-stream")), "file"
+
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseError",
+    "APITimeoutError",
+    "HttpOperations",
+    "error_from_body",
+    "error_from_response",
+]

@@ -1,8 +1,8 @@
 """``XPError`` → HTTP status and a typed JSON body; anything else → 500 with a reference, never a stack trace.
 
-The body is ``{"error": code, "type": ClassName, "message": ...}`` plus ``reasons`` and ``decision_id`` (refusals),
-``retry_after`` (rate limits), ``seq`` (a tampered log), ``count`` (several faces) and ``missing`` (weights).
-``type`` always names a class in ``xp_sdk.errors``, so ``xp_sdk.remote`` raises the very class local mode would.
+The status and the body are what each error class declares in ``xp_sdk.errors`` (``http_status``, and
+``to_dict``: ``{"error": code, "type": ClassName, "message": ...}`` plus its ``wire_fields``). ``type`` always
+names a class in ``xp_sdk.errors``, so ``xp_sdk.remote`` raises the very class local mode would.
 """
 
 from __future__ import annotations
@@ -20,43 +20,40 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import xp_sdk.errors as public
 from xp_sdk.errors import (
     AccessDeniedError,
-    AlreadyInitializedError,
-    AuditIntegrityError,
-    AuditStoreError,
     AuthenticationError,
-    ConflictError,
-    DiffusionWeightsMissingError,
     InvalidInputError,
-    MultipleFacesError,
     NotFoundError,
     RateLimitedError,
-    UntrustedMediaError,
     XPError,
 )
 from xp_sdk.server.limits import BodyTooLarge, UploadTooLargeError
 
 log = logging.getLogger("xp_sdk.server")
 
-# First match wins: subclasses before their bases.
-_STATUS: tuple[tuple[type[XPError], int], ...] = (
-    (AuthenticationError, 401),
-    (AccessDeniedError, 403),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (AlreadyInitializedError, 409),
-    (UploadTooLargeError, 413),
-    (UntrustedMediaError, 422),
-    (InvalidInputError, 400),
-    (RateLimitedError, 429),
-    (AuditStoreError, 503),
-)
+SERVER_ERRORS: tuple[type[XPError], ...] = (UploadTooLargeError,)
+"""Errors only the server raises whose status none of ``xp_sdk.errors`` has."""
+VALIDATION_STATUS = 422
+"""A request FastAPI cannot read into its declared types (an ``InvalidInputError`` body)."""
 
 
 def status_for(exc: XPError) -> int:
-    for cls, status in _STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500
+    return exc.http_status
+
+
+def declared_statuses() -> dict[int, str]:
+    """Every status an error answers with, each described by the most general classes that answer it: what the
+    OpenAPI document declares for every ``/v1`` route (``server.schemas.ERROR_RESPONSES``)."""
+    classes = [getattr(public, name) for name in public.__all__] + list(SERVER_ERRORS)
+    client_side = (public.APIConnectionError, public.APIResponseError)
+    roots: dict[int, list[str]] = {}
+    for cls in classes:
+        if issubclass(cls, client_side):
+            continue
+        bases = [b for b in cls.__mro__[1:] if issubclass(b, XPError)]
+        if not bases or bases[0].http_status != cls.http_status:
+            roots.setdefault(cls.http_status, []).append(f"{cls.__name__} ({cls.code})")
+    roots.setdefault(VALIDATION_STATUS, []).append("a request field of the wrong type or out of its bounds")
+    return {status: ", ".join(sorted(names)) for status, names in sorted(roots.items())}
 
 
 def public_type(exc: XPError) -> str:
@@ -68,24 +65,21 @@ def public_type(exc: XPError) -> str:
 
 
 def error_body(exc: XPError, renames: Mapping[str, str] | None = None) -> dict[str, object]:
-    """``renames``: server paths (uploads, outputs) → the names the client knows them by."""
-    body: dict[str, object] = dict(exc.to_dict())
+    """``renames``: server paths (uploads, outputs) → the names the client knows them by, wherever the body
+    holds them (the message, a refusal's reasons, any other field)."""
+    body = {name: _scrubbed(value, renames or {}) for name, value in exc.to_dict().items()}
     body["type"] = public_type(exc)
-    body["message"] = scrub(exc.message, renames or {})
-    if isinstance(exc, AccessDeniedError):
-        body["reasons"] = [
-            {"code": code, "message": scrub(message, renames or {}), "policy_id": policy}
-            for code, message, policy in exc.reasons
-        ]
-    if isinstance(exc, RateLimitedError):
-        body["retry_after"] = exc.retry_after
-    if isinstance(exc, AuditIntegrityError):
-        body["seq"] = exc.seq
-    if isinstance(exc, MultipleFacesError):
-        body["count"] = exc.count
-    if isinstance(exc, DiffusionWeightsMissingError):
-        body["missing"] = list(exc.missing)
     return body
+
+
+def _scrubbed(value: object, renames: Mapping[str, str]) -> object:
+    if isinstance(value, str):
+        return scrub(value, renames)
+    if isinstance(value, list):
+        return [_scrubbed(item, renames) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, renames) for key, item in value.items()}
+    return value
 
 
 def scrub(message: str, renames: Mapping[str, str]) -> str:
