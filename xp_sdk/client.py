@@ -14,85 +14,24 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audit import ApiKeyInfo, ConsentInfo, EventPage, GenerationInfo, LogVerification, NewApiKey, SubjectInfo
-from xp_sdk.config import Settings
-from xp_sdk.deployment import Deployment
 from xp_sdk.engine import AnimateOptions, ProgressCallback
 from xp_sdk.engine.templates import MotionTemplate, resolve_template
 from xp_sdk.errors import InvalidInputError
+from xp_sdk.operations import Operations, PhotoInput
 from xp_sdk.remote import HttpOperations
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
-from xp_sdk.service import PhotoInput, Service
 from xp_sdk.verify import Verification
 
-
-class Operations(Protocol):
-    """What a transport offers: ``Service`` in process, ``xp_sdk.remote.HttpOperations`` over HTTP."""
-
-    def animate(
-        self, api_key: str | None, source: PhotoInput, *, subject: str, out: str | os.PathLike[str],
-        driving: str | os.PathLike[str] | None = None, template: str | MotionTemplate | None = None,
-        options: AnimateOptions | None = None, purpose: str | None = None, progress: ProgressCallback | None = None,
-    ) -> AnimationResult: ...  # fmt: skip
-
-    def verify(
-        self, api_key: str | None, path: str | os.PathLike[str], *, trust_anchors: str | None = None
-    ) -> Verification: ...
-
-    def audit_query(
-        self, api_key: str | None, *, tenant: str | None = None, subject: str | None = None,
-        generation_id: str | None = None, decision: str | None = None, type: str | None = None,
-        since: datetime | None = None, until: datetime | None = None, limit: int = 100, cursor: str | None = None,
-    ) -> EventPage: ...  # fmt: skip
-
-    def audit_show(self, api_key: str | None, generation_id: str) -> GenerationAudit: ...
-
-    def audit_verify(self, api_key: str | None, *, witnessed: Iterable[str] = ()) -> LogVerification: ...
-
-    def audit_consistency(
-        self, api_key: str | None, old_size: int, new_size: int | None = None
-    ) -> ConsistencyProofView: ...
-
-    def audit_abandoned(
-        self, api_key: str | None, *, older_than: timedelta, close: bool = False
-    ) -> list[GenerationInfo]: ...
-
-    def audit_checkpoint(self, api_key: str | None) -> str | None: ...
-
-    def audit_checkpoints(self, api_key: str | None) -> list[str]: ...
-
-    def register_subject(
-        self, api_key: str | None, name: str, photos: Sequence[PhotoInput], *, protected: bool = False
-    ) -> SubjectInfo: ...
-
-    def subject(self, api_key: str | None, subject_id: str) -> SubjectInfo: ...
-
-    def subjects(self, api_key: str | None, *, protected: bool | None = None) -> list[SubjectInfo]: ...
-
-    def grant_consent(
-        self, api_key: str | None, subject: str, *, evidence: str | os.PathLike[str] | bytes,
-        tenant: str | None = None, scopes: Iterable[str] = ("animate",), purposes: Iterable[str] = (),
-        valid_from: datetime | None = None, expires: datetime | None = None,
-    ) -> ConsentInfo: ...  # fmt: skip
-
-    def revoke_consent(self, api_key: str | None, consent_id: str, *, reason: str = "") -> ConsentInfo: ...
-
-    def consents(self, api_key: str | None, *, subject: str | None = None) -> list[ConsentInfo]: ...
-
-    def create_key(
-        self, api_key: str | None, *, tenant: str | None = None, scopes: Iterable[str] | str, name: str = "",
-        expires: datetime | None = None, rate_limit_per_minute: int = 60,
-    ) -> NewApiKey: ...  # fmt: skip
-
-    def keys(self, api_key: str | None, *, tenant: str | None = None) -> list[ApiKeyInfo]: ...
-
-    def revoke_key(self, api_key: str | None, key_id: str, *, reason: str = "") -> ApiKeyInfo: ...
-
-    def close(self) -> None: ...
+if TYPE_CHECKING:
+    # An embedded client's machinery, imported when one is made: a remote client never loads it.
+    from xp_sdk.config import Settings
+    from xp_sdk.deployment import Deployment
+    from xp_sdk.service import Service
 
 
 class Client:
@@ -121,6 +60,10 @@ class Client:
             self._api_key = key
             self._ops: Operations = HttpOperations(base_url, timeout=timeout, max_retries=max_retries)
         else:
+            from xp_sdk.config import Settings
+            from xp_sdk.deployment import Deployment
+            from xp_sdk.service import Service
+
             settings = Settings.resolve(
                 home=home,
                 api_key=api_key,
