@@ -9,29 +9,72 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import numpy as np
 
-from audit import ApiKeyInfo, ConsentInfo, EventPage, GenerationInfo, LogVerification, NewApiKey, SubjectInfo
-from xp_sdk.engine import AnimateOptions, ProgressCallback
-from xp_sdk.engine.templates import MotionTemplate, resolve_template
 from xp_sdk.errors import InvalidInputError
 from xp_sdk.operations import Operations, PhotoInput
 from xp_sdk.remote import HttpOperations
-from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
-from xp_sdk.verify import Verification
 
 if TYPE_CHECKING:
     # An embedded client's machinery, imported when one is made: a remote client never loads it.
+    from audit import SubjectInfo
     from xp_sdk.config import Settings
     from xp_sdk.deployment import Deployment
+    from xp_sdk.engine import AnimateOptions, ProgressCallback
+    from xp_sdk.engine.templates import MotionTemplate
+    from xp_sdk.results import AnimationResult
     from xp_sdk.service import Service
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Resource:
+    """A group of operations, each called with its client's API key."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+class _Operation(Generic[P, R]):
+    """A method that is one ``Operations`` method called with the client's API key: the same signature (less the
+    key) and the same documentation, so neither is written twice."""
+
+    def __init__(self, declared: Callable[Concatenate[Any, str | None, P], R]) -> None:
+        self.declared = declared
+        whole = inspect.signature(declared)
+        self.__signature__ = whole.replace(parameters=list(whole.parameters.values())[2:])
+        self.__doc__ = declared.__doc__
+
+    @overload
+    def __get__(self, owner: None, owner_type: type[Any]) -> _Operation[P, R]: ...
+    @overload
+    def __get__(self, owner: Client | Resource, owner_type: type[Any]) -> Callable[P, R]: ...
+    def __get__(self, owner: Client | Resource | None, owner_type: type[Any]) -> _Operation[P, R] | Callable[P, R]:
+        if owner is None:
+            return self
+        client = owner if isinstance(owner, Client) else owner._client
+        method: Callable[..., R] = getattr(client._ops, self.declared.__name__)
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            return method(client._api_key, *args, **kwargs)
+
+        call.__name__ = call.__qualname__ = self.declared.__name__
+        call.__doc__ = self.__doc__
+        call.__signature__ = self.__signature__  # type: ignore[attr-defined]
+        return call
+
+
+def operation(declared: Callable[Concatenate[Any, str | None, P], R]) -> _Operation[P, R]:
+    """``declared`` (an ``Operations`` method) as a method of a client or a resource."""
+    return _Operation(declared)
 
 
 class Client:
@@ -120,147 +163,58 @@ class Client:
 
         Refusals raise an ``AccessDeniedError`` subclass (``ConsentRequiredError``, ``FaceMismatchError``,
         ``PermissionDeniedError``, ``PolicyDeniedError``) and are logged; no file is left on any failure."""
+        from xp_sdk.engine.templates import resolve_template
+
         return self._ops.animate(
             self._api_key, source, subject=subject, out=out, driving=driving,
             template=resolve_template(template) if template is not None else None,
             options=options, purpose=purpose, progress=progress,
         )  # fmt: skip
 
-    def verify(self, path: str | os.PathLike[str], *, trust_anchors: str | None = None) -> Verification:
-        """C2PA state, watermark payload and p-value, and the audited generation behind ``path``."""
-        return self._ops.verify(self._api_key, path, trust_anchors=trust_anchors)
+    verify = operation(Operations.verify)
 
 
-class AuditResource:
+class AuditResource(Resource):
     """``client.audit``: query, show, verify, checkpoint. Needs ``audit:read``; a key sees its own tenant's
     events unless it also holds ``keys:admin``."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def query(
-        self,
-        *,
-        tenant: str | None = None,
-        subject: str | None = None,
-        generation_id: str | None = None,
-        decision: str | None = None,
-        type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> EventPage:
-        """Events matching every filter, oldest first; pass ``next_cursor`` back as ``cursor`` for more."""
-        return self._client._ops.audit_query(
-            self._client._api_key, tenant=tenant, subject=subject, generation_id=generation_id,
-            decision=decision, type=type, since=since, until=until, limit=limit, cursor=cursor,
-        )  # fmt: skip
-
-    def show(self, generation_id: str) -> GenerationAudit:
-        """A generation's record, its events and their inclusion proofs against a signed checkpoint."""
-        return self._client._ops.audit_show(self._client._api_key, generation_id)
-
-    def verify(self, *, witnessed: Iterable[str] = ()) -> LogVerification:
-        """Recompute every hash, link and signed root; raise ``AuditIntegrityError`` at the first fault.
-        ``witnessed``: signed checkpoint notes kept outside the database."""
-        return self._client._ops.audit_verify(self._client._api_key, witnessed=witnessed)
-
-    def consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProofView:
-        """Proof that the first ``old_size`` events (a checkpoint you kept) are unchanged in the signed tree of
-        ``new_size`` (default: the latest checkpoint)."""
-        return self._client._ops.audit_consistency(self._client._api_key, old_size, new_size)
-
-    def abandoned(self, *, older_than: timedelta = timedelta(hours=1), close: bool = False) -> list[GenerationInfo]:
-        """Generations still "requested" after ``older_than`` (their process died); ``close=True`` (keys:admin)
-        writes each one's "failed" event (``abandoned``)."""
-        return self._client._ops.audit_abandoned(self._client._api_key, older_than=older_than, close=close)
-
-    def checkpoint(self) -> str | None:
-        """Sign the current tree head now; returns the signed note for a witness to keep."""
-        return self._client._ops.audit_checkpoint(self._client._api_key)
-
-    def checkpoints(self) -> list[str]:
-        """Every signed checkpoint note, oldest first."""
-        return self._client._ops.audit_checkpoints(self._client._api_key)
+    query = operation(Operations.audit_query)
+    show = operation(Operations.audit_show)
+    verify = operation(Operations.audit_verify)
+    consistency = operation(Operations.audit_consistency)
+    abandoned = operation(Operations.audit_abandoned)
+    checkpoint = operation(Operations.audit_checkpoint)
+    checkpoints = operation(Operations.audit_checkpoints)
 
 
-class SubjectsResource:
+class SubjectsResource(Resource):
     """``client.subjects``: the people who may be animated (and the tenant's protected persons)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     def register(
         self, name: str, photos: Sequence[PhotoInput] | PhotoInput, *, protected: bool = False
     ) -> SubjectInfo:
-        """Register a person from one or more reference photos, each showing their face."""
+        """Register a person from one or more reference photos (one photo may be given alone), each showing
+        their face."""
         listed: list[PhotoInput] = (
             [photos] if isinstance(photos, (str, os.PathLike, np.ndarray)) else list(photos)
         )
         return self._client._ops.register_subject(self._client._api_key, name, listed, protected=protected)
 
-    def get(self, subject_id: str) -> SubjectInfo:
-        return self._client._ops.subject(self._client._api_key, subject_id)
-
-    def list(self, *, protected: bool | None = None) -> list[SubjectInfo]:
-        return self._client._ops.subjects(self._client._api_key, protected=protected)
+    get = operation(Operations.subject)
+    list = operation(Operations.subjects)
 
 
-class ConsentsResource:
+class ConsentsResource(Resource):
     """``client.consents``: who agreed to be animated, by whom, for what, until when, on what evidence."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def grant(
-        self,
-        subject: str,
-        *,
-        evidence: str | os.PathLike[str] | bytes,
-        tenant: str | None = None,
-        scopes: Iterable[str] = ("animate",),
-        purposes: Iterable[str] = (),
-        valid_from: datetime | None = None,
-        expires: datetime | None = None,
-    ) -> ConsentInfo:
-        """Record ``subject``'s consent for ``tenant`` (default: the caller's); only the SHA-256 of the
-        ``evidence`` (a signed statement or consent video, as a path or bytes) is stored."""
-        return self._client._ops.grant_consent(
-            self._client._api_key, subject, evidence=evidence, tenant=tenant, scopes=scopes, purposes=purposes,
-            valid_from=valid_from, expires=expires,
-        )  # fmt: skip
-
-    def revoke(self, consent_id: str, *, reason: str = "") -> ConsentInfo:
-        return self._client._ops.revoke_consent(self._client._api_key, consent_id, reason=reason)
-
-    def list(self, *, subject: str | None = None) -> list[ConsentInfo]:
-        return self._client._ops.consents(self._client._api_key, subject=subject)
+    grant = operation(Operations.grant_consent)
+    revoke = operation(Operations.revoke_consent)
+    list = operation(Operations.consents)
 
 
-class KeysResource:
+class KeysResource(Resource):
     """``client.keys``: API key administration (the ``keys:admin`` scope)."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(
-        self,
-        *,
-        tenant: str | None = None,
-        scopes: Iterable[str] | str,
-        name: str = "",
-        expires: datetime | None = None,
-        rate_limit_per_minute: int = 60,
-    ) -> NewApiKey:
-        """Mint a key; its secret is in the result once and never again. A new tenant is made on first use."""
-        return self._client._ops.create_key(
-            self._client._api_key, tenant=tenant, scopes=scopes, name=name, expires=expires,
-            rate_limit_per_minute=rate_limit_per_minute,
-        )  # fmt: skip
-
-    def list(self, *, tenant: str | None = None) -> list[ApiKeyInfo]:
-        return self._client._ops.keys(self._client._api_key, tenant=tenant)
-
-    def revoke(self, key_id: str, *, reason: str = "") -> ApiKeyInfo:
-        return self._client._ops.revoke_key(self._client._api_key, key_id, reason=reason)
+    create = operation(Operations.create_key)
+    list = operation(Operations.keys)
+    revoke = operation(Operations.revoke_key)

@@ -75,7 +75,7 @@ class Operations(Protocol):
         ...
 
     def audit_abandoned(
-        self, api_key: str | None, *, older_than: timedelta, close: bool = False
+        self, api_key: str | None, *, older_than: timedelta = timedelta(hours=1), close: bool = False
     ) -> list[GenerationInfo]:
         """Generations still "requested" after ``older_than`` (their process died); ``close=True`` (keys:admin)
         writes each one's "failed" event (``abandoned``)."""

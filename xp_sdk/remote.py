@@ -200,7 +200,7 @@ class HttpOperations:
         )
 
     def audit_abandoned(
-        self, api_key: str | None, *, older_than: timedelta, close: bool = False
+        self, api_key: str | None, *, older_than: timedelta = timedelta(hours=1), close: bool = False
     ) -> list[GenerationInfo]:
         body = {"older_than_s": older_than.total_seconds(), "close": close}
         # Closing twice finds nothing left to close the second time: safe to retry.
