@@ -16,11 +16,13 @@ from watermark.credentials import (
     load_development_credentials,
     load_trust_anchor,
 )
+from watermark.errors import UnreadableVideoError as UnreadableMediaError
 from watermark.errors import UnsupportedMediaError
 from xp_sdk.errors import (
     AlreadyInitializedError,
     NotInitializedError,
     ProvenanceFailedError,
+    UnreadableVideoError,
     UnsupportedFormatError,
 )
 from xp_sdk.home import Home
@@ -34,6 +36,8 @@ def provenance_errors() -> Iterator[None]:
     except UnsupportedMediaError as exc:
         # A file that is no media at all is the caller's input to fix, not a provenance failure.
         raise UnsupportedFormatError(str(exc)) from exc
+    except UnreadableMediaError as exc:
+        raise UnreadableVideoError(str(exc)) from exc
     except ProvenanceError as exc:
         raise ProvenanceFailedError(str(exc), code=exc.code) from exc
 

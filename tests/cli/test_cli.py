@@ -17,7 +17,6 @@ import pytest
 from tests.cli.helpers import Deployment, assert_error, key_secrets_in, xp
 from xp_sdk.errors import (
     AlreadyInitializedError,
-    AuditIntegrityError,
     AuthenticationError,
     ConsentRequiredError,
     FaceMismatchError,
@@ -173,7 +172,11 @@ def test_a_protected_person_cannot_be_animated(deployment: Deployment) -> None:
     result = deployment.xp(
         "animate", "--source", deployment.photo, "--template", "blink", "--subject", subject, "--out", out, key=key
     )
-    assert_error(result, PolicyDeniedError.exit_code, "protected person", protected["id"])
+    line = assert_error(result, PolicyDeniedError.exit_code, "protected person")
+    # Which protected person it matched is the log's to know, not the caller's.
+    assert protected["id"] not in line
+    denied = deployment.xp("audit", "query", "--type", "generation.denied", "--json", key=key).json()["events"][-1]
+    assert denied["data"]["request"]["facts"]["protected_match"]["subject_id"] == protected["id"]
     assert not out.exists()
 
 
@@ -464,14 +467,17 @@ def test_audit_checkpoints_round_trip_through_a_witness_file(deployment: Deploym
     both = deployment.xp("audit", "verify", "--witness", witness, "--witness", single, "--json").json()
     assert both["witnessed"] == exported["count"] + 1
 
-    # A witness that remembers a different tree head at the same size: the log was rewritten (or the note forged).
+    # A note edited after it was signed no longer verifies under the log's key: it is not evidence about the log
+    # (a witness's copy damaged, or a forgery), so it is refused as input; a note the log did sign over a root it
+    # no longer holds is what reports tampering (tests/audit/test_witnessed_notes.py).
     tampered = deployment.root / "tampered.notes"
     lines = text.split("\n")
     lines[1] = str(int(lines[1]) + 1000)
     tampered.write_text("\n".join(lines), encoding="utf-8")
     assert_error(
-        deployment.xp("audit", "verify", "--witness", tampered, "--json"), AuditIntegrityError.exit_code, "witnessed"
-    )
+        deployment.xp("audit", "verify", "--witness", tampered, "--json"), InvalidInputError.exit_code,
+        "not a signed checkpoint note",
+    )  # fmt: skip
     garbled = deployment.root / "garbled.notes"
     garbled.write_text(text.replace("\n\n\u2014 ", "\n\n- ", 1), encoding="utf-8")
     assert_error(deployment.xp("audit", "verify", "--witness", garbled), InvalidInputError.exit_code, "signature")

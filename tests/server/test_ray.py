@@ -186,11 +186,13 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def _kill_mid_job(runner: RayJobRunner, job: AnimationJob) -> int:
+def _kill_mid_job(runner: RayJobRunner, job: AnimationJob, work_dir: Path) -> int:
     """SIGKILL the job's worker while its engine runs (after "requested", before anything is signed)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        running = [p for p in job.out.parent.iterdir() if p.name.endswith(".unsigned.mp4") and p.stat().st_size > 0]
+        # The engine is running once its encoded frames appear in the generation's work folder under the home.
+        unsigned = work_dir / job.generation_id / "unsigned.mp4"
+        running = unsigned.is_file() and unsigned.stat().st_size > 0
         pid = runner.worker_pid(job.id)
         if running and pid is not None:
             os.kill(pid, signal.SIGKILL)
@@ -271,7 +273,7 @@ def test_a_worker_killed_mid_job_fails_its_generation_and_the_job_runs_again(
     runner = runner_for(workers=1, retries=1)
     job = world.job(clip=LONG_CLIP)
     runner.submit(job)
-    killed = _kill_mid_job(runner, job)
+    killed = _kill_mid_job(runner, job, world.deployment.home.work_dir)
     pids: set[int] = set()
 
     def seen(state: JobState) -> None:
@@ -302,7 +304,7 @@ def test_without_retries_a_killed_worker_fails_the_job_and_is_replaced(
     runner = runner_for(workers=1, retries=0)
     job = world.job(clip=LONG_CLIP)
     runner.submit(job)
-    killed = _kill_mid_job(runner, job)
+    killed = _kill_mid_job(runner, job, world.deployment.home.work_dir)
     final = _watch(runner, job.id)
     assert final.status is JobStatus.FAILED and final.result is None
     assert final.error is not None and final.error["error"] == "worker_lost"
