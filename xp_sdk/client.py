@@ -94,13 +94,14 @@ class Client:
         timeout: float = 600.0,
         max_retries: int = 2,
     ) -> None:
-        base_url = base_url or os.environ.get("XP_BASE_URL") or None
+        from xp_sdk.config import environment
+
+        base_url = base_url or environment("base_url")
         self._service: Service | None = None
         if base_url is not None:
             if home is not None or database_url is not None or policy_paths is not None:
                 raise InvalidInputError("a remote client (base_url) takes no home, database_url or policy_paths")
-            key = api_key or os.environ.get("XP_API_KEY") or None
-            self._api_key = key
+            self._api_key = api_key or environment("api_key")
             self._ops: Operations = HttpOperations(base_url, timeout=timeout, max_retries=max_retries)
         else:
             from xp_sdk.config import Settings

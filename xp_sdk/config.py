@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from audit.store import redact_url
 from policy import DEFAULT_FACE_MATCH_THRESHOLD
@@ -23,7 +23,26 @@ _ENV = {
     "consent_validity_days": "XP_CONSENT_VALIDITY_DAYS",
     "max_driving_seconds": "XP_MAX_DRIVING_SECONDS",
     "max_driving_frames": "XP_MAX_DRIVING_FRAMES",
+    "base_url": "XP_BASE_URL",
+    "debug": "XP_DEBUG",
+    "signing_chain": "XP_SIGNING_CHAIN",
+    "signing_key": "XP_SIGNING_KEY",
+    "trust_anchors": "XP_TRUST_ANCHORS",
+    "models_toml": "XP_MODELS_TOML",
+    "face_tracking": "XP_FACE_TRACKING",
+    "face_landmarker_model": "XP_FACE_LANDMARKER_MODEL",
+    "yunet_model": "XP_YUNET_MODEL",
+    "sface_model": "XP_SFACE_MODEL",
 }
+ENVIRONMENT_ONLY = frozenset(
+    {"base_url", "debug", "signing_chain", "signing_key", "trust_anchors", "models_toml", "face_tracking"}
+    | {"face_landmarker_model", "yunet_model", "sface_model"}
+)
+"""Settings only their variable gives, because their readers look nowhere else: the engine (tracking, model files,
+models.toml), which may not import these settings; code that runs before or without a deployment (a remote client,
+the CLI's error handling, the offline verifier). A ``config.json`` value would be shown and not used."""
+VARIABLES: dict[str, str] = {"home": "XP_HOME", **_ENV}
+"""Every ``XP_*`` variable, by the ``Settings`` field it gives (``XP_HOME`` through ``Home.resolve``)."""
 DEFAULT_CONSENT_VALIDITY_DAYS = 365
 
 
@@ -49,12 +68,32 @@ class Settings(BaseModel):
     max_driving_frames: int = Field(
         default=18_000, ge=1, le=10_000_000, description="the most frames a driving video may have"
     )
+    base_url: str | None = Field(default=None, description="the server a Client without a home talks to")
+    debug: Annotated[bool, BeforeValidator(lambda value: bool(value))] = Field(
+        default=False, description="any value: the CLI shows tracebacks and lets native libraries write to stderr"
+    )
+    signing_chain: Path | None = Field(
+        default=None, description="a production C2PA signer's certificate chain (PEM); with signing_key"
+    )
+    signing_key: Path | None = Field(default=None, description="that signer's private key (PEM)")
+    trust_anchors: Path | None = Field(
+        default=None, description="the CA certificates (PEM) manifests are trusted by (default: the home's ca.pem)"
+    )
+    models_toml: Path | None = Field(default=None, description="the diffusion models' file (default: the home's)")
+    face_tracking: str | None = Field(
+        default=None, description="how the engine tracks driving videos: auto (when unset), litert or mediapipe"
+    )
+    face_landmarker_model: Path | None = Field(default=None, description="a copy of the pinned FaceLandmarker")
+    yunet_model: Path | None = Field(default=None, description="a copy of the pinned YuNet face detector")
+    sface_model: Path | None = Field(default=None, description="a copy of the pinned SFace recognizer")
 
     @classmethod
     def resolve(cls, *, home: str | os.PathLike[str] | None = None, **arguments: Any) -> Settings:
         """Arguments win over the environment, which wins over ``<home>/config.json``."""
         resolved_home = Home.resolve(home)
-        values: dict[str, Any] = read_config_file(resolved_home)
+        values: dict[str, Any] = {
+            name: value for name, value in read_config_file(resolved_home).items() if name not in ENVIRONMENT_ONLY
+        }
         for name, variable in _ENV.items():
             if os.environ.get(variable):
                 values[name] = os.environ[variable]
@@ -71,7 +110,15 @@ class Settings(BaseModel):
         data = self.model_dump(mode="json")
         data["api_key"] = "***" if self.api_key is not None else None
         data["database_url"] = mask_password(self.database_url)
+        if self.base_url is not None:
+            data["base_url"] = mask_password(self.base_url)
         return data
+
+
+def environment(setting: str) -> str | None:
+    """``setting``'s ``XP_*`` variable as the environment gives it (None when unset or empty), for code that runs
+    before, or without, a deployment's settings; ``Settings.resolve`` reads the same variable."""
+    return os.environ.get(VARIABLES[setting]) or None
 
 
 def read_config_file(home: Home) -> dict[str, Any]:

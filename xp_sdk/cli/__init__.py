@@ -23,6 +23,7 @@ from xp_sdk.cli.media import animate, verify
 from xp_sdk.cli.models import models_app
 from xp_sdk.cli.people import consents_app, subjects_app
 from xp_sdk.cli.serve import serve
+from xp_sdk.config import environment
 from xp_sdk.errors import XPError
 
 EXIT_UNEXPECTED = 1
@@ -107,7 +108,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             command = getattr(getattr(exc, "ctx", None), "command_path", None)
             _error(f"{message} (see `{command} --help`)" if command else message)
             return exit_code
-        if os.environ.get("XP_DEBUG"):
+        if environment("debug"):
             raise
         _error(f"unexpected {type(exc).__name__}: {exc} (this is a bug; XP_DEBUG=1 shows the traceback)")
         return EXIT_UNEXPECTED
