@@ -17,6 +17,7 @@ class EventType(StrEnum):
     SUBJECT_REGISTERED = "subject.registered"
     CONSENT_GRANTED = "consent.granted"
     CONSENT_REVOKED = "consent.revoked"
+    CONSENT_CHALLENGED = "consent.challenged"
     GENERATION_REQUESTED = "generation.requested"
     GENERATION_DENIED = "generation.denied"
     GENERATION_COMPLETED = "generation.completed"

@@ -3,8 +3,9 @@ together with the log events describing them, in one serialized transaction."""
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +27,17 @@ from audit.api_keys import (
     utcnow,
 )
 from audit.checkpoint import LogSigningKey
-from audit.errors import AuthenticationError, RateLimitedError, RecordConflictError, RecordNotFoundError
+from audit.errors import (
+    AuthenticationError,
+    LogIntegrityError,
+    RateLimitedError,
+    RecordConflictError,
+    RecordNotFoundError,
+)
 from audit.events import AuditEvent, Decision, EventDraft, EventType
 from audit.log import AuditLog
-from audit.models import ApiKey, Consent, FaceReference, Generation, Subject, Tenant
+from audit.merkle import leaf_hash
+from audit.models import ApiKey, AuditEventRow, Consent, FaceReference, Generation, Subject, Tenant
 from audit.query import EventPage, EventQuery, query_events
 from audit.rate_limits import StoreRateLimiter
 from audit.reconcile import hold_snapshot
@@ -420,6 +428,149 @@ class Ledger:
             check_consents(session, rows)
             return [_consent_info(row) for row in rows]
 
+    def issue_consent_challenge(
+        self,
+        challenge: Mapping[str, Any],
+        *,
+        tenant_id: str,
+        subject_id: str,
+        actor: str = SYSTEM_ACTOR,
+        decision: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Record a consent challenge (its ``id``, phrase, actions, nonce, expiry) as a "consent.challenged" event:
+        the log is where it is kept, so the challenge answered is the one issued, hash-chained with the rest."""
+        challenge_id = str(challenge.get("id", ""))
+        _check_slug(challenge_id, "challenge id")
+        with self.store.write() as session:
+            _require(session, Subject, subject_id, "subject")
+            if self._challenge_row(session, challenge_id, subject_id) is not None:
+                raise RecordConflictError(f"challenge {challenge_id} was already issued")
+            return self.log.append(
+                EventDraft(
+                    type=EventType.CONSENT_CHALLENGED,
+                    tenant_id=tenant_id,
+                    actor=actor,
+                    subject_id=subject_id,
+                    decision=Decision.ALLOW,
+                    data=_decided(decision) | {"challenge": dict(challenge)},
+                ),
+                session=session,
+            )
+
+    def consent_challenge(self, challenge_id: str, subject_id: str) -> tuple[dict[str, Any], str | None]:
+        """The challenge issued to ``subject_id`` under ``challenge_id``, and the consent that answered it (None
+        while unanswered). ``RecordNotFoundError`` when no such challenge was issued to that subject."""
+        _check_slug(challenge_id, "challenge id")
+        with self.store.read() as session:
+            row = self._challenge_row(session, challenge_id, subject_id)
+            if row is None:
+                raise RecordNotFoundError(f"no challenge {challenge_id!r} for subject {subject_id!r}")
+            return _challenge_of(row), self._challenge_answer(session, challenge_id, subject_id)
+
+    def grant_consent_for_challenge(
+        self,
+        challenge_id: str,
+        subject_id: str,
+        grantee_tenant_id: str,
+        *,
+        evidence_sha256: str,
+        evidence_kind: str,
+        checks: Mapping[str, Any],
+        scopes: Iterable[str] | str = ("animate",),
+        purposes: Iterable[str] | str = (),
+        valid_from: datetime,
+        valid_until: datetime,
+        actor: str = SYSTEM_ACTOR,
+        decision: dict[str, Any] | None = None,
+    ) -> ConsentInfo:
+        """Record a consent proven by answering ``challenge_id``, in one transaction with the two checks that must
+        hold at that instant: the challenge is still unanswered, and no consent already rests on this evidence
+        (``RecordConflictError`` otherwise; two racing grants cannot both pass)."""
+        if len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256):
+            raise ValueError("evidence_sha256 must be the 64-hex-digit SHA-256 of the consent evidence")
+        if valid_until <= valid_from:
+            raise ValueError("a consent must end after it starts")
+        scope_list, purpose_list = parse_scopes(scopes), parse_scopes(purposes)
+        if not scope_list:
+            raise ValueError("a consent needs at least one scope, e.g. animate")
+        consent_id = "con_" + secrets.token_hex(8)
+        with self.store.write() as session:
+            subject = _require(session, Subject, subject_id, "subject")
+            _require(session, Tenant, grantee_tenant_id, "tenant")
+            if self._challenge_row(session, challenge_id, subject_id) is None:
+                raise RecordNotFoundError(f"no challenge {challenge_id!r} for subject {subject_id!r}")
+            answered = self._challenge_answer(session, challenge_id, subject_id)
+            if answered is not None:
+                raise RecordConflictError(f"challenge {challenge_id} was already answered by consent {answered}")
+            reused = session.scalars(select(Consent.id).where(Consent.evidence_sha256 == evidence_sha256)).first()
+            if reused is not None:
+                raise RecordConflictError(f"this evidence is already the evidence of consent {reused}")
+            row = Consent(
+                id=consent_id,
+                subject_id=subject_id,
+                grantee_tenant_id=grantee_tenant_id,
+                scopes=" ".join(scope_list),
+                purposes=" ".join(purpose_list),
+                valid_from=valid_from,
+                valid_until=valid_until,
+                evidence_sha256=evidence_sha256,
+                evidence_kind=evidence_kind,
+                recorded_by=actor,
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            self.log.append(
+                EventDraft(
+                    type=EventType.CONSENT_GRANTED,
+                    tenant_id=subject.tenant_id,
+                    actor=actor,
+                    subject_id=subject_id,
+                    data=_decided(decision) | {
+                        "consent_id": consent_id,
+                        "grantee": grantee_tenant_id,
+                        "scopes": list(scope_list),
+                        "purposes": list(purpose_list),
+                        "valid_from": _iso(valid_from),
+                        "valid_until": _iso(valid_until),
+                        "evidence_sha256": evidence_sha256,
+                        "evidence_kind": evidence_kind,
+                        "challenge_id": challenge_id,
+                        "checks": dict(checks),
+                    },
+                ),
+                session=session,
+            )
+            return _consent_info(row)
+
+    def evidence_used_by(self, evidence_sha256: str) -> str | None:
+        """The consent whose evidence has this SHA-256, if any."""
+        with self.store.read() as session:
+            return session.scalars(select(Consent.id).where(Consent.evidence_sha256 == evidence_sha256)).first()
+
+    @staticmethod
+    def _challenge_row(session: Session, challenge_id: str, subject_id: str) -> AuditEventRow | None:
+        rows = session.scalars(
+            select(AuditEventRow).where(
+                AuditEventRow.subject_id == subject_id,
+                AuditEventRow.event_type == EventType.CONSENT_CHALLENGED.value,
+            )
+        )
+        return next((row for row in rows if _challenge_of(row).get("id") == challenge_id), None)
+
+    @staticmethod
+    def _challenge_answer(session: Session, challenge_id: str, subject_id: str) -> str | None:
+        rows = session.scalars(
+            select(AuditEventRow).where(
+                AuditEventRow.subject_id == subject_id, AuditEventRow.event_type == EventType.CONSENT_GRANTED.value
+            )
+        )
+        for row in rows:
+            data = json.loads(row.body).get("data", {})
+            if data.get("challenge_id") == challenge_id:
+                return str(data.get("consent_id"))
+        return None
+
     # -- generations ---------------------------------------------------------------------------------------
 
     def record_denied(
@@ -625,6 +776,14 @@ def _check_slug(value: str, what: str) -> None:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _challenge_of(row: AuditEventRow) -> dict[str, Any]:
+    """A "consent.challenged" event's challenge, once its body is shown to be the one the log hashed."""
+    if leaf_hash(row.body.encode("utf-8")).hex() != row.leaf_hash:
+        raise LogIntegrityError(f"audit event {row.seq} does not match its hash: the challenge in it was altered")
+    challenge = json.loads(row.body).get("data", {}).get("challenge", {})
+    return dict(challenge) if isinstance(challenge, dict) else {}
 
 
 def _subject_info(row: Subject, references: int) -> SubjectInfo:

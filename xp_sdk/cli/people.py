@@ -171,6 +171,71 @@ def consents_grant(
     emit(consent_view(info), as_json, human)
 
 
+@consents_app.command("challenge")
+def consents_challenge(
+    subject: Annotated[str, typer.Option("--subject", help="The subject's id.")],
+    purpose: Annotated[str | None, typer.Option("--purpose", help="The purpose the consent will cover.")] = None,
+    expires_in_minutes: Annotated[
+        int, typer.Option("--expires-in-minutes", help="How long the challenge may be answered.")
+    ] = 10,
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a one-time challenge for a consent video: a sentence to say and facial actions to perform."""
+    with open_client(home, api_key, database_url) as client:
+        challenge = client.consents.challenge(subject, purpose=purpose, expires_in_minutes=expires_in_minutes)
+
+    def human() -> None:
+        typer.echo(f"challenge {challenge.id} for {challenge.subject_id}, until {when(challenge.expires_at)} UTC:")
+        typer.echo(f"  {challenge.instructions()}")
+
+    emit({**challenge.model_dump(mode="json"), "instructions": challenge.instructions()}, as_json, human)
+
+
+@consents_app.command("grant-video")
+def consents_grant_video(
+    subject: Annotated[str, typer.Option("--subject", help="The subject's id.")],
+    video: Annotated[Path, typer.Option("--video", help="The subject's video answering the challenge.")],
+    challenge: Annotated[str, typer.Option("--challenge", help="The challenge's id (xp consents challenge).")],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Who may animate (default: the calling key's tenant).")
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="When the consent lapses: 2027-01-01T00:00Z, or 30d, 12h.", show_default=False),
+    ] = None,
+    purposes: Annotated[
+        list[str] | None,
+        typer.Option("--purpose", help="A purpose it covers; repeat for more (default: the challenge's)."),
+    ] = None,
+    scopes: Annotated[
+        list[str] | None, typer.Option("--scope", help="What it allows; repeat or comma-separate (default: animate).")
+    ] = None,
+    home: HomeOption = None,
+    api_key: ApiKeyOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record a subject's consent proven by a video answering a challenge (face, actions, phrase, not generated,
+    fresh); a refusal names each failed check."""
+    until = future_time(expires, option="--expires")
+    with open_client(home, api_key, database_url) as client:
+        info = client.consents.grant_by_video(
+            subject, video=video, challenge=challenge, tenant=tenant,
+            scopes=split_list(scopes) or ["animate"], purposes=split_list(purposes), expires=until,
+        )  # fmt: skip
+
+    def human() -> None:
+        typer.echo(
+            f"granted consent {info.id} ({info.evidence_kind}): {info.subject_id} → tenant {info.grantee_tenant_id}; "
+            f"video sha256 {info.evidence_sha256[:16]}…"
+        )
+
+    emit(consent_view(info), as_json, human)
+
+
 @consents_app.command("revoke")
 def consents_revoke(
     consent_id: Annotated[str, typer.Argument(metavar="ID", help="The consent's id.")],
