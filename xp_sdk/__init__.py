@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from xp_sdk.deployment import Initialized, init_deployment
     from xp_sdk.errors import (
         AccessDeniedError,
+        APIConnectionError,
+        APIResponseError,
+        APITimeoutError,
         AuthenticationError,
         ConsentRequiredError,
         FaceMismatchError,
@@ -35,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "Client": "xp_sdk.client",
     "Initialized": "xp_sdk.deployment",
     "init_deployment": "xp_sdk.deployment",
+    "APIConnectionError": "xp_sdk.errors",
+    "APIResponseError": "xp_sdk.errors",
+    "APITimeoutError": "xp_sdk.errors",
     "AccessDeniedError": "xp_sdk.errors",
     "AuthenticationError": "xp_sdk.errors",
     "ConsentRequiredError": "xp_sdk.errors",
@@ -64,6 +70,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "APIConnectionError",
+    "APIResponseError",
+    "APITimeoutError",
     "AccessDeniedError",
     "AnimationResult",
     "AuthenticationError",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from watermark.credentials import (
 )
 from watermark.errors import UnreadableVideoError as UnreadableMediaError
 from watermark.errors import UnsupportedMediaError
+from xp_sdk.config import environment
 from xp_sdk.errors import (
     AlreadyInitializedError,
     NotInitializedError,
@@ -73,13 +73,13 @@ def load_provenance_keys(home: Home) -> ProvenanceKeys:
         raise NotInitializedError(f"no provenance keys in {home.root}; run `xp init` (or set XP_HOME)")
     with provenance_errors():
         watermark_key = WatermarkKey.load(home.watermark_key_path)
-        chain, private_key = os.environ.get("XP_SIGNING_CHAIN"), os.environ.get("XP_SIGNING_KEY")
+        chain, private_key = environment("signing_chain"), environment("signing_key")
         credentials: Credentials
         if chain and private_key:
             credentials = SigningCredentials.load(Path(chain), Path(private_key))
         else:
             credentials = load_development_credentials(home.signing_dir)
-        anchors_file = os.environ.get("XP_TRUST_ANCHORS")
+        anchors_file = environment("trust_anchors")
         anchors = (
             Path(anchors_file).read_text(encoding="ascii") if anchors_file else load_trust_anchor(home.signing_dir)
         )

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xp_sdk.client import Client
-from xp_sdk.config import Settings
+from xp_sdk.config import Settings, environment
 from xp_sdk.errors import AuthenticationError, InvalidInputError, XPError
 from xp_sdk.inputs import EARLIEST, LATEST, MAX_OLDER_THAN
 
@@ -152,7 +152,7 @@ def split_list(values: Sequence[str] | None) -> list[str]:
 
 def api_key_given(home: Path | None, api_key: str | None, database_url: str | None) -> bool:
     """Whether a command would run with an API key: --api-key, XP_API_KEY, or (rarely) the home's config.json."""
-    if api_key or os.environ.get("XP_API_KEY"):
+    if api_key or environment("api_key"):
         return True
     try:
         return Settings.resolve(home=home, database_url=database_url).api_key is not None
@@ -211,7 +211,7 @@ def quiet_native_stderr() -> Iterator[None]:
     """Drop what native libraries (MediaPipe, TFLite) write straight to file descriptor 2 while the engine runs,
     so stderr carries only the progress bar, notes and errors. Python's own ``sys.stderr`` keeps working.
     ``XP_DEBUG=1`` leaves the descriptor alone."""
-    if os.environ.get("XP_DEBUG"):
+    if environment("debug"):
         yield
         return
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +21,7 @@ from xp_sdk.cli.common import (
     split_list,
     when,
 )
+from xp_sdk.config import environment
 from xp_sdk.errors import NotInitializedError
 from xp_sdk.home import Home
 from xp_sdk.inputs import MAX_RATE_LIMIT
@@ -154,4 +154,4 @@ def home_provenance(home: Path | None) -> tuple[ProvenanceKeys, Path]:
         keys = load_provenance_keys(resolved)
     except NotInitializedError:
         raise NotInitializedError(f"{resolved.root} has no provenance keys; run `xp init` (or set XP_HOME)") from None
-    return keys, Path(os.environ.get("XP_TRUST_ANCHORS") or resolved.signing_dir / "ca.pem")
+    return keys, Path(environment("trust_anchors") or resolved.signing_dir / "ca.pem")

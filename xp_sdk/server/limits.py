@@ -33,6 +33,7 @@ class UploadTooLargeError(InvalidInputError):
     """A request body, or one file in it, is over its limit (HTTP 413)."""
 
     code = "payload_too_large"
+    http_status = 413
 
 
 class BodyTooLarge(HTTPException):
@@ -84,14 +85,14 @@ def _size(limit: int) -> str:
     return f"{limit / MiB:g} MiB" if limit >= MiB else f"{limit / 1024:g} KiB"
 
 
-def error_json(exc: InvalidInputError | RateLimitedError, status: int) -> JSONResponse:
-    """The same body ``errors.py`` writes, for the refusals made here, outside the app's exception handlers."""
-    body: dict[str, object] = {"error": exc.code, "type": _public_type(exc), "message": exc.message}
-    headers = {"Connection": "close"} if status == 413 else {}
+def error_json(exc: InvalidInputError | RateLimitedError) -> JSONResponse:
+    """The status and body ``errors.py`` answers with (the error's own), for the refusals made here, outside the
+    app's exception handlers."""
+    body = {**exc.to_dict(), "type": _public_type(exc)}
+    headers = {"Connection": "close"} if isinstance(exc, UploadTooLargeError) else {}
     if isinstance(exc, RateLimitedError):
-        body["retry_after"] = exc.retry_after
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
 def _public_type(exc: Exception) -> str:
@@ -112,7 +113,7 @@ class BodyLimit:
         limit = self.limits.body_limit(scope["method"], scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await error_json(too_large("the request body", limit), 413)(scope, receive, send)
+            await error_json(too_large("the request body", limit))(scope, receive, send)
             return
         received = 0
 
@@ -147,7 +148,7 @@ class ClientRateLimit:
                 refused = RateLimitedError(
                     f"too many requests from {address}; retry in {exc.retry_after:.1f} s", retry_after=exc.retry_after
                 )
-                await error_json(refused, 429)(scope, receive, send)
+                await error_json(refused)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

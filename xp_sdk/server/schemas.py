@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from audit import ApiKeyInfo, LogVerification, NewApiKey, ProofError, SignedCheckpoint
 from xp_sdk.results import AnimationResult
+from xp_sdk.server.errors import declared_statuses
 from xp_sdk.server.jobs import JobProgress, JobState, JobStatus
 from xp_sdk.verify import Verification
 
@@ -139,23 +140,15 @@ class ErrorBody(BaseModel):
     reasons: list[dict[str, Any]] | None = Field(default=None, description="refusals: each failed check")
     decision_id: str | None = None
     retry_after: float | None = Field(default=None, description="rate limits: seconds to wait")
+    seq: int | None = Field(default=None, description="a tampered log: the first inconsistent event, if known")
+    count: int | None = Field(default=None, description="several faces: how many")
+    missing: list[str] | None = Field(default=None, description="diffusion weights: those not configured or found")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in (
-        (400, "invalid input: a typed error (InvalidInputError and its subclasses)"),
-        (401, "no API key, or one that is unknown, revoked or expired"),
-        (403, "refused: a missing scope, consent, face match or policy"),
-        (404, "not found, or not the caller's tenant's"),
-        (409, "a conflict with the record's state"),
-        (413, "an upload over its limit"),
-        (422, "a field out of its bounds or of the wrong type"),
-        (429, "rate limited; see Retry-After"),
-        (503, "the audit store is unavailable"),
-    )
+    status: {"model": ErrorBody, "description": description} for status, description in declared_statuses().items()
 }
-"""The statuses ``server.errors`` answers with, declared once for every ``/v1`` route."""
+"""The statuses ``server.errors`` answers with (each error class's ``http_status``), for every ``/v1`` route."""
 
 
 class Health(BaseModel):
