@@ -70,7 +70,9 @@ class NewKeyRequest(BaseModel):
     scopes: list[str] | str
     name: str = Field(default="", max_length=MAX_NAME)
     expires: AwareDatetime | None = None
-    rate_limit_per_minute: int = Field(default=60, ge=1, le=MAX_RATE_LIMIT)
+    rate_limit_per_minute: int = Field(
+        default=60, ge=0, le=MAX_RATE_LIMIT, description="requests a minute; 0 is no limit"
+    )
 
 
 class NewKeyView(BaseModel):
