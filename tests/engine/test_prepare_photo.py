@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -95,11 +96,16 @@ def test_a_photo_on_its_side_is_prepared_upright(
 
 
 def test_the_face_is_looked_for_at_the_size_it_is_animated(faces: Path) -> None:
-    # The astronaut's face is about 90 pixels across at 512; capped to 256 it is under the 64 needed.
+    # The astronaut's face is about 90 pixels across at 512; in a 256-pixel photo it is under the 64 needed.
     photo = faces / "source" / ASTRONAUT
     assert prepare_photo(photo, max_side=512).face.size >= 64
+    small = cv2.resize(load_image(photo), (256, 256), interpolation=cv2.INTER_AREA)
     with pytest.raises(FaceTooSmallError):
-        prepare_photo(photo, max_side=256)
+        prepare_photo(small)
+    # Capped to 256, the 512-pixel photo's face is cut out at the photo's own resolution and animated there
+    # (issue 22: a small face in a large photo), then pasted back at 256.
+    capped = prepare_photo(photo, max_side=256)
+    assert capped.face.size >= 64 and capped.output_size == (256, 256)
 
 
 def test_a_photo_without_a_face_is_no_face() -> None:

@@ -80,6 +80,10 @@ class AnimateOptions:
     when longer than two seconds; every frame otherwise)."""
     keep_audio: bool = True
     allow_multiple_faces: bool = False
+    crop_to_face: bool = False
+    """Where the face is small in the photo (see :func:`~xp_sdk.engine.photo.prepare_photo`), return the animated
+    square around it alone instead of pasting it back into the whole photo; a portrait is animated whole either
+    way."""
     crf: int = 18
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     shading: ShadingConfig = field(default_factory=ShadingConfig)
@@ -103,7 +107,7 @@ class AnimateOptions:
         check.number("pose_scale", 0.0, MAX_MOTION_SCALE)
         check.whole("reference_frame", 0, MAX_REFERENCE_FRAME, optional=True)
         check.number("reference_window_s", 0.0, MAX_REFERENCE_WINDOW_S, above_low=True)
-        for name in ("keep_audio", "allow_multiple_faces", "driver_mouth"):
+        for name in ("keep_audio", "allow_multiple_faces", "crop_to_face", "driver_mouth"):
             check.flag(name)
         check.whole("crf", 0, MAX_CRF)
         check.choice("engine", ENGINES)
@@ -252,7 +256,9 @@ def animate(
     image, face, turns = prepared.image, prepared.face, prepared.turns
     retargeter = Retargeter(face, RetargetOptions(opts.expression_scale, opts.pose_scale))
     warp = WarpGenerator(image, face, opts.warp)
-    width, height = prepared.output_size
+    width, height = prepared.output_size_for(crop_to_face=opts.crop_to_face)
+    # A square animated around a small face goes back into the whole photo (prepare_photo cut it out).
+    place = (lambda frame: frame) if opts.crop_to_face else prepared.compose
     timings = {"analysis": 0.0, "warp": 0.0, "filter": 0.0, "encode": 0.0}
     stream: _FrameStream
     if opts.engine == "diffusion":
@@ -273,7 +279,8 @@ def animate(
 
         def emit(ready: list[np.ndarray]) -> None:
             nonlocal frames
-            for frame in ready:
+            for animated in ready:
+                frame = place(animated)
                 # Back to the photo's own orientation: the output has the photo's shape.
                 encoder.put(np.ascontiguousarray(np.rot90(frame, -turns)) if turns else frame)
                 frames += 1
