@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Settings a developer's shell may hold; none may leak into (or out of) the tests' own deployments.
-XP_VARIABLES = (
-    "XP_HOME", "XP_API_KEY", "XP_DATABASE_URL", "XP_BASE_URL", "XP_LOG_ORIGIN", "XP_FACE_MATCH_THRESHOLD",
-    "XP_TRUST_ANCHORS", "XP_SIGNING_CHAIN", "XP_SIGNING_KEY", "XP_DEBUG", "XP_CONSENT_VALIDITY_DAYS",
-    "XP_MAX_DRIVING_SECONDS", "XP_MAX_DRIVING_FRAMES",
-)  # fmt: skip
+from xp_sdk.config import VARIABLES
+
+# Every XP_* setting a developer's shell may hold; none may leak into (or out of) the tests' own deployments.
+XP_VARIABLES = tuple(VARIABLES.values())
 
 
 @dataclass(frozen=True)
