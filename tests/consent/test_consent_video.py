@@ -24,6 +24,7 @@ from xp_sdk.consent.challenge import GRID_SLOTS, VOCABULARY, ConsentChallenge, F
 from xp_sdk.engine import AnimateOptions, animate
 from xp_sdk.engine.images import load_image
 from xp_sdk.errors import ConsentVideoRejectedError, NotFoundError
+from xp_sdk.service import evidence_path
 
 A = FacialAction
 ACTIONS = (A.TURN_LEFT, A.SMILE, A.BLINK_TWICE, A.LOOK_UP)
@@ -119,6 +120,8 @@ def test_a_video_answering_its_challenge_is_accepted_once(world: World) -> None:
         "face", "liveness", "phrase", "not_generated", "fresh",
     }  # fmt: skip
     assert granted.data["checks"]["phrase"]["heard"] == GRID_SENTENCE
+    kept = evidence_path(world.admin.deployment.home.root, consent.evidence_sha256, ".mp4")  # type: ignore[attr-defined]
+    assert kept.read_bytes() == video.read_bytes() and kept.stat().st_mode & 0o777 == 0o600
     performed = [p["action"] for p in granted.data["checks"]["liveness"]["performed"]]
     assert [a for a in performed if a in {x.value for x in ACTIONS}] == [a.value for a in ACTIONS]
 
