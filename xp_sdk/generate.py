@@ -29,6 +29,7 @@ from PIL import Image
 
 from watermark import DEFAULT_METHOD, FrameMarker, Payload, WatermarkKey, detect_watermark, get_method, reencode
 from watermark.embedding import mark_file
+from watermark.fingerprint import Fingerprint, fingerprint_video
 from watermark.manifest import GenerationAssertion, IngredientRef, ModelRef, SoftBinding
 from watermark.methods import ADJUSTABLE_STRENGTH
 from watermark.signing import sign_video
@@ -102,6 +103,9 @@ class Generation:
     manifest_sha256: str | None
     output_sha256: str
     animation: AnimationResult
+    fingerprint: Fingerprint | None = None
+    """The signed output's content fingerprint, recorded with "completed": ``verify`` attributes a clip to this
+    generation only when its watermark and this agree (a mark lifted onto other pictures does not)."""
 
 
 def generate(
@@ -179,6 +183,7 @@ def generate(
                 manifest_sha256=signed.manifest_sha256,
                 output_sha256=signed.file_sha256,
                 animation=animation,
+                fingerprint=_fingerprint(signed_path),
             )
             staged = prepare_publication(signed_path, out_path)
             try:
@@ -279,6 +284,11 @@ def _animate_until_the_mark_reads_back(
         f"too short, small or still to carry it); nothing was published",
         code="watermark_unreadable",
     )
+
+
+def _fingerprint(path: Path) -> Fingerprint:
+    with provenance_errors():
+        return fingerprint_video(path)
 
 
 _STAGES = {"analyse": 0, "generate": 1}

@@ -36,6 +36,7 @@ from audit import (
 )
 from policy import Action, Scope
 from watermark import Payload
+from watermark.fingerprint import Fingerprint
 from xp_sdk.deployment import Deployment, audit_errors
 from xp_sdk.engine import AnimateOptions, ProgressCallback
 from xp_sdk.engine.diffusion import require_weights
@@ -76,7 +77,7 @@ from xp_sdk.inputs import (
 )
 from xp_sdk.output_path import check_output_path
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
-from xp_sdk.verify import Verification, verify
+from xp_sdk.verify import Verification, attribute, verify
 from xp_sdk.workspace import remove_work_folders
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
@@ -283,6 +284,14 @@ class Service:
             report = verify(path, keys=self.deployment.provenance, trust_anchors=trust_anchors)
             file_sha256 = sha256_file(Path(path))
         record: dict[str, object] | None = None
+        claimed = report.watermark.payload if report.watermark.detected else None
+        if claimed is not None:
+            # The payload is only a claim until the pictures match what its generation recorded: a mark lifted onto
+            # other content is reported as forged, never as the generation.
+            with audit_errors():
+                recorded = self._recorded_fingerprint(claimed)
+            with self._refusals(caller, Action.VERIFY, request):
+                report = attribute(report, recorded)
         if report.generation_id is not None:
             with audit_errors():
                 found = self.deployment.ledger.find_generation(report.generation_id)
@@ -292,7 +301,7 @@ class Service:
             self.deployment.ledger.record_verification(
                 tenant_id=caller.tenant_id,
                 actor=caller.key.id,
-                generation_id=report.generation_id,
+                generation_id=report.generation_id or claimed,
                 data={
                     "file_name": Path(path).name,
                     "file_sha256": file_sha256,
@@ -300,11 +309,21 @@ class Service:
                     "watermark_detected": report.watermark.detected,
                     "p_value": report.watermark.p_value,
                     "consistent": report.consistent,
+                    "attribution": report.attribution.value,
+                    "watermark_payload": claimed,
+                    "content_distance": report.content.distance if report.content else None,
                     "generation_on_record": record is not None,
                     "decision": self._decision(caller),
                 },
             )
         return report.model_copy(update={"generation": record})
+
+    def _recorded_fingerprint(self, generation_id: str) -> Fingerprint | None:
+        """The content fingerprint generation ``generation_id``'s "completed" event recorded (None before one)."""
+        for event in self.deployment.ledger.events_for_generation(generation_id):
+            if event.type == "generation.completed":
+                return Fingerprint.from_json(event.data.get("fingerprint"))
+        return None
 
     # -- audit ---------------------------------------------------------------------------------------------
 
@@ -793,6 +812,7 @@ class AuditedGeneration:
                     "frames": generation.animation.frames,
                     "fps": generation.animation.fps,
                     "output_name": Path(generation.output).name,
+                    "fingerprint": generation.fingerprint.to_json() if generation.fingerprint else None,
                 },
             )
             # Sign the tree head that now holds "completed", so the published output is covered by a checkpoint.

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from watermark import DEFAULT_METHOD, DEFAULT_P_THRESHOLD, detect_watermark
+from watermark.errors import UnsupportedMediaError
+from watermark.fingerprint import Fingerprint, match_video
 from watermark.reading import ManifestReport, ManifestState, read_manifest
-from xp_sdk.errors import InvalidInputError, UntrustedMediaError
+from xp_sdk.errors import ForgedMarkError, InvalidInputError, UntrustedMediaError
 from xp_sdk.provenance import ProvenanceKeys, provenance_errors
 
 
@@ -31,12 +34,42 @@ class WatermarkVerdict(_Frozen):
     seconds: float
 
 
+class Attribution(StrEnum):
+    ATTRIBUTED = "attributed"
+    """This deployment's watermark, on the very content its generation recorded: the clip is that generation."""
+    FORGED = "forged"
+    """This deployment's watermark names a generation on record, but the pictures are not that generation's output:
+    the mark was transplanted or forged onto other content. Never reported as the generation."""
+    UNCONFIRMED = "unconfirmed"
+    """A watermark, but no recorded fingerprint to bind it to content (checked offline, or no fingerprint on
+    record). ``generation_id`` is then set only where a Trusted manifest, bound to these very bytes, names the
+    generation the mark names."""
+    NONE = "none"
+    """No watermark of this deployment (or none checked)."""
+
+
+class ContentMatch(_Frozen):
+    """How closely the clip's pictures match the fingerprint recorded when its generation was made."""
+
+    distance: float
+    """Median bits (of 64) from the clip's frames to the nearest recorded frame."""
+    threshold: float
+    frames: int
+    matched: bool
+
+
 class Verification(_Frozen):
     path: str
     c2pa: ManifestReport
     watermark: WatermarkVerdict
     generation_id: str | None
-    """From the watermark when detected, else from a manifest that is at least Valid."""
+    """The generation the clip is attributed to: when the watermark and the recorded content fingerprint agree
+    (``attribution`` ATTRIBUTED), or when a Trusted manifest (hash-bound to the file) names it and the watermark,
+    where checked, names the same. An untrusted or disagreeing manifest, or a payload on other content, never
+    sets it: the payload alone is ``watermark.payload``."""
+    attribution: Attribution = Attribution.NONE
+    content: ContentMatch | None = None
+    """The fingerprint comparison, when the watermark's generation has a recorded fingerprint."""
     consistent: bool | None
     """Whether the manifest's soft binding names the payload the frames carry (None when either is missing)."""
     generation: dict[str, object] | None = None
@@ -58,7 +91,7 @@ def verify(
         raise InvalidInputError(f"{file} does not exist or is not a file")
     anchors = trust_anchors if trust_anchors is not None else (keys.trust_anchors if keys else None)
     with provenance_errors():
-        manifest = read_manifest(file, trust_anchors=anchors)
+        manifest = _read_manifest(file, anchors)
         if keys is not None:
             detection = detect_watermark(file, keys.watermark_key, method=method, p_threshold=p_threshold)
             mark = WatermarkVerdict(
@@ -85,20 +118,75 @@ def verify(
         if readable and manifest.summary and manifest.summary.generation
         else None
     )
-    consistent = None if (bound is None or not mark.detected) else bound == mark.payload
+    named = {name for name in (bound, manifest_id) if name is not None}
+    consistent = None if (not named or not mark.detected) else named == {mark.payload}
+    vouched = (
+        manifest.state is ManifestState.TRUSTED
+        and manifest_id is not None
+        and (consistent is True if mark.checked else bound in (None, manifest_id))
+    )
     return Verification(
         path=str(file),
         c2pa=manifest,
         watermark=mark,
-        generation_id=mark.payload or manifest_id,
+        generation_id=manifest_id if vouched else None,
+        attribution=Attribution.UNCONFIRMED if mark.detected else Attribution.NONE,
         consistent=consistent,
     )
 
 
+def attribute(verification: Verification, recorded: Fingerprint | None) -> Verification:
+    """Bind the watermark to content: with the fingerprint recorded for the generation its payload names, the clip
+    is that generation (ATTRIBUTED) or carries a transplanted or forged mark (FORGED). Without one, UNCONFIRMED."""
+    if not verification.watermark.detected or recorded is None:
+        return verification
+    with provenance_errors():
+        found = match_video(Path(verification.path), recorded)
+    content = ContentMatch(
+        distance=found.distance, threshold=found.threshold, frames=found.frames, matched=found.matched
+    )
+    if found.matched:
+        return verification.model_copy(
+            update={
+                "attribution": Attribution.ATTRIBUTED,
+                "content": content,
+                "generation_id": verification.watermark.payload,
+            }
+        )
+    return verification.model_copy(
+        update={"attribution": Attribution.FORGED, "content": content, "generation_id": None, "generation": None}
+    )
+
+
 def require_trusted(verification: Verification) -> None:
-    """For callers that want a gate rather than a report: raise unless the manifest is Trusted and consistent."""
+    """For callers that want a gate rather than a report: raise unless the manifest is Trusted, the watermark is
+    present (when it was checked) and both name the same generation, and the mark is not on foreign content."""
+    where = verification.path
+    if verification.attribution is Attribution.FORGED:
+        raise ForgedMarkError(
+            f"{where}: the watermark names generation {verification.watermark.payload}, but the pictures are not "
+            f"that generation's output (a transplanted or forged mark)"
+        )
     if verification.c2pa.state is not ManifestState.TRUSTED:
         codes = ", ".join(verification.c2pa.codes) or "no codes"
-        raise UntrustedMediaError(f"{verification.path}: C2PA manifest is {verification.c2pa.state.value} ({codes})")
+        raise UntrustedMediaError(f"{where}: C2PA manifest is {verification.c2pa.state.value} ({codes})")
+    if verification.watermark.checked and not verification.watermark.detected:
+        raise UntrustedMediaError(
+            f"{where}: the manifest is Trusted but the pictures carry no watermark of this deployment"
+        )
     if verification.consistent is False:
-        raise UntrustedMediaError(f"{verification.path}: the watermark does not match the manifest's soft binding")
+        raise UntrustedMediaError(
+            f"{where}: the watermark names generation {verification.watermark.payload}, the manifest another"
+        )
+    summary = verification.c2pa.summary
+    if summary is None or summary.generation is None or summary.soft_binding is None:
+        raise UntrustedMediaError(f"{where}: the Trusted manifest names no generation and no soft binding")
+
+
+def _read_manifest(file: Path, anchors: str | None) -> ManifestReport:
+    """The manifest's verdict; ABSENT for a container C2PA cannot carry (Matroska, WebM, MPEG-TS, AVI), whose
+    watermark is still checked."""
+    try:
+        return read_manifest(file, trust_anchors=anchors)
+    except UnsupportedMediaError:
+        return ManifestReport(state=ManifestState.ABSENT, codes=[], summary=None)
