@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import c2pa
 from c2pa import Builder, C2paError, C2paSignerInfo, C2paSigningAlg, Context, Reader, Signer
 
 from watermark.credentials import CallbackCredentials, Credentials, SigningCredentials
@@ -119,8 +120,19 @@ def _sign(
 ) -> bytes:
     signer = _signer(credentials, callback)
     with signer, Context.from_dict(SIGNING_SETTINGS) as context, Builder(definition, context=context) as builder:
+        _declare_created(builder)
         manifest_bytes: bytes = builder.sign(signer, MP4_MEDIA_TYPE, source, destination)
     return manifest_bytes
+
+
+def _declare_created(builder: Any) -> None:
+    """Declare the intent "created, as trained algorithmic media" through c2pa's own API where the installed
+    c2pa-python has it (0.2x lacks it: the definition's c2pa.created action then says the same)."""
+    intent = getattr(c2pa, "C2paBuilderIntent", None)
+    source_type = getattr(c2pa, "C2paDigitalSourceType", None)
+    if intent is None or source_type is None or not hasattr(builder, "set_intent"):
+        return
+    builder.set_intent(intent.CREATE, source_type.TRAINED_ALGORITHMIC_MEDIA)
 
 
 def _signer(credentials: Credentials, callback: _CapturingCallback | None) -> Any:
