@@ -132,6 +132,8 @@ def test_a_video_answering_its_challenge_is_accepted_once(world: World) -> None:
     failed, request = world.refused(video, world.challenge())
     assert failed == {"fresh"}
     assert "already the evidence" in str(request["checks"]["fresh"])  # type: ignore[index]
+    # The challenge events and the consent's event (with its checks) verify as every other record.
+    assert world.admin.audit.verify().records >= 2
 
 
 def test_the_wrong_words_are_refused(world: World) -> None:
