@@ -589,7 +589,7 @@ class Ledger:
                 type=event_type,
                 tenant_id=tenant_id,
                 actor=key_id,
-                subject_id=subject_id,
+                subject_id=_indexed(subject_id, SUBJECT_ID_LENGTH),
                 decision=Decision.DENY,
                 data={"action": action, "decision": decision, "request": request},
             )
@@ -709,8 +709,8 @@ class Ledger:
                 type=EventType.ACCESS_ALLOWED,
                 tenant_id=tenant_id,
                 actor=actor,
-                subject_id=request.get("subject_id"),
-                generation_id=request.get("generation_id"),
+                subject_id=_indexed(request.get("subject_id"), SUBJECT_ID_LENGTH),
+                generation_id=_indexed(request.get("generation_id"), GENERATION_ID_LENGTH),
                 decision=Decision.ALLOW,
                 data={"action": action, "decision": decision, "request": request},
             )
@@ -755,6 +755,16 @@ class Ledger:
 
     def events_for_generation(self, generation_id: str) -> list[AuditEvent]:
         return self.query(generation_id=generation_id, limit=1000).events
+
+
+SUBJECT_ID_LENGTH = 64
+GENERATION_ID_LENGTH = 32
+
+
+def _indexed(value: object, length: int) -> str | None:
+    """``value`` for an event's indexed column when it fits the column (a caller's over-long id, refused or not
+    found, stays in the event's data only: PostgreSQL would refuse the whole event)."""
+    return value if isinstance(value, str) and 0 < len(value) <= length else None
 
 
 def _decided(decision: dict[str, Any] | None) -> dict[str, Any]:

@@ -151,7 +151,10 @@ class Gate:
             "policy_digest": self.policy.digest,
         }
         if not decision.allowed:
-            self._deny(caller, Action.ANIMATE, subject_id, decision, {**request, "facts": facts})
+            # The caller's tenant reads its own refusals (audit:read): a refused photo's similarity there would
+            # let it doctor a photo step by step until it passes, so a refusal records only that it fell short.
+            refused_facts = {**facts, "face": {"threshold": face.threshold, "matched": face.matched}}
+            self._deny(caller, Action.ANIMATE, subject_id, decision, {**request, "facts": refused_facts})
         return AnimationClearance(decision, consent.consent_id, face, facts)
 
     def _deny(
@@ -163,7 +166,7 @@ class Gate:
                 key_id=caller.key.id,
                 action=action.value,
                 subject_id=subject_id,
-                decision={**decision.to_dict(), "policy_digest": self.policy.digest},
+                decision={**_without_scores(decision).to_dict(), "policy_digest": self.policy.digest},
                 request=request,
             )
         raise denial_error(decision)
@@ -187,6 +190,16 @@ def _public_message(reason: Reason) -> str:
     if reason.detail and reason.code in _PUBLIC_DETAIL:
         return f"{reason.message}: {reason.detail}"
     return reason.message
+
+
+def _without_scores(decision: Decision) -> Decision:
+    """``decision`` as a refusal's event keeps it: a face mismatch's detail names the similarity, which the
+    caller's tenant could read back from its own log."""
+    kept = tuple(
+        dataclasses.replace(reason, detail=None) if reason.code == "face_mismatch" else reason
+        for reason in decision.reasons
+    )
+    return dataclasses.replace(decision, reasons=kept)
 
 
 def _has(decision: Decision, code: str) -> bool:

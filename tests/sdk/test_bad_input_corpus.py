@@ -70,6 +70,7 @@ class World:
     blank: Path
     text_file: Path
     playlist: Path
+    deep_json: Path
     evidence: Path
     out_dir: Path
 
@@ -125,6 +126,7 @@ def world(
             f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{faces / 'driving' / 'lp_d1_hist.mp4'}\n#EXT-X-ENDLIST\n"
         )
         Image.fromarray(np.full((256, 256, 3), 127, np.uint8)).save(root / "blank.png")
+        (root / "deep.json").write_text("[" * 100_000)
         (root / "notes.txt").write_text("not a picture, not a video\n" * 40)
         (root / "consent.txt").write_text("I consent.\n")
         frames = [np.full((64, 64, 3), v % 255, np.uint8) for v in range(MAX_FRAMES + 24)]
@@ -141,6 +143,7 @@ def world(
                     root=root, home=init.home, url=live.url, key=key, subject=subject, consent=consent, photo=photo,
                     clip=faces / "driving" / "lp_d1_hist.mp4", long_clip=root / "long.mp4", two_faces=root / "two.png",
                     blank=root / "blank.png", text_file=root / "notes.txt", playlist=root / "clip.m3u8",
+                    deep_json=root / "deep.json",
                     evidence=root / "consent.txt",
                     out_dir=out_dir,
                 )  # fmt: skip
@@ -264,6 +267,13 @@ def _sdk_cases() -> Iterator[Case]:
         yield Case(f"{t}: verify a text file", t, _sdk(t, lambda c, w: c.verify(w.text_file)),
                    UnsupportedFormatError)
     e = "embedded"
+    yield Case("embedded: a subject id of 100 characters", e, _sdk(e, lambda c, w: c.subjects.get("sub_" + "a" * 96)),
+               NotFoundError)
+    yield Case("embedded: audit query cursor overflowing", e,
+               _sdk(e, lambda c, w: c.audit.query(cursor="YWZ0ZXI6OTk5OTk5OTk5OTk5OTk5OTk5OTk5")), InvalidInputError)
+    yield Case("embedded: consent scopes None", e,
+               _sdk(e, lambda c, w: c.consents.grant(w.subject, evidence=b"x", scopes=None)),  # type: ignore[arg-type]
+               InvalidInputError)
     yield Case("embedded: audit query page of 0", e, _sdk(e, lambda c, w: c.audit.query(limit=0)), InvalidInputError)
     yield Case("embedded: audit query since without timezone", e, _sdk(e, lambda c, w: c.audit.query(since=NAIVE)),
                InvalidInputError)
@@ -377,6 +387,10 @@ def http_cases() -> Iterator[Case]:
                files={"video": ("notes.mp4", lambda w: w.text_file, "video/mp4")})
     yield http("GET", "/v1/subjects/sub_0123456789abcdef", NotFoundError, name="unknown subject")
     yield http("GET", "/v1/audit/generations/0123456789abcdef", NotFoundError, name="unknown generation")
+    yield http("GET", "/v1/subjects/sub_" + "a" * 96, NotFoundError, name="a subject id of 100 characters")
+    yield http("POST", "/v1/animations", TemplateError, name="template JSON nested 100 000 deep", files={
+        **photo, "template_json": ("t.json", lambda w: w.deep_json, "application/json")},
+        data={"subject": lambda w: w.subject})
     yield http("POST", "/v1/animations", UnreadableVideoError, name="an HLS playlist as driving video", files={
         **photo, "driving": ("clip.m3u8", lambda w: w.playlist, "application/vnd.apple.mpegurl")},
         data={"subject": lambda w: w.subject})

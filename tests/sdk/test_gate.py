@@ -158,11 +158,31 @@ def test_another_persons_photo_is_refused(world: World) -> None:
         client.animate(world.woman, subject=world.eileen, driving=world.clip, out=out)
     assert "must match the consenting subject" in str(exc.value)
     _assert_refused(world, exc, "face_mismatch", out)
-    face = world.events(type="generation.denied")[-1].data["request"]["facts"]["face"]
-    # The similarity is the log's, not the caller's: with it a caller could doctor a photo step by step until
-    # it passes.
-    assert f"{face['similarity']:.3f}" not in str(exc.value) and "similarity" not in str(exc.value)
+    denied = world.events(type="generation.denied")[-1].data
+    # No similarity reaches the caller, in the refusal or in its own tenant's log (which an audit:read key of the
+    # tenant reads): with it a caller could doctor a photo step by step until it passes.
+    assert denied["request"]["facts"]["face"] == {"threshold": world_threshold(world), "matched": False}
+    assert "similarity" not in str(denied) and "similarity" not in str(exc.value)
     assert not any(char.isdigit() for _, message, _ in exc.value.reasons for char in message)
+
+
+def world_threshold(world: World) -> float:
+    return world.admin.deployment.settings.face_match_threshold
+
+
+def test_another_tenants_verification_is_not_in_the_owners_record(world: World) -> None:
+    """A rival verifying acme's clip leaves its own event; acme's view of the generation shows acme's events only."""
+    out = world.out("verified-by-rival.mp4")
+    with world.client() as client:
+        made = client.animate(world.astronaut, subject=world.eileen, template="blink", out=out)
+    rival = world.admin.keys.create(tenant="rival", scopes="verify", name="rival verifier").secret
+    with world.client(rival) as client:
+        client.verify(out)
+    owner_reader = world.admin.keys.create(scopes="audit:read", name="acme reader").secret
+    with world.client(owner_reader) as client:
+        shown = client.audit.show(made.generation_id)
+    assert {e.tenant_id for e in shown.events} == {"acme"}
+    assert "rival" in {e.tenant_id for e in world.events(generation_id=made.generation_id)}
 
 
 def test_a_key_without_the_animate_scope_learns_nothing_of_the_subject(world: World) -> None:
@@ -197,6 +217,16 @@ def test_a_rival_tenant_cannot_grant_itself_another_tenants_subject(world: World
     assert not out.exists()
     assert world.admin.deployment.ledger.consent(world.consent).revoked_at is None
     assert {c.grantee_tenant_id for c in world.admin.consents.list(subject=world.eileen)} == {"acme"}
+
+
+def test_a_revoked_consent_no_longer_opens_the_subject_to_its_grantee(world: World) -> None:
+    partner = world.admin.keys.create(tenant="partner", scopes="animate audit:read", name="partner").secret
+    granted = world.admin.consents.grant(world.eileen, evidence=b"Eileen agrees to partner", tenant="partner").id
+    with world.client(partner) as client:
+        assert client.subjects.get(world.eileen).id == world.eileen
+        world.admin.consents.revoke(granted, reason="partnership ended")
+        with pytest.raises(NotFoundError):
+            client.subjects.get(world.eileen)
 
 
 def test_a_photo_on_its_side_matches_its_subject(world: World, tmp_path: Path) -> None:

@@ -52,6 +52,13 @@ def animate(
     allow_multiple_faces: Annotated[
         bool, typer.Option(help="Animate the largest face when the photo shows several.")
     ] = False,
+    crop_to_face: Annotated[
+        bool,
+        typer.Option(
+            "--crop-to-face/--whole-photo",
+            help="Return only the square around the face of a large photo, instead of the whole photo.",
+        ),
+    ] = False,
     engine: Annotated[
         str, typer.Option("--engine", help="warp (CPU) or diffusion (needs weights in models.toml, a GPU).")
     ] = "warp",
@@ -88,6 +95,7 @@ def animate(
         reference_frame=reference_frame,
         keep_audio=audio,
         allow_multiple_faces=allow_multiple_faces,
+        crop_to_face=crop_to_face,
         engine=engine,  # type: ignore[arg-type]  # checked above
         diffusion=DiffusionConfig(
             models=str(models) if models else None, steps=steps, strength=strength, device=device

@@ -119,7 +119,8 @@ def check_fresh(
     if challenge_used_by is not None:
         problems.append(f"challenge {challenge.id} was already answered by consent {challenge_used_by}")
     if video_used_by is not None:
-        problems.append(f"this video is already the evidence of consent {video_used_by}")
+        # Which consent is not said: it may be another tenant's, whose existence the caller may not learn.
+        problems.append("this video is already the evidence of another consent; record a new one")
     return CheckResult("fresh", not problems, {"problems": problems, "expires_at": challenge.expires_at.isoformat()})
 
 

@@ -126,6 +126,9 @@ def parse_template(text: str | bytes, *, origin: str = "template") -> MotionTemp
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TemplateError(f"{origin} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # "[" * 100000 parses to a nesting deeper than Python's stack: no template is nested like that.
+        raise TemplateError(f"{origin} is nested too deeply to be a motion template") from None
     try:
         return MotionTemplate.model_validate(data)
     except ValidationError as exc:
