@@ -77,7 +77,14 @@ from xp_sdk.inputs import (
 )
 from xp_sdk.output_path import check_output_path
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
-from xp_sdk.verify import Verification, attribute, verify
+from xp_sdk.verify import (
+    PublicVerification,
+    Verification,
+    attribute,
+    deployment_name,
+    public_verification,
+    verify,
+)
 from xp_sdk.workspace import remove_work_folders
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
@@ -317,6 +324,45 @@ class Service:
                 },
             )
         return report.model_copy(update={"generation": record})
+
+    def verify_anonymous(self, path: str | os.PathLike[str], *, client_address: str) -> PublicVerification:
+        """Verification for anyone, without an API key: whether this deployment made ``path`` (a mark bound to its
+        recorded content) and when, never the subject, consent, tenant, key or record. Logged with tenant none and
+        actor ``anonymous:<SHA-256 of the client address, 16 hex>``."""
+        provenance = self.deployment.provenance
+        report = verify(path, keys=provenance)
+        claimed = report.watermark.payload if report.watermark.detected else None
+        if claimed is not None:
+            with audit_errors():
+                recorded = self._recorded_fingerprint(claimed)
+            report = attribute(report, recorded)
+        found = None
+        if report.generation_id is not None:
+            with audit_errors():
+                found = self.deployment.ledger.find_generation(report.generation_id)
+        public = public_verification(
+            report,
+            deployment=deployment_name(provenance.trust_anchors),
+            generated_at=found.created_at if found is not None and found.status == "completed" else None,
+        )
+        with audit_errors():
+            self.deployment.ledger.record_verification(
+                tenant_id=None,
+                actor="anonymous:" + hashlib.sha256(client_address.encode("utf-8")).hexdigest()[:16],
+                generation_id=report.generation_id or claimed,
+                data={
+                    "file_sha256": sha256_file(Path(path)),
+                    "anonymous": True,
+                    "c2pa": report.c2pa.state.value,
+                    "watermark_detected": report.watermark.detected,
+                    "p_value": report.watermark.p_value,
+                    "attribution": report.attribution.value,
+                    "watermark_payload": claimed,
+                    "content_distance": report.content.distance if report.content else None,
+                    "verdict": public.verdict,
+                },
+            )
+        return public
 
     def _recorded_fingerprint(self, generation_id: str) -> Fingerprint | None:
         """The content fingerprint generation ``generation_id``'s "completed" event recorded (None before one)."""

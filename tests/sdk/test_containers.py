@@ -124,3 +124,11 @@ def test_a_reencode_to_another_codec_is_traced(
     report = made.client.verify(copy)
     assert report.watermark.detected, report.watermark
     assert report.attribution is Attribution.ATTRIBUTED and report.generation_id == made.result.generation_id
+
+
+def test_an_mpeg_program_stream_is_verified_not_refused(made: Made, faces: Path) -> None:
+    # A real MPEG-PS clip (never generated): C2PA cannot carry a manifest there, so it is Absent; no mark.
+    report = made.client.verify(faces / "driving" / "grid_bbaf2n.mpg")
+    assert report.c2pa.state is ManifestState.ABSENT
+    assert report.watermark.checked and not report.watermark.detected
+    assert report.attribution is Attribution.NONE and report.generation is None
