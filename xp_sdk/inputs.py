@@ -40,9 +40,16 @@ _IDS = {
 }
 
 
+# Bidirectional embeddings, overrides and isolates: a name holding U+202E shows as another text than it is (a
+# tenant's audit reader sees "evil" where the log holds "live"). Joiners, which some scripts need, stay allowed.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _printable(value: str) -> str:
     if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in value):
         raise ValueError("must not contain control or unassigned characters (NUL, escapes, …)")
+    if _BIDI_CONTROLS.intersection(value):
+        raise ValueError("must not contain bidirectional override or isolate characters")
     return value
 
 

@@ -221,6 +221,8 @@ def _sdk_cases() -> Iterator[Case]:
                    _sdk(t, lambda c, w: c.subjects.register(LONG_NAME, [w.photo])), InvalidInputError)
         yield Case(f"{t}: subject name with NUL", t,
                    _sdk(t, lambda c, w: c.subjects.register("Eve\x00lyn", [w.photo])), InvalidInputError)
+        yield Case(f"{t}: subject name with a right-to-left override", t,
+                   _sdk(t, lambda c, w: c.subjects.register("Eve\u202elyn", [w.photo])), InvalidInputError)
         yield Case(f"{t}: subject photo without a face", t,
                    _sdk(t, lambda c, w: c.subjects.register("Blank", [w.blank])), NoFaceError)
         yield Case(f"{t}: consent scope root", t,
