@@ -14,6 +14,8 @@ strongest, because that is where the mark costs the most error and, after whiten
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, replace
 
 import cv2
@@ -30,6 +32,18 @@ CANONICAL_CHIP = 4
 """Detection resamples the picture so that a chip is this many pixels (a 128-pixel tile)."""
 PILOT_EVERY = 4
 """One chip in this many is a pilot chip (keyed, payload-independent) used to find the tile's offset and scale."""
+TILE_SIGN_GRID = 8
+"""Data chips carry a keyed ±1 sign per tile position (grid position modulo this), so no two tiles of a frame
+(up to 8 × 8 tiles, about 2 × 2 times the shorter side) carry the same data pattern, and folding the picture by
+the tile period averages the data away."""
+SIGN_FAMILIES = 16
+"""Each output uses one of this many keyed families of tile signs, chosen by a keyed hash of its codeword (so
+the same payload always gets the same pattern, and marking twice adds up). Outputs of one deployment then do
+not share one pattern space: averaging many of them and subtracting the average (which jams the bits of a
+shared space with other outputs' codewords) leaves most of them untouched. The detector tries every family."""
+TILE_INDEX_SHIFTS = range(-1, 4)
+"""Tile-index shifts tried per axis: crops that remove up to three whole tiles from the top and left, and -1 for
+a tile offset found a pixel or two past the frame's origin (so that the partial tile before it is tile -1)."""
 
 Float = npt.NDArray[np.float32]
 
@@ -43,7 +57,19 @@ class TiledConfig:
     min_chip: int = 4
     """... but never smaller than this many pixels (smaller chips do not survive H.264)."""
     mask_floor: float = 0.365
-    """Flat areas get strength × floor ≈ 1.17 levels (RMS)."""
+    """Flat areas get strength × floor ≈ 1.17 levels (RMS) ..."""
+    flat_floor: float = 0.2
+    """... and strength × flat_floor ≈ 0.64 levels where the picture is smooth, without even fine grain (a flat
+    cartoon, a painted or retouched face): at the mask floor those showed the pattern as mottling at 2×
+    (bench/watermark_smooth.py). Real footage carries sensor grain nearly everywhere and keeps the mask it had."""
+    texture_window: int = 15
+    """Odd, in 1/4-size pixels: grain is the local median of the finest detail (Gaussian σ 0.8 high-pass) over
+    this window, so a lone edge (an outline, a jaw against a plain backdrop) does not count as grain and the
+    smooth picture beside it is treated as smooth. 0: no smoothness test (the mask before it)."""
+    smooth_below: float = 0.25
+    """Median fine detail (levels) under which a pixel is smooth and gets ``flat_floor`` ..."""
+    grain_above: float = 0.75
+    """... and over which it keeps the texture mask; in between, a linear blend."""
     mask_ceiling: float = 1.4
     """Texture gets at most strength × ceiling ≈ 4.5 levels (RMS), before the energy budget."""
     mask_reference: float = 2.5
@@ -84,6 +110,9 @@ class _Layout:
     data_positions: npt.NDArray[np.intp]
     data_bit: npt.NDArray[np.intp]
     data_sign: Float
+    tile_signs: Float
+    """(SIGN_FAMILIES, TILE_SIGN_GRID, TILE_SIGN_GRID, CHIPS, CHIPS): the keyed sign of every chip in each tile
+    position, per family; +1 on pilot chips, which stay the same everywhere so the period and offset can be found."""
 
     @classmethod
     def for_key(cls, key: WatermarkKey, n_bits: int) -> _Layout:
@@ -98,12 +127,31 @@ class _Layout:
         data_bit = rng.permutation(data_positions.size) % n_bits
         signs = rng.integers(0, 2, CHIPS * CHIPS).astype(np.float32) * 2 - 1
         pilot_sign = np.where(pilot, signs, 0).astype(np.float32).reshape(CHIPS, CHIPS)
-        return cls(pilot.reshape(CHIPS, CHIPS), pilot_sign, data_positions, data_bit, signs[data_positions])
+        # A separate stream, so the pilot and bit layout above stay what they were.
+        tile_rng = key.rng(b"tiled-tile-signs-v2")
+        shape = (SIGN_FAMILIES, TILE_SIGN_GRID, TILE_SIGN_GRID, CHIPS, CHIPS)
+        tile_signs = tile_rng.integers(0, 2, shape).astype(np.float32) * 2 - 1
+        tile_signs[:, :, :, pilot.reshape(CHIPS, CHIPS)] = 1.0
+        return cls(pilot.reshape(CHIPS, CHIPS), pilot_sign, data_positions, data_bit, signs[data_positions], tile_signs)
 
     def chips(self, codeword: Bits) -> Float:
         values = self.pilot_sign.ravel().copy()
         values[self.data_positions] = self.data_sign * (codeword[self.data_bit].astype(np.float32) * 2 - 1)
         return values.reshape(CHIPS, CHIPS)
+
+    def chip_grid(self, codeword: Bits, family: int, rows: int, cols: int) -> Float:
+        """The chips of ``rows`` × ``cols`` tiles from the frame's top-left, each tile with its own data signs."""
+        base = self.chips(codeword)
+        row_index = np.arange(rows) % TILE_SIGN_GRID
+        col_index = np.arange(cols) % TILE_SIGN_GRID
+        tiles = self.tile_signs[family][row_index][:, col_index] * base  # (rows, cols, CHIPS, CHIPS)
+        return np.ascontiguousarray(tiles.transpose(0, 2, 1, 3).reshape(rows * CHIPS, cols * CHIPS))
+
+
+def sign_family(key: WatermarkKey, codeword: Bits) -> int:
+    """The keyed family of tile signs an output with this codeword uses (see ``SIGN_FAMILIES``)."""
+    digest = hmac.new(key.derive(b"tiled-sign-family-v2", 32), codeword.tobytes(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") % SIGN_FAMILIES
 
 
 def _render(chips: Float, chip: int) -> Float:
@@ -116,14 +164,22 @@ def _render(chips: Float, chip: int) -> Float:
     return np.ascontiguousarray(blurred[pad:-pad, pad:-pad])
 
 
+def _render_grid(chips: Float, chip: int) -> Float:
+    """A grid of chips (several different tiles) as pixels, softened like ``_render`` (no wrap: it does not repeat)."""
+    pixels = np.kron(chips, np.ones((chip, chip), dtype=np.float32))
+    return np.asarray(
+        cv2.GaussianBlur(pixels, (0, 0), sigmaX=0.35 * chip, borderType=cv2.BORDER_REFLECT), dtype=np.float32
+    )
+
+
 class TiledEmbedder:
     def __init__(self, key: WatermarkKey, codeword: Bits, *, width: int, height: int, config: TiledConfig) -> None:
         layout = _Layout.for_key(key, codeword.size)
         chip = chip_size(width, height, config)
-        tile = _render(layout.chips(codeword), chip)
-        reps_y = -(-height // tile.shape[0])
-        reps_x = -(-width // tile.shape[1])
-        pattern = np.tile(tile, (reps_y, reps_x))[:height, :width]
+        rows = -(-height // (CHIPS * chip))
+        cols = -(-width // (CHIPS * chip))
+        family = sign_family(key, codeword)
+        pattern = _render_grid(layout.chip_grid(codeword, family, rows, cols), chip)[:height, :width]
         # Unit RMS times the strength, so embedding is one multiply by the mask.
         self._pattern = (config.strength * pattern / float(np.sqrt(np.mean(pattern**2)))).astype(np.float32)
         self._width = width
@@ -143,12 +199,16 @@ class TiledEmbedder:
             small = _within_budget(small, activity + config.budget_offset, target)
             near_budget = _mean_square(small) > (0.95 * target) ** 2
         shaped = _full_size(small, frame) * self._pattern
-        if near_budget and config.max_rms is not None:
-            # The budget was met at 1/4 size; the full-size product can differ a little, so hold it exactly.
-            rms = float(np.sqrt(_mean_square(shaped)))
-            if rms > config.max_rms:
-                shaped *= config.max_rms / rms
         delta = np.rint(shaped).astype(np.int16)
+        if near_budget and config.max_rms is not None:
+            # The budget was met at 1/4 size; the full-size product, rounded to whole levels, can differ a
+            # little, so hold it exactly on what is added (a few tries: rounding moves with the scale).
+            for _ in range(4):
+                rms = float(np.sqrt(_mean_square(delta.astype(np.float32))))
+                if rms <= config.max_rms:
+                    break
+                shaped *= config.max_rms / rms * 0.998
+                delta = np.rint(shaped).astype(np.int16)
         # OpenCV on contiguous planes rather than NumPy on strided channels: a third of the time.
         red, green, blue = cv2.split(frame)
         lowest = cv2.min(cv2.min(red, green), blue).astype(np.int16)
@@ -184,7 +244,15 @@ def _mask_and_activity(frame: Frame, config: TiledConfig) -> tuple[Float, Float]
     activity = (cv2.GaussianBlur(detail, (0, 0), 2.0) / config.mask_reference) ** config.mask_gamma
     # Very dark and very bright pixels clip the pattern anyway and show it more: ease off there.
     tone = np.clip(np.minimum(small_f, 255 - small_f) / 40.0, 0.3, 1.0)
-    mask = np.clip(activity, config.mask_floor, config.mask_ceiling) * tone
+    mask = np.clip(activity, config.mask_floor, config.mask_ceiling)
+    if config.texture_window:
+        # Median fine detail in 1/16-level steps (medianBlur wants uint8 beyond a 5-px window).
+        fine = np.abs(small_f - cv2.GaussianBlur(small_f, (0, 0), 0.8))
+        steps = np.clip(fine * 16.0, 0, 255).astype(np.uint8)
+        grain = cv2.GaussianBlur(cv2.medianBlur(steps, config.texture_window).astype(np.float32) / 16.0, (0, 0), 2.0)
+        textured = np.clip((grain - config.smooth_below) / (config.grain_above - config.smooth_below), 0, 1)
+        mask = config.flat_floor + (mask - config.flat_floor) * textured
+    mask = mask * tone
     return mask.astype(np.float32), activity.astype(np.float32)
 
 
@@ -232,7 +300,8 @@ class TiledAccumulator:
 
     @property
     def hypotheses(self) -> int:
-        return self._config.candidates
+        # Two more than the candidates kept: the native scale is also read at the frame's own origin, both ways up.
+        return self._config.candidates + 2
 
     def add(self, frame: Frame) -> None:
         luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
@@ -252,6 +321,13 @@ class TiledAccumulator:
         # period is exactly what the embedder chose for these dimensions, and needs no estimate.
         native_period = float(CHIPS * chip_size(width, height, self._config))
         native = self._read(residual, native_period, native_period, steps=(0,))
+        # Read at the frame's own origin too: a clip that was not cropped needs no pilot to find its tiles, so
+        # an attacker who estimates and removes the shared pilot (it is the same in every output) still loses.
+        # Both ways up: subtracting an over-estimate of the mark leaves it inverted, pilot included.
+        origin = [
+            self._read(residual, native_period, native_period, steps=(0,), offset=(0, 0), polarity=polarity)
+            for polarity in (1.0, -1.0)
+        ]
         scored: list[Candidate] = []
         seen = {(round(native_period), round(native_period))}
         for period_x, period_y in _period_candidates(residual):
@@ -266,31 +342,75 @@ class TiledAccumulator:
         chosen = ([native] if native is not None else []) + scored
         if not chosen:
             return [Candidate(np.zeros(self._n_bits), 0.0, "smaller than one tile")]
-        return chosen[: self._config.candidates]
+        return chosen[: self._config.candidates] + [candidate for candidate in origin if candidate is not None]
 
-    def _read(self, residual: Float, period_x: float, period_y: float, steps: tuple[int, ...]) -> Candidate | None:
-        best: tuple[float, Float, tuple[int, int], float, float] | None = None
+    def _read(
+        self,
+        residual: Float,
+        period_x: float,
+        period_y: float,
+        steps: tuple[int, ...],
+        offset: tuple[int, int] | None = None,
+        polarity: float | None = None,
+    ) -> Candidate | None:
+        """Bits read at the best of ``steps`` (scale trials around the period), with the tile offset and polarity
+        found by the pilot (or the given ``(dy, dx)`` and ±1), and the tile-index shift whose bits agree best
+        across tiles. The pilot's peak is taken by magnitude: an inverted mark (an attacker who subtracted more
+        than the mark) still carries its payload, inverted."""
+        best: tuple[float, Float, tuple[int, int], float, float, float] | None = None
         for step in steps:
             factor = 1 + 0.0012 * step
             px, py = period_x * factor, period_y * factor
-            folded = _fold(residual, px, py)
-            if folded is None:
+            scaled = _scaled(residual, px, py)
+            if scaled is None:
                 continue
+            folded = _fold_scaled(scaled)
             correlation = np.fft.irfft2(np.fft.rfft2(folded) * self._pilot_spectrum, s=folded.shape)
-            peak = np.unravel_index(int(np.argmax(correlation)), correlation.shape)
-            score = float((correlation[peak] - correlation.mean()) / (correlation.std() + 1e-12))
+            centred = correlation - correlation.mean()
+            peak = np.unravel_index(int(np.argmax(np.abs(centred))), centred.shape)
+            score = float(np.abs(centred[peak]) / (correlation.std() + 1e-12))
             if best is None or score > best[0]:
-                best = (score, folded, (int(peak[0]), int(peak[1])), px, py)
+                best = (score, scaled, (int(peak[0]), int(peak[1])), px, py, float(np.sign(centred[peak])) or 1.0)
         if best is None:
             return None
-        score, folded, (dy, dx), px, py = best
-        aligned = np.roll(folded, (-dy, -dx), axis=(0, 1))
-        side = CANONICAL_CHIP
-        chips = aligned.reshape(CHIPS, side, CHIPS, side).sum(axis=(1, 3))
+        score, scaled, (dy, dx), px, py, found_polarity = best
+        if offset is not None:
+            dy, dx = offset
+        if polarity is not None:
+            found_polarity = polarity
+        tile_chips = _tile_chips(scaled, dy, dx)
+        best_read: tuple[float, Float, tuple[int, int, int]] | None = None
+        for family in range(SIGN_FAMILIES):
+            for shift_y in TILE_INDEX_SHIFTS:
+                for shift_x in TILE_INDEX_SHIFTS:
+                    soft, coherence = self._soft_bits(tile_chips, family, shift_y, shift_x)
+                    if best_read is None or coherence > best_read[0]:
+                        best_read = (coherence, soft, (family, shift_y, shift_x))
+        assert best_read is not None
+        _, soft, (family, shift_y, shift_x) = best_read
+        inverted = ", inverted" if found_polarity < 0 else ""
+        return Candidate(
+            found_polarity * soft.astype(np.float64),
+            score,
+            f"period {px:.2f}×{py:.2f} px, offset ({dx}, {dy}), tiles from ({shift_x}, {shift_y}), "
+            f"family {family}{inverted}",
+        )
+
+    def _soft_bits(self, tile_chips: Float, family: int, shift_y: int, shift_x: int) -> tuple[Float, float]:
+        """Soft bits with the tiles taken as starting at tile index (shift_y, shift_x) of sign ``family``, and how
+        coherent they
+        are: the energy of the bits over the energy of the chips (about 1 when the tile signs are wrong, up to
+        the chips per bit when right). Payload-independent, so choosing by it adds no decoding hypotheses."""
+        rows, cols = tile_chips.shape[:2]
+        row_index = (np.arange(rows) + shift_y) % TILE_SIGN_GRID
+        col_index = (np.arange(cols) + shift_x) % TILE_SIGN_GRID
+        signs = self._layout.tile_signs[family][row_index][:, col_index]
+        chips = np.einsum("rcij,rcij->ij", tile_chips, signs)
         chips /= float(np.std(chips)) + 1e-12
         values = chips.ravel()[self._layout.data_positions] * self._layout.data_sign
         soft = np.bincount(self._layout.data_bit, weights=values, minlength=self._n_bits)
-        return Candidate(soft.astype(np.float64), score, f"period {px:.2f}×{py:.2f} px, offset ({dx}, {dy})")
+        coherence = float(np.sum(soft**2) / (np.sum(values**2) + 1e-12))
+        return soft.astype(np.float32), coherence
 
 
 def _whiten(luma_sum: Float) -> Float:
@@ -353,19 +473,36 @@ def _axis_peaks(profile: npt.NDArray[np.float64], lo: int, hi: int, count: int) 
     return peaks
 
 
-def _fold(residual: Float, period_x: float, period_y: float) -> Float | None:
-    """Resample so one tile is 128 px, then sum all tiles into one (partial tiles included, wrapped)."""
+def _scaled(residual: Float, period_x: float, period_y: float) -> Float | None:
+    """The residual resampled so that one tile is 128 px (None when that leaves less than one tile)."""
     tile = CHIPS * CANONICAL_CHIP
     height, width = residual.shape
     new_w, new_h = round(width * tile / period_x), round(height * tile / period_y)
     if new_w < tile or new_h < tile:
         return None
     interpolation = cv2.INTER_AREA if new_w < width else cv2.INTER_LINEAR
-    scaled = cv2.resize(residual, (new_w, new_h), interpolation=interpolation)
-    pad_h, pad_w = -new_h % tile, -new_w % tile
-    padded = np.pad(scaled, ((0, pad_h), (0, pad_w)))
+    return np.asarray(cv2.resize(residual, (new_w, new_h), interpolation=interpolation), dtype=np.float32)
+
+
+def _fold_scaled(scaled: Float) -> Float:
+    """Sum all 128-px tiles into one (partial tiles included, wrapped): the pilot, the same in every tile, adds up."""
+    tile = CHIPS * CANONICAL_CHIP
+    padded = np.pad(scaled, ((0, -scaled.shape[0] % tile), (0, -scaled.shape[1] % tile)))
     folded = padded.reshape(padded.shape[0] // tile, tile, padded.shape[1] // tile, tile).sum(axis=(0, 2))
     return np.asarray(folded, dtype=np.float32)
+
+
+def _tile_chips(scaled: Float, dy: int, dx: int) -> Float:
+    """Chip sums of every tile (rows, cols, CHIPS, CHIPS), tiles starting at (dy, dx) modulo 128; the partial
+    tile before them, if any, is the first row or column (zero-padded)."""
+    tile = CHIPS * CANONICAL_CHIP
+    front_y, front_x = (tile - dy) % tile, (tile - dx) % tile
+    height, width = scaled.shape[0] + front_y, scaled.shape[1] + front_x
+    padded = np.pad(scaled, ((front_y, -height % tile), (front_x, -width % tile)))
+    rows, cols = padded.shape[0] // tile, padded.shape[1] // tile
+    side = CANONICAL_CHIP
+    chips = padded.reshape(rows, CHIPS, side, cols, CHIPS, side).sum(axis=(2, 5))
+    return np.ascontiguousarray(chips.transpose(0, 2, 1, 3), dtype=np.float32)
 
 
 @dataclass(frozen=True)
