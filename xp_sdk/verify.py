@@ -13,9 +13,10 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict
 
 from watermark import DEFAULT_METHOD, DEFAULT_P_THRESHOLD, detect_watermark
-from watermark.errors import UnsupportedMediaError
+from watermark.errors import UnreadableVideoError, UnsupportedMediaError
 from watermark.fingerprint import Fingerprint, match_video
 from watermark.reading import ManifestReport, ManifestState, read_manifest
+from watermark.video_io import video_rate
 from xp_sdk.errors import ForgedMarkError, InvalidInputError, UntrustedMediaError
 from xp_sdk.provenance import ProvenanceKeys, provenance_errors
 
@@ -253,5 +254,9 @@ def _read_manifest(file: Path, anchors: str | None) -> ManifestReport:
     watermark is still checked."""
     try:
         return read_manifest(file, trust_anchors=anchors)
-    except UnsupportedMediaError:
+    except UnsupportedMediaError as unsupported:
+        try:
+            video_rate(file)  # opens it as a video container of the allow-list, or raises
+        except UnreadableVideoError:
+            raise unsupported from None  # neither C2PA media nor a video: refused as the format it is
         return ManifestReport(state=ManifestState.ABSENT, codes=[], summary=None)
