@@ -11,52 +11,21 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, ConfigDict
 
 from audit.errors import AuthenticationError, RateLimitedError
 from audit.models import ApiKey
+from audit.records import ApiKeyInfo as ApiKeyInfo
+from audit.records import NewApiKey as NewApiKey
 
 KEY_PREFIX = "xp"
 _KEY_PATTERN = re.compile(r"^xp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 DEFAULT_RATE_LIMIT_PER_MINUTE = 60
 # OWASP's Argon2id floor (19 MiB, 2 passes): ~20 ms a check here, slow enough to make a stolen table costly.
 DEFAULT_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-
-
-class ApiKeyInfo(BaseModel):
-    """A key as listed: everything but its secret."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    tenant_id: str
-    name: str
-    scopes: tuple[str, ...]
-    rate_limit_per_minute: int
-    created_at: datetime
-    created_by: str | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-    def status(self, now: datetime) -> str:
-        if self.revoked_at is not None and self.revoked_at <= now:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
-
-
-@dataclass(frozen=True)
-class NewApiKey:
-    """A freshly minted key. ``secret`` is shown once and never stored."""
-
-    info: ApiKeyInfo
-    secret: str = field(repr=False)
 
 
 def generate_key() -> tuple[str, str, str]:

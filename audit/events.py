@@ -63,3 +63,11 @@ class AuditEvent(BaseModel):
     data: dict[str, Any]
     leaf_hash: str
     prev_hash: str
+
+
+class EventPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    events: list[AuditEvent]
+    next_cursor: str | None
+    """Pass as ``cursor`` to get the next page; None when this page is the last."""

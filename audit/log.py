@@ -31,6 +31,7 @@ from audit.checkpoint import (
 )
 from audit.errors import LogIntegrityError, ProofError, RecordNotFoundError
 from audit.events import AuditEvent, EventDraft
+from audit.log_verification import LogVerification as LogVerification
 from audit.merkle import MerkleFrontier, consistency_proof, inclusion_proof, leaf_hash, root_hash
 from audit.models import AuditEventRow, CheckpointRow
 from audit.reconcile import RECORD_EVENTS, Reconciler, hold_snapshot, reconcile_all
@@ -79,38 +80,6 @@ class ConsistencyProof:
             "old_root": self.old_root,
             "new_root": self.new_root,
             "path": list(self.path),
-        }
-
-
-@dataclass(frozen=True)
-class LogVerification:
-    """What ``AuditLog.verify`` established: every event and checkpoint up to ``tree_size`` is consistent."""
-
-    tree_size: int
-    root_hash: str
-    checkpoints: int
-    latest_checkpoint_size: int
-    witnessed: int
-    seconds: float
-    records: int = 0
-    """Rows of the record tables (tenants, API keys, subjects and their face references, consents, generations)
-    found to agree with the events that describe them; 0 when ``verify`` was asked not to check them."""
-
-    @property
-    def unsigned_tail(self) -> int:
-        """Events after the latest checkpoint: linked and hashed, but not yet committed to by a signature."""
-        return self.tree_size - self.latest_checkpoint_size
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tree_size": self.tree_size,
-            "root_hash": self.root_hash,
-            "checkpoints": self.checkpoints,
-            "latest_checkpoint_size": self.latest_checkpoint_size,
-            "unsigned_tail": self.unsigned_tail,
-            "witnessed": self.witnessed,
-            "records": self.records,
-            "seconds": round(self.seconds, 3),
         }
 
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audit.events import AuditEvent, Decision
+from audit.events import Decision
+from audit.events import EventPage as EventPage
 from audit.log import event_from_row
 from audit.models import AuditEventRow
 
@@ -38,14 +39,6 @@ class EventQuery(BaseModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("give a timezone, e.g. 2026-11-24T10:00:00Z")
         return value
-
-
-class EventPage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    events: list[AuditEvent]
-    next_cursor: str | None
-    """Pass as ``cursor`` to get the next page; None when this page is the last."""
 
 
 def encode_cursor(seq: int) -> str:

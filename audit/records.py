@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -9,6 +10,35 @@ from pydantic import BaseModel, ConfigDict
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class ApiKeyInfo(_Record):
+    """A key as listed: everything but its secret."""
+
+    id: str
+    tenant_id: str
+    name: str
+    scopes: tuple[str, ...]
+    rate_limit_per_minute: int
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A freshly minted key. ``secret`` is shown once and never stored."""
+
+    info: ApiKeyInfo
+    secret: str = field(repr=False)
 
 
 class TenantInfo(_Record):

@@ -7,38 +7,56 @@ This package knows no database and no engine; ``xp_sdk`` composes it with both.
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from watermark.detection import DEFAULT_P_THRESHOLD, WatermarkDetection, detect_in_video
-from watermark.embedding import FrameMarker, MarkReport, mark_file
-from watermark.errors import ProvenanceError, UnreadableVideoError, WatermarkError, WatermarkKeyError
-from watermark.methods import DEFAULT_METHOD, METHOD_NAMES, get_method
-from watermark.payload import CODEWORD_BITS, Payload, WatermarkKey
-from watermark.transcode import reencode
+if TYPE_CHECKING:
+    from watermark.detection import DEFAULT_P_THRESHOLD, WatermarkDetection
+    from watermark.detection import detect_in_video as detect_in_video
+    from watermark.embedding import FrameMarker, MarkReport
+    from watermark.embedding import mark_file as mark_file
+    from watermark.errors import ProvenanceError, UnreadableVideoError, WatermarkError, WatermarkKeyError
+    from watermark.methods import DEFAULT_METHOD, METHOD_NAMES, get_method
+    from watermark.payload import CODEWORD_BITS, Payload, WatermarkKey
+    from watermark.transcode import reencode
+    from watermark.video_marks import detect_watermark, mark_video
+
+_EXPORTS: dict[str, str] = {
+    "DEFAULT_P_THRESHOLD": "watermark.detection",
+    "WatermarkDetection": "watermark.detection",
+    "detect_in_video": "watermark.detection",
+    "FrameMarker": "watermark.embedding",
+    "MarkReport": "watermark.embedding",
+    "mark_file": "watermark.embedding",
+    "ProvenanceError": "watermark.errors",
+    "UnreadableVideoError": "watermark.errors",
+    "WatermarkError": "watermark.errors",
+    "WatermarkKeyError": "watermark.errors",
+    "DEFAULT_METHOD": "watermark.methods",
+    "METHOD_NAMES": "watermark.methods",
+    "get_method": "watermark.methods",
+    "CODEWORD_BITS": "watermark.payload",
+    "Payload": "watermark.payload",
+    "WatermarkKey": "watermark.payload",
+    "reencode": "watermark.transcode",
+    "detect_watermark": "watermark.video_marks",
+    "mark_video": "watermark.video_marks",
+}
+"""Each public name and the module it comes from: imported on first use (PEP 562), so importing one light
+module of the package does not load the heavy ones."""
 
 
-def mark_video(
-    src: Path, dst: Path, key: WatermarkKey, payload: Payload, *, method: str = DEFAULT_METHOD, crf: int = 18
-) -> MarkReport:
-    """Write ``dst``: ``src`` re-encoded (H.264) with every frame carrying ``payload``."""
-    return mark_file(Path(src), Path(dst), FrameMarker(key, payload, get_method(method)), crf=crf)
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-def detect_watermark(
-    path: Path,
-    key: WatermarkKey,
-    *,
-    method: str = DEFAULT_METHOD,
-    p_threshold: float = DEFAULT_P_THRESHOLD,
-    max_frames: int | None = None,
-    expected: Payload | None = None,
-) -> WatermarkDetection:
-    """Look for a mark made with ``key``. Never raises for "no mark": that is ``detected=False``, p-value 1.
-
-    ``expected``: check for that one payload (a read-back of a mark just made) rather than search for any."""
-    return detect_in_video(
-        Path(path), key, get_method(method), p_threshold=p_threshold, max_frames=max_frames, expected=expected
-    )
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 __all__ = [

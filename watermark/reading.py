@@ -11,7 +11,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from c2pa import C2paError, Context, Reader
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -88,6 +87,9 @@ def read_manifest(path: Path, *, trust_anchors: str | None = None) -> ManifestRe
     """Validate the manifest of ``path``. Trusted needs ``trust_anchors`` (PEM CA certificates); without them the
     best verdict is Valid. A file without a manifest is ABSENT; a file that is not media c2pa knows raises.
     """
+    # Imported here, not with the module: the report types travel to remote clients, which never load c2pa.
+    from c2pa import C2paError, Reader
+
     context = _context(trust_anchors)
     try:
         with path.open("rb") as stream:
@@ -112,6 +114,8 @@ def read_manifest(path: Path, *, trust_anchors: str | None = None) -> ManifestRe
 
 
 def _context(trust_anchors: str | None) -> Any:
+    from c2pa import Context
+
     settings: dict[str, Any] = {"verify": {"verify_trust": True, **_OFFLINE}}
     if trust_anchors is not None:
         try:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from audit import AuditEvent, GenerationInfo
-from xp_sdk.generate import Generation
+
+if TYPE_CHECKING:
+    # Only annotates from_generation; importing it would load the engine, watermark and C2PA for a remote client.
+    from xp_sdk.generate import Generation
 
 
 class _Frozen(BaseModel):

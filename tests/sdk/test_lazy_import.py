@@ -38,3 +38,29 @@ def test_every_public_name_resolves_to_its_module_object() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Clinet'"):
         xp_sdk.Clinet  # type: ignore[attr-defined]  # noqa: B018
+
+
+REMOTE_ONLY_MUST_NOT_LOAD = ("cv2", "av", "sqlalchemy", "cedarpy", "c2pa", "scipy", "mediapipe")
+
+
+def test_a_remote_client_loads_no_engine_database_policy_or_provenance_library() -> None:
+    """A remote ``Client`` only talks HTTP: the value types it sends and receives (options, audit records,
+    verification reports) come from modules that import no OpenCV, PyAV, SQLAlchemy, Cedar, c2pa, SciPy or
+    MediaPipe."""
+    construct = "import xp_sdk\nxp_sdk.Client(api_key='xp_000000000000_' + 'a' * 43, base_url='http://127.0.0.1:1')"
+    loaded = "{m.split('.')[0] for m in sys.modules}"
+    probe = f"import json, sys\n{construct}\nprint(json.dumps(sorted({loaded} & {set(REMOTE_ONLY_MUST_NOT_LOAD)!r})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
+
+
+def test_the_engine_animate_name_stays_the_function_after_its_module_is_imported() -> None:
+    """``xp_sdk.engine`` imports lazily, and its ``animate`` function shares its name with the ``animate`` module:
+    importing that module first must not leave ``from xp_sdk.engine import animate`` returning the module."""
+    probe = (
+        "import inspect, xp_sdk.engine.animate, xp_sdk.engine.options\n"
+        "from xp_sdk.engine import animate\n"
+        "print(inspect.isfunction(animate))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"

@@ -20,10 +20,10 @@ import numpy as np
 from xp_sdk.engine import topology
 from xp_sdk.engine.faces import MIN_PHOTO_FACE_PX, FaceAnalysis, FaceAnalyzer
 from xp_sdk.engine.images import MIN_IMAGE_SIDE, check_image_array, load_image
+from xp_sdk.engine.options import DEFAULT_MAX_SIDE as DEFAULT_MAX_SIDE
 from xp_sdk.engine.paths import as_file_path
 from xp_sdk.errors import FaceTooSmallError, ImageTooSmallError, InvalidInputError, MultipleFacesError, NoFaceError
 
-DEFAULT_MAX_SIDE = 1024
 CROP_FACE_SIDES = 3.2
 """The side of the square animated around a small face, in face sizes: the whole head, the neck and some of the
 shoulders, so the warp's fixed border lies where nothing moves."""

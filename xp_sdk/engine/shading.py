@@ -27,7 +27,7 @@ from scipy.sparse import csr_matrix
 from scipy.spatial import Delaunay
 
 from xp_sdk.engine import topology
-from xp_sdk.engine.bounds import SettingsCheck
+from xp_sdk.engine.options import ShadingConfig as ShadingConfig
 
 _HOLES = (
     frozenset(
@@ -39,39 +39,6 @@ _HOLES = (
 # Added to both textures before dividing, so the darkest pixels (pupils, nostrils) give no huge ratios.
 _DARK_FLOOR = 10.0
 _BLUR = 1.0  # texture pixels: takes out compression noise and the detector's sub-pixel jitter
-
-
-@dataclass(frozen=True)
-class ShadingConfig:
-    enabled: bool = True
-    """Carry the driver's expression shading onto the photo (driving videos only; templates have none)."""
-    texture_px: int = 160
-    """Longer side, in pixels, of the face layout in which shading is measured."""
-    strength: float = 0.7
-    """Exponent on the measured ratio: 1 carries the driver's shading as it is, 0 none of it. Below 1 because
-    the photo is not the driver: on the shared faces 0.7 keeps most of what the shading adds to the expression
-    (mean ratio -0.017 on seven pairs) at no identity cost, where 1.0 lowered the worst frame's SFace cosine by
-    up to 0.05."""
-    darkest: float = 0.6
-    brightest: float = 1.15
-    detail_px: float = 4.0
-    """Changes broader than this (layout pixels, Gaussian sigma) are removed: lighting and exposure, and the broad
-    darkening of a squeezed cheek, which made faces look less like themselves (SFace) for little expression."""
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> ShadingConfig:
-        """This config, or :class:`~xp_sdk.errors.InvalidInputError` naming every setting out of range."""
-        check = SettingsCheck(self)
-        check.flag("enabled")
-        check.whole("texture_px", 32, 1024)
-        check.number("strength", 0.0, 2.0)
-        check.number("darkest", 0.0, 1.0, above_low=True)
-        check.number("brightest", 1.0, 4.0)
-        check.number("detail_px", 0.5, 100.0)
-        check.done("shading settings")
-        return self
 
 
 @dataclass(frozen=True)

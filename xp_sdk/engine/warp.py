@@ -23,36 +23,21 @@ How one frame is made:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
 from xp_sdk.engine import topology
-from xp_sdk.engine.bounds import SettingsCheck
 from xp_sdk.engine.eyelids import LidPainter
 from xp_sdk.engine.faces import FaceAnalysis
 from xp_sdk.engine.images import padded_box
 from xp_sdk.engine.mouth import MouthPainter, TeethRig
+from xp_sdk.engine.options import WarpConfig as WarpConfig
 from xp_sdk.engine.retarget import TargetFace
 
 # (ring scale around the face oval, motion kept above the face, motion kept below it)
 _RINGS = ((1.25, 0.85, 0.55), (1.7, 0.5, 0.15), (2.4, 0.15, 0.0))
-
-
-@dataclass(frozen=True)
-class WarpConfig:
-    map_cells: int = 256  # resolution of the backward map along the region's longer side
-    paint_mouth: bool = True
-    paint_lids: bool = True
-
-    def __post_init__(self) -> None:
-        check = SettingsCheck(self)
-        check.whole("map_cells", 16, 4096)
-        check.flag("paint_mouth")
-        check.flag("paint_lids")
-        check.done("warp settings")
 
 
 class WarpGenerator:
