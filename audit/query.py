@@ -49,7 +49,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix != "after":
+        if prefix != "after" or not number.isdigit() or len(number) > 18:
             raise ValueError(prefix)
         return int(number)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:

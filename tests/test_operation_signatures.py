@@ -30,6 +30,7 @@ from xp_sdk import operations
 from xp_sdk.cli import app as cli_app
 from xp_sdk.cli.common import parse_duration
 from xp_sdk.client import AuditResource, Client, ConsentsResource, KeysResource, SubjectsResource
+from xp_sdk.consent.challenge import ConsentChallenge
 from xp_sdk.engine import AnimateOptions
 from xp_sdk.operations import Operations
 from xp_sdk.remote import HttpOperations
@@ -46,6 +47,7 @@ TYPE_NAMES: dict[str, Any] = {
     **{name: value for name, value in vars(xp_sdk.results).items() if isinstance(value, type)},
     "MotionTemplate": xp_sdk.engine.templates.MotionTemplate,
     "Verification": xp_sdk.verify.Verification,
+    "ConsentChallenge": ConsentChallenge,
     "PhotoInput": operations.PhotoInput,
 }
 
@@ -133,6 +135,8 @@ CLIENT: dict[str, tuple[type, str]] = {
     "grant_consent": (ConsentsResource, "grant"),
     "revoke_consent": (ConsentsResource, "revoke"),
     "consents": (ConsentsResource, "list"),
+    "consent_challenge": (ConsentsResource, "challenge"),
+    "grant_consent_by_video": (ConsentsResource, "grant_by_video"),
     "create_key": (KeysResource, "create"),
     "keys": (KeysResource, "list"),
     "revoke_key": (KeysResource, "revoke"),
@@ -172,6 +176,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "grant_consent": ("post", "/v1/consents"),
     "revoke_consent": ("post", "/v1/consents/{consent_id}/revoke"),
     "consents": ("get", "/v1/consents"),
+    "consent_challenge": ("post", "/v1/consents/challenges"),
+    "grant_consent_by_video": ("post", "/v1/consents/video"),
     "create_key": ("post", "/v1/keys"),
     "keys": ("get", "/v1/keys"),
     "revoke_key": ("post", "/v1/keys/{key_id}/revoke"),
@@ -265,6 +271,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "grant_consent": ("consents", "grant"),
     "revoke_consent": ("consents", "revoke"),
     "consents": ("consents", "list"),
+    "consent_challenge": ("consents", "challenge"),
+    "grant_consent_by_video": ("consents", "grant-video"),
     "create_key": ("keys", "create"),
     "keys": ("keys", "list"),
     "revoke_key": ("keys", "revoke"),
@@ -300,6 +308,7 @@ ANIMATION_OPTIONS: dict[str, str] = {
     "reference_frame": "reference_frame",
     "audio": "keep_audio",
     "allow_multiple_faces": "allow_multiple_faces",
+    "crop_to_face": "crop_to_face",
     "engine": "engine",
     "models": "diffusion.models",
     "steps": "diffusion.steps",

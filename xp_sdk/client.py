@@ -94,7 +94,7 @@ class Client:
         timeout: float = 600.0,
         max_retries: int = 2,
     ) -> None:
-        from xp_sdk.config import environment
+        from xp_sdk.variables import environment
 
         base_url = base_url or environment("base_url")
         self._service: Service | None = None
@@ -211,6 +211,8 @@ class ConsentsResource(Resource):
     grant = operation(Operations.grant_consent)
     revoke = operation(Operations.revoke_consent)
     list = operation(Operations.consents)
+    challenge = operation(Operations.consent_challenge)
+    grant_by_video = operation(Operations.grant_consent_by_video)
 
 
 class KeysResource(Resource):

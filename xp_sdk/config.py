@@ -13,36 +13,12 @@ from audit.store import redact_url
 from policy import DEFAULT_FACE_MATCH_THRESHOLD
 from xp_sdk.errors import HomeError, InvalidInputError
 from xp_sdk.home import Home
+from xp_sdk.variables import ENVIRONMENT_ONLY as ENVIRONMENT_ONLY
+from xp_sdk.variables import SETTING_VARIABLES as _ENV
+from xp_sdk.variables import VARIABLES as VARIABLES
+from xp_sdk.variables import environment as environment
 
 CONFIG_FILE = "config.json"
-_ENV = {
-    "database_url": "XP_DATABASE_URL",
-    "api_key": "XP_API_KEY",
-    "face_match_threshold": "XP_FACE_MATCH_THRESHOLD",
-    "log_origin": "XP_LOG_ORIGIN",
-    "consent_validity_days": "XP_CONSENT_VALIDITY_DAYS",
-    "max_driving_seconds": "XP_MAX_DRIVING_SECONDS",
-    "max_driving_frames": "XP_MAX_DRIVING_FRAMES",
-    "base_url": "XP_BASE_URL",
-    "debug": "XP_DEBUG",
-    "signing_chain": "XP_SIGNING_CHAIN",
-    "signing_key": "XP_SIGNING_KEY",
-    "trust_anchors": "XP_TRUST_ANCHORS",
-    "models_toml": "XP_MODELS_TOML",
-    "face_tracking": "XP_FACE_TRACKING",
-    "face_landmarker_model": "XP_FACE_LANDMARKER_MODEL",
-    "yunet_model": "XP_YUNET_MODEL",
-    "sface_model": "XP_SFACE_MODEL",
-}
-ENVIRONMENT_ONLY = frozenset(
-    {"base_url", "debug", "signing_chain", "signing_key", "trust_anchors", "models_toml", "face_tracking"}
-    | {"face_landmarker_model", "yunet_model", "sface_model"}
-)
-"""Settings only their variable gives, because their readers look nowhere else: the engine (tracking, model files,
-models.toml), which may not import these settings; code that runs before or without a deployment (a remote client,
-the CLI's error handling, the offline verifier). A ``config.json`` value would be shown and not used."""
-VARIABLES: dict[str, str] = {"home": "XP_HOME", **_ENV}
-"""Every ``XP_*`` variable, by the ``Settings`` field it gives (``XP_HOME`` through ``Home.resolve``)."""
 DEFAULT_CONSENT_VALIDITY_DAYS = 365
 
 
@@ -113,12 +89,6 @@ class Settings(BaseModel):
         if self.base_url is not None:
             data["base_url"] = mask_password(self.base_url)
         return data
-
-
-def environment(setting: str) -> str | None:
-    """``setting``'s ``XP_*`` variable as the environment gives it (None when unset or empty), for code that runs
-    before, or without, a deployment's settings; ``Settings.resolve`` reads the same variable."""
-    return os.environ.get(VARIABLES[setting]) or None
 
 
 def read_config_file(home: Home) -> dict[str, Any]:

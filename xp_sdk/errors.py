@@ -272,6 +272,14 @@ class PolicyDeniedError(AccessDeniedError):
     exit_code = 15
 
 
+class ConsentVideoRejectedError(AccessDeniedError):
+    """A consent video does not prove the consent: ``reasons`` name each failed check (face, liveness, phrase,
+    not_generated, fresh) with what it saw. Nothing was recorded but the refusal."""
+
+    code = "consent_video_rejected"
+    exit_code = 23
+
+
 class RateLimitedError(XPError):
     """The API key is over its request rate; retry after ``retry_after`` seconds."""
 
@@ -397,6 +405,7 @@ __all__ = [
     "AuthenticationError",
     "ConflictError",
     "ConsentRequiredError",
+    "ConsentVideoRejectedError",
     "DeviceUnavailableError",
     "DiffusionWeightsMissingError",
     "EngineError",

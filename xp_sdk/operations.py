@@ -17,6 +17,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from audit import ApiKeyInfo, ConsentInfo, EventPage, GenerationInfo, LogVerification, NewApiKey, SubjectInfo
+    from xp_sdk.consent.challenge import ConsentChallenge
     from xp_sdk.engine import AnimateOptions, ProgressCallback
     from xp_sdk.engine.templates import MotionTemplate
     from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
@@ -122,6 +123,22 @@ class Operations(Protocol):
 
     def consents(self, api_key: str | None, *, subject: str | None = None) -> list[ConsentInfo]:
         """The consents granted to the caller's tenant (one subject's, when ``subject`` is given)."""
+        ...
+
+    def consent_challenge(
+        self, api_key: str | None, subject: str, *, purpose: str | None = None, expires_in_minutes: int = 10
+    ) -> ConsentChallenge:
+        """A one-time challenge for ``subject``'s consent video (a sentence to say, facial actions to perform in
+        order), expiring after ``expires_in_minutes``; only the subject's own tenant may ask."""
+        ...
+
+    def grant_consent_by_video(
+        self, api_key: str | None, subject: str, *, video: str | os.PathLike[str], challenge: str,
+        tenant: str | None = None, scopes: Iterable[str] = ("animate",), purposes: Iterable[str] = (),
+        expires: datetime | None = None,
+    ) -> ConsentInfo:  # fmt: skip
+        """Record ``subject``'s consent from a ``video`` answering ``challenge``: refused with
+        ``ConsentVideoRejectedError`` naming each failed check (face, liveness, phrase, not_generated, fresh)."""
         ...
 
     # -- API keys: the keys:admin scope ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from audit import ApiKeyInfo, ConsentInfo, EventPage, GenerationInfo, LogVerification, NewApiKey, SubjectInfo
+from xp_sdk.consent.challenge import ConsentChallenge
 from xp_sdk.engine import AnimateOptions, Progress, ProgressCallback
 from xp_sdk.engine.images import check_image_array
 from xp_sdk.engine.templates import MotionTemplate, resolve_template, template_json
@@ -37,7 +38,7 @@ from xp_sdk.errors import (
 )
 from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
 from xp_sdk.transport import MAX_RETRY_AFTER, FilePart, Files, HttpTransport, error_from_body
-from xp_sdk.verify import Verification
+from xp_sdk.verification import Verification
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -279,6 +280,40 @@ class HttpOperations:
     def consents(self, api_key: str | None, *, subject: str | None = None) -> list[ConsentInfo]:
         body = self._http.json("GET", "/v1/consents", api_key, params=_params(subject=subject))
         return [ConsentInfo.model_validate(item) for item in body["data"]]
+
+    def consent_challenge(
+        self, api_key: str | None, subject: str, *, purpose: str | None = None, expires_in_minutes: int = 10
+    ) -> ConsentChallenge:
+        body = {"subject": subject, "purpose": purpose, "expires_in_minutes": expires_in_minutes}
+        return ConsentChallenge.model_validate(
+            self._http.json("POST", "/v1/consents/challenges", api_key, json_body=body)
+        )
+
+    def grant_consent_by_video(
+        self,
+        api_key: str | None,
+        subject: str,
+        *,
+        video: str | os.PathLike[str],
+        challenge: str,
+        tenant: str | None = None,
+        scopes: Iterable[str] = ("animate",),
+        purposes: Iterable[str] = (),
+        expires: datetime | None = None,
+    ) -> ConsentInfo:
+        if not Path(video).is_file():
+            raise InvalidInputError(f"consent video {Path(video)} does not exist or is not a file")
+
+        def files(stack: contextlib.ExitStack) -> Files:
+            return [("video", _file_part(stack, Path(video), "application/octet-stream"))]
+
+        data: dict[str, Any] = {"subject": subject, "challenge": challenge, "scopes": list(scopes)}
+        data.update(_params(tenant=tenant, expires=expires))
+        if purposes:
+            data["purposes"] = list(purposes)
+        return ConsentInfo.model_validate(
+            self._http.json("POST", "/v1/consents/video", api_key, data=data, files=files)
+        )
 
     # -- API keys ----------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,12 +38,22 @@ from audit import (
 from policy import Action, Scope
 from watermark import Payload
 from watermark.fingerprint import Fingerprint
+from xp_sdk.consent.challenge import (
+    CHALLENGE_ID,
+    DEFAULT_CHALLENGE_MINUTES,
+    MAX_CHALLENGE_MINUTES,
+    ConsentChallenge,
+    draw_challenge,
+)
+from xp_sdk.consent.check import CONSENT_VIDEO_KIND, CheckResult, examine_consent_video
+from xp_sdk.consent.observe import CONSENT_VIDEO_LIMITS
 from xp_sdk.deployment import Deployment, audit_errors
 from xp_sdk.engine import AnimateOptions, ProgressCallback
 from xp_sdk.engine.diffusion import require_weights
 from xp_sdk.engine.identity import IdentityEmbedder
 from xp_sdk.engine.images import check_image_array, load_image
 from xp_sdk.engine.models import FACE_RECOGNIZER_SFACE
+from xp_sdk.engine.paths import as_file_path
 from xp_sdk.engine.photo import PreparedPhoto, prepare_photo
 from xp_sdk.engine.templates import MotionTemplate, template_ref
 from xp_sdk.engine.video import DrivingLimits, check_driving_limits
@@ -50,6 +61,7 @@ from xp_sdk.errors import (
     AccessDeniedError,
     AuditStoreError,
     AuthenticationError,
+    ConsentVideoRejectedError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -170,7 +182,10 @@ class Service:
                 return found
             if not owner_only and (
                 self._is_admin(caller)
-                or self.deployment.ledger.consents(subject_id=subject_id, grantee_tenant_id=caller.tenant_id)
+                or any(
+                    _in_force(c)
+                    for c in self.deployment.ledger.consents(subject_id=subject_id, grantee_tenant_id=caller.tenant_id)
+                )
             ):
                 return found
         raise NotFoundError(f"no subject {subject_id!r}")
@@ -216,6 +231,9 @@ class Service:
         ``generation_id`` (16 hex digits, fresh by default) lets a job server name the generation before it
         runs, so a generation whose worker died can still be marked failed."""
         caller = self.caller(api_key)
+        if options is not None and options.engine == "diffusion":
+            # A deployment without diffusion weights is a configuration problem, not a request to audit.
+            require_weights(options.diffusion.models)
         request: dict[str, Any] = {"subject": subject, "out": Path(out).name, "purpose": purpose}
         # Scope first: a key that may not animate learns nothing of the subject, its consent or its face.
         self.gate.require_scope(caller, Action.ANIMATE, request=request)
@@ -224,9 +242,6 @@ class Service:
                 raise InvalidInputError("give exactly one of driving= (a video) or template= (a motion template name)")
             if purpose is not None:
                 purpose = checked(Purposes, [purpose], "purpose")[0]
-            if options is not None and options.engine == "diffusion":
-                # A deployment without diffusion weights is a configuration problem, not a request to audit.
-                require_weights(options.diffusion.models)
             payload = _payload(generation_id)
             # A template is a built-in's name or the template itself, never a path: a service opens no file a
             # caller names for it (the client resolves the caller's own file, resolve_template).
@@ -441,7 +456,10 @@ class Service:
                 if scoped is not None and record.tenant_id != scoped:
                     # Another tenant's generation is answered exactly as one that does not exist.
                     raise NotFoundError(f"no generation {generation_id!r}")
-                events = ledger.events_for_generation(generation_id)
+                # Another tenant's verification of this clip is that tenant's event, not the owner's to read.
+                events = [
+                    e for e in ledger.events_for_generation(generation_id) if scoped is None or e.tenant_id == scoped
+                ]
                 proofs: list[InclusionProof] = [ledger.log.inclusion_proof(event.seq) for event in events]
         self._record_read(caller, Action.AUDIT_READ, operation="audit.show", generation_id=generation_id)
         return GenerationAudit(
@@ -493,7 +511,7 @@ class Service:
         )  # fmt: skip
 
     def audit_abandoned(
-        self, api_key: str | None, *, older_than: timedelta, close: bool = False
+        self, api_key: str | None, *, older_than: timedelta = timedelta(hours=1), close: bool = False
     ) -> list[GenerationInfo]:
         """Generations left "requested" for longer than ``older_than`` (a process died mid-generation); with
         ``close`` (needs keys:admin) each gets its "failed" event (``abandoned``), so the record says how it ended."""
@@ -665,6 +683,127 @@ class Service:
         self._record_read(caller, Action.AUDIT_READ, operation="consents.list", subject_id=subject, returned=len(found))
         return found
 
+    def consent_challenge(
+        self,
+        api_key: str | None,
+        subject: str,
+        *,
+        purpose: str | None = None,
+        expires_in_minutes: int = DEFAULT_CHALLENGE_MINUTES,
+    ) -> ConsentChallenge:
+        """A one-time challenge for ``subject``'s consent video: a sentence to say and facial actions to perform,
+        in order, before it expires. Only the subject's own tenant may ask; the challenge is an audit event."""
+        request: dict[str, Any] = {"operation": "consents.challenge", "subject_id": subject, "purpose": purpose}
+        caller = self.authorized(api_key, Action.GRANT_CONSENT, **request)
+        with self._refusals(caller, Action.GRANT_CONSENT, request, subject_id=subject):
+            chosen = checked(Purposes, [purpose], "purpose")[0] if purpose is not None else None
+            if isinstance(expires_in_minutes, bool) or not isinstance(expires_in_minutes, int) or not (
+                1 <= expires_in_minutes <= MAX_CHALLENGE_MINUTES
+            ):
+                raise InvalidInputError(
+                    f"a challenge expires after 1 to {MAX_CHALLENGE_MINUTES} minutes, not {expires_in_minutes!r}"
+                )
+            self._visible_subject(caller, subject, owner_only=True)
+            challenge = draw_challenge(
+                subject_id=subject, tenant_id=caller.tenant_id, purpose=chosen, minutes=expires_in_minutes
+            )
+            with audit_errors():
+                self.deployment.ledger.issue_consent_challenge(
+                    challenge.model_dump(mode="json"),
+                    tenant_id=caller.tenant_id,
+                    subject_id=subject,
+                    actor=caller.key.id,
+                    decision=self._decision(caller),
+                )
+        return challenge
+
+    def grant_consent_by_video(
+        self,
+        api_key: str | None,
+        subject: str,
+        *,
+        video: str | os.PathLike[str],
+        challenge: str,
+        tenant: str | None = None,
+        scopes: Iterable[str] = ("animate",),
+        purposes: Iterable[str] = (),
+        expires: datetime | None = None,
+    ) -> ConsentInfo:
+        """Record ``subject``'s consent from a video answering ``challenge``: accepted only when the face is the
+        subject's throughout, the actions are performed in order by a moving face, the sentence is said, the video
+        is no generation of this deployment (nor declares itself generated) and both the challenge and the video
+        are fresh. Otherwise ``ConsentVideoRejectedError`` names each failed check, and the refusal (an attempted
+        forgery when the video carries this deployment's watermark) is logged with every check's facts."""
+        request: dict[str, Any] = {
+            "operation": "consents.grant_video", "subject_id": subject, "challenge_id": challenge, "tenant": tenant,
+        }  # fmt: skip
+        caller = self.authorized(api_key, Action.GRANT_CONSENT, **request)
+        with self._refusals(caller, Action.GRANT_CONSENT, request, subject_id=subject):
+            grantee = checked(TenantId, tenant, "tenant") if tenant is not None else caller.tenant_id
+            scope_list = checked(ConsentScopes, _listed(scopes), "consent scope")
+            purpose_list = checked(Purposes, _listed(purposes), "purpose")
+            start = datetime.now(UTC)
+            until = (
+                checked(Moment, expires, "expires")
+                if expires is not None
+                else start + timedelta(days=self.deployment.settings.consent_validity_days)
+            )
+            self._visible_subject(caller, subject, owner_only=True)
+            if not isinstance(challenge, str) or not CHALLENGE_ID.fullmatch(challenge):
+                raise NotFoundError(f"no challenge {str(challenge)[:80]!r} for subject {subject!r}")
+            file = as_file_path(video, "consent video")
+            check_driving_limits(
+                file, max_seconds=CONSENT_VIDEO_LIMITS.max_seconds, max_frames=CONSENT_VIDEO_LIMITS.max_frames
+            )
+            digest = sha256_file(file)
+            request["evidence_sha256"] = digest
+            with audit_errors():
+                ledger = self.deployment.ledger
+                issued, answered_by = ledger.consent_challenge(challenge, subject)
+                references = ledger.face_references(subject)
+                video_used_by = ledger.evidence_used_by(digest)
+            asked = ConsentChallenge.model_validate(issued)
+            if asked.purpose is not None and purpose_list and asked.purpose not in purpose_list:
+                raise InvalidInputError(f"challenge {challenge} was issued for purpose {asked.purpose!r}")
+            purposes_granted = list(purpose_list) or ([asked.purpose] if asked.purpose is not None else [])
+            marks = verify(file, keys=self.deployment.provenance)
+            with self._embedder_lock:
+                facts = examine_consent_video(
+                    file, asked, references=references,
+                    face_match_threshold=self.deployment.settings.face_match_threshold,
+                    embedder=self._identity(), marks=marks, now=datetime.now(UTC),
+                    challenge_used_by=answered_by, video_used_by=video_used_by,
+                )  # fmt: skip
+            request["checks"] = facts.as_record()
+            if not facts.passed:
+                if not facts.check("not_generated").passed and marks.watermark.detected:
+                    request["attempted_forgery"] = {
+                        "watermark_payload": marks.watermark.payload, "generation_id": marks.generation_id,
+                    }  # fmt: skip
+                rejected = ConsentVideoRejectedError(
+                    f"consent video refused: failed check(s) {', '.join(facts.failed)}",
+                    reasons=tuple((name, _check_message(facts.check(name)), None) for name in facts.failed),
+                )
+                # An AccessDeniedError is one _refusals leaves to whoever decided it: here, this service.
+                self._refuse(caller, Action.GRANT_CONSENT, subject, request, rejected)
+                raise rejected
+            kept = _keep_evidence(self.deployment.home.root, file, digest)
+            try:
+                with audit_errors():
+                    try:
+                        return ledger.grant_consent_for_challenge(
+                            challenge, subject, grantee,
+                            evidence_sha256=digest, evidence_kind=CONSENT_VIDEO_KIND, checks=facts.as_record(),
+                            scopes=tuple(scope_list), purposes=tuple(purposes_granted),
+                            valid_from=start, valid_until=until, actor=caller.key.id,
+                            decision=self._decision(caller),
+                        )  # fmt: skip
+                    except ValueError as exc:
+                        raise InvalidInputError(str(exc)) from exc
+            except BaseException:
+                kept.unlink(missing_ok=True)  # no evidence kept for a consent that was not recorded
+                raise
+
     # -- API keys ------------------------------------------------------------------------------------------
 
     def create_key(
@@ -730,7 +869,22 @@ def _listed(values: Iterable[str] | str) -> list[str]:
     """Scopes and purposes as a list, from a list or a comma- or space-separated string."""
     if isinstance(values, str):
         return values.replace(",", " ").split()
-    return [str(v) for v in values]
+    if not isinstance(values, Iterable) or isinstance(values, bytes | dict):
+        raise InvalidInputError(f"expected a list of names or a comma-separated string, got {type(values).__name__}")
+    listed = list(values)
+    if not all(isinstance(v, str) for v in listed):
+        raise InvalidInputError("expected a list of names (strings)")
+    return listed
+
+
+def _in_force(consent: ConsentInfo) -> bool:
+    """Whether ``consent`` lets its grantee see the subject now: unrevoked and within its validity."""
+    now = datetime.now(UTC)
+    return (
+        consent.revoked_at is None
+        and consent.valid_from <= now
+        and (consent.valid_until is None or consent.valid_until > now)
+    )
 
 
 def _evidence(evidence: str | os.PathLike[str] | bytes) -> tuple[str, str]:
@@ -746,6 +900,30 @@ def _evidence(evidence: str | os.PathLike[str] | bytes) -> tuple[str, str]:
         raise InvalidInputError(f"consent evidence {file} is empty")
     kind = "consent-video" if file.suffix.lower() in VIDEO_SUFFIXES else "signed-statement"
     return sha256_file(file), kind
+
+
+def evidence_path(home: Path, digest: str, suffix: str) -> Path:
+    """Where a consent video is kept: the home's ``evidence`` folder (0700), by its SHA-256."""
+    return home / "evidence" / f"{digest}{suffix.lower() if suffix.lower() in VIDEO_SUFFIXES else '.video'}"
+
+
+def _keep_evidence(home: Path, video: Path, digest: str) -> Path:
+    """A private copy (0600) of a consent video, before its consent is recorded."""
+    kept = evidence_path(home, digest, video.suffix)
+    kept.parent.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(kept.parent, 0o700)
+    partial = kept.with_name(kept.name + ".part")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out, video.open("rb") as source:
+        shutil.copyfileobj(source, out, 1 << 20)
+    os.replace(partial, kept)
+    return kept
+
+
+def _check_message(result: CheckResult) -> str:
+    """One line a person can act on, from a failed check's facts."""
+    detail = {k: v for k, v in result.detail.items() if v not in (None, [], 0, False) or k == "heard"}
+    return f"{result.name}: " + "; ".join(f"{k}={v}" for k, v in detail.items())[:400]
 
 
 def read_photo(source: PhotoInput) -> tuple[np.ndarray, str]:

@@ -30,7 +30,6 @@ from policy import Scope
 from tests.audit.conftest import POSTGRES_URL, postgres_unavailable
 from tests.cli.helpers import xp
 from xp_sdk import Client, init_deployment
-from xp_sdk.client import Operations
 from xp_sdk.config import Settings
 from xp_sdk.errors import (
     AuthenticationError,
@@ -38,11 +37,13 @@ from xp_sdk.errors import (
     PermissionDeniedError,
     XPError,
 )
+from xp_sdk.operations import Operations
 from xp_sdk.server.app import create_app
 from xp_sdk.server.serve import BackgroundServer
 
 ALL_BUT_ADMIN = ["animate", "verify", "audit:read", "subjects:write", "consents:write"]
 TEMPLATE = "blink"
+UNISSUED_CHALLENGE = "chl_00000000deadbeef"
 OPTIONS = ["--max-side", "400", "--no-audio"]
 
 
@@ -173,6 +174,8 @@ class Operation:
     other: type[XPError] | None
     """What a rival tenant's key gets when it names acme's record (None: allowed, limited to its own tenant)."""
     mutates: bool = False
+    own: type[XPError] | None = None
+    """What acme's own key gets (None: allowed), where the row's call is one the operation refuses on its merits."""
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -246,6 +249,20 @@ OPERATIONS: tuple[Operation, ...] = (
         lambda t: ["consents", "list", "--subject", t.subject], ("GET /v1/consents",), NotFoundError,
     ),
     Operation(
+        "consent_challenge", Scope.CONSENTS_WRITE, lambda c, t: c.consents.challenge(t.subject),
+        lambda t: ["consents", "challenge", "--subject", t.subject], ("POST /v1/consents/challenges",),
+        NotFoundError, mutates=True,
+    ),
+    # acme's own call names a challenge never issued (refused before the video is examined); a rival's names acme's
+    # subject, and reads as a subject that does not exist.
+    Operation(
+        "grant_consent_by_video", Scope.CONSENTS_WRITE,
+        lambda c, t: c.consents.grant_by_video(t.subject, video=t.output, challenge=UNISSUED_CHALLENGE),
+        lambda t: ["consents", "grant-video", "--subject", t.subject, "--video", t.output,
+                   "--challenge", UNISSUED_CHALLENGE],
+        ("POST /v1/consents/video",), NotFoundError, mutates=True, own=NotFoundError,
+    ),
+    Operation(
         "create_key", Scope.KEYS_ADMIN, lambda c, t: c.keys.create(tenant="acme", scopes="verify"),
         lambda t: ["keys", "create", "--tenant", "acme", "--scopes", "verify"], ("POST /v1/keys",),
         PermissionDeniedError, mutates=True,
@@ -276,6 +293,7 @@ CLI_COMMANDS = {
     "audit_checkpoint": "audit checkpoint", "audit_checkpoints": "audit checkpoints",
     "register_subject": "subjects register", "subject": "subjects show", "subjects": "subjects list",
     "grant_consent": "consents grant", "revoke_consent": "consents revoke", "consents": "consents list",
+    "consent_challenge": "consents challenge", "grant_consent_by_video": "consents grant-video",
     "create_key": "keys create", "keys": "keys list", "revoke_key": "keys revoke",
 }  # fmt: skip
 
@@ -287,7 +305,7 @@ def _expected(op: Operation, caller: str) -> type[XPError] | None:
         return PermissionDeniedError
     if caller == "other":
         return op.other
-    return None
+    return op.own
 
 
 def _key_for(tenancy: Tenancy, op: Operation, caller: str) -> str:

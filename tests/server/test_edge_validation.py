@@ -81,7 +81,6 @@ def _log_size(deployed: Deployed) -> int:
     [
         ("notes.mp4", lambda deployed, faces: b"hello, not a video"),
         ("noise.mp4", lambda deployed, faces: bytes(range(256)) * 40),
-        ("speech.mpg", lambda deployed, faces: (faces / "driving" / "grid_bbaf2n.mpg").read_bytes()),
     ],
 )
 def test_a_file_that_is_not_a_verifiable_video_is_refused_by_type(

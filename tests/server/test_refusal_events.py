@@ -67,15 +67,12 @@ def test_refusals_of_unknown_records_and_bad_inputs_are_logged(
     ]
     if transport == "embedded":
         # Over HTTP a missing file never leaves the client; in process it reaches the gate.
-        cases.append(
-            (
-                lambda: client.animate(
-                    deployed.astronaut, subject=deployed.eileen, driving=tmp_path / "gone.mp4",
-                    out=tmp_path / "out.mp4",
-                ),
-                InvalidInputError,
-            )  # fmt: skip
-        )
+        def missing_driving() -> object:
+            return client.animate(
+                deployed.astronaut, subject=deployed.eileen, driving=tmp_path / "gone.mp4", out=tmp_path / "out.mp4"
+            )
+
+        cases.append((missing_driving, InvalidInputError))
     try:
         for call, error in cases:
             _one_event_for(deployed, _refused(call, error))
