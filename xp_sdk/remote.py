@@ -32,6 +32,7 @@ from xp_sdk.errors import (
     APIConnectionError,
     APIResponseError,
     APITimeoutError,
+    AuthenticationError,
     InvalidInputError,
     UnreadableImageError,
     XPError,
@@ -145,6 +146,12 @@ class HttpOperations:
     def verify(
         self, api_key: str | None, path: str | os.PathLike[str], *, trust_anchors: str | None = None
     ) -> Verification:
+        if not api_key:
+            # Without a key the server answers the public verdict only (PublicVerification), not this report.
+            raise AuthenticationError(
+                "no API key given: pass api_key= or set XP_API_KEY (without one, the server's page at / and "
+                "POST /v1/verifications give the public verdict)"
+            )
         file = Path(path)
         if not file.is_file():
             raise InvalidInputError(f"{file} does not exist or is not a file")
