@@ -22,6 +22,7 @@ VARIABLE = re.compile(r"\bXP_[A-Z0-9_]*[A-Z0-9]\b")
 
 READERS = {
     "xp_sdk/config.py": "the settings themselves",
+    "xp_sdk/variables.py": "the settings' table of XP_* names and environment(), light enough for a remote client",
     "xp_sdk/home.py": "XP_HOME, which the engine needs as well and the settings resolve through Home.resolve",
     "xp_sdk/engine/": "the engine's own variables: it may import no settings (they import policy and audit)",
 }
