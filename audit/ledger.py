@@ -334,54 +334,72 @@ class Ledger:
         actor: str = SYSTEM_ACTOR,
         decision: dict[str, Any] | None = None,
     ) -> ConsentInfo:
-        if len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256):
-            raise ValueError("evidence_sha256 must be the 64-hex-digit SHA-256 of the consent evidence")
         now = utcnow()
         start = valid_from or now
-        if valid_until is not None and valid_until <= start:
-            raise ValueError("a consent must end after it starts")
-        scope_list, purpose_list = parse_scopes(scopes), parse_scopes(purposes)
-        if not scope_list:
-            raise ValueError("a consent needs at least one scope, e.g. animate")
-        consent_id = "con_" + secrets.token_hex(8)
+        scope_list, purpose_list = _consent_terms(evidence_sha256, scopes, purposes, start, valid_until)
         with self.store.write() as session:
             subject = _require(session, Subject, subject_id, "subject")
             _require(session, Tenant, grantee_tenant_id, "tenant")
-            row = Consent(
-                id=consent_id,
-                subject_id=subject_id,
-                grantee_tenant_id=grantee_tenant_id,
-                scopes=" ".join(scope_list),
-                purposes=" ".join(purpose_list),
-                valid_from=start,
-                valid_until=valid_until,
-                evidence_sha256=evidence_sha256,
-                evidence_kind=evidence_kind,
-                recorded_by=actor,
-                created_at=now,
-            )
-            session.add(row)
-            session.flush()
-            self.log.append(
-                EventDraft(
-                    type=EventType.CONSENT_GRANTED,
-                    tenant_id=subject.tenant_id,
-                    actor=actor,
-                    subject_id=subject_id,
-                    data=_decided(decision) | {
-                        "consent_id": consent_id,
-                        "grantee": grantee_tenant_id,
-                        "scopes": list(scope_list),
-                        "purposes": list(purpose_list),
-                        "valid_from": _iso(start),
-                        "valid_until": _iso(valid_until),
-                        "evidence_sha256": evidence_sha256,
-                        "evidence_kind": evidence_kind,
-                    },
-                ),
-                session=session,
-            )
+            row = self._add_consent(
+                session, subject, grantee_tenant_id, evidence_sha256=evidence_sha256, evidence_kind=evidence_kind,
+                scopes=scope_list, purposes=purpose_list, valid_from=start, valid_until=valid_until, actor=actor,
+                created_at=now, data=_decided(decision),
+            )  # fmt: skip
             return _consent_info(row)
+
+    def _add_consent(
+        self,
+        session: Session,
+        subject: Subject,
+        grantee_tenant_id: str,
+        *,
+        evidence_sha256: str,
+        evidence_kind: str,
+        scopes: tuple[str, ...],
+        purposes: tuple[str, ...],
+        valid_from: datetime,
+        valid_until: datetime | None,
+        actor: str,
+        created_at: datetime,
+        data: dict[str, Any],
+    ) -> Consent:
+        """The consent row and its "consent.granted" event, in the caller's write transaction; ``data`` adds to
+        the event (the decision, a challenge and its checks)."""
+        row = Consent(
+            id="con_" + secrets.token_hex(8),
+            subject_id=subject.id,
+            grantee_tenant_id=grantee_tenant_id,
+            scopes=" ".join(scopes),
+            purposes=" ".join(purposes),
+            valid_from=valid_from,
+            valid_until=valid_until,
+            evidence_sha256=evidence_sha256,
+            evidence_kind=evidence_kind,
+            recorded_by=actor,
+            created_at=created_at,
+        )
+        session.add(row)
+        session.flush()
+        self.log.append(
+            EventDraft(
+                type=EventType.CONSENT_GRANTED,
+                tenant_id=subject.tenant_id,
+                actor=actor,
+                subject_id=subject.id,
+                data=data | {
+                    "consent_id": row.id,
+                    "grantee": grantee_tenant_id,
+                    "scopes": list(scopes),
+                    "purposes": list(purposes),
+                    "valid_from": _iso(valid_from),
+                    "valid_until": _iso(valid_until),
+                    "evidence_sha256": evidence_sha256,
+                    "evidence_kind": evidence_kind,
+                },
+            ),
+            session=session,
+        )
+        return row
 
     def revoke_consent(
         self, consent_id: str, *, actor: str = SYSTEM_ACTOR, reason: str = "", decision: dict[str, Any] | None = None
@@ -486,14 +504,7 @@ class Ledger:
         """Record a consent proven by answering ``challenge_id``, in one transaction with the two checks that must
         hold at that instant: the challenge is still unanswered, and no consent already rests on this evidence
         (``RecordConflictError`` otherwise; two racing grants cannot both pass)."""
-        if len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256):
-            raise ValueError("evidence_sha256 must be the 64-hex-digit SHA-256 of the consent evidence")
-        if valid_until <= valid_from:
-            raise ValueError("a consent must end after it starts")
-        scope_list, purpose_list = parse_scopes(scopes), parse_scopes(purposes)
-        if not scope_list:
-            raise ValueError("a consent needs at least one scope, e.g. animate")
-        consent_id = "con_" + secrets.token_hex(8)
+        scope_list, purpose_list = _consent_terms(evidence_sha256, scopes, purposes, valid_from, valid_until)
         with self.store.write() as session:
             subject = _require(session, Subject, subject_id, "subject")
             _require(session, Tenant, grantee_tenant_id, "tenant")
@@ -505,42 +516,12 @@ class Ledger:
             reused = session.scalars(select(Consent.id).where(Consent.evidence_sha256 == evidence_sha256)).first()
             if reused is not None:
                 raise RecordConflictError(f"this evidence is already the evidence of consent {reused}")
-            row = Consent(
-                id=consent_id,
-                subject_id=subject_id,
-                grantee_tenant_id=grantee_tenant_id,
-                scopes=" ".join(scope_list),
-                purposes=" ".join(purpose_list),
-                valid_from=valid_from,
-                valid_until=valid_until,
-                evidence_sha256=evidence_sha256,
-                evidence_kind=evidence_kind,
-                recorded_by=actor,
-                created_at=utcnow(),
-            )
-            session.add(row)
-            session.flush()
-            self.log.append(
-                EventDraft(
-                    type=EventType.CONSENT_GRANTED,
-                    tenant_id=subject.tenant_id,
-                    actor=actor,
-                    subject_id=subject_id,
-                    data=_decided(decision) | {
-                        "consent_id": consent_id,
-                        "grantee": grantee_tenant_id,
-                        "scopes": list(scope_list),
-                        "purposes": list(purpose_list),
-                        "valid_from": _iso(valid_from),
-                        "valid_until": _iso(valid_until),
-                        "evidence_sha256": evidence_sha256,
-                        "evidence_kind": evidence_kind,
-                        "challenge_id": challenge_id,
-                        "checks": dict(checks),
-                    },
-                ),
-                session=session,
-            )
+            row = self._add_consent(
+                session, subject, grantee_tenant_id, evidence_sha256=evidence_sha256, evidence_kind=evidence_kind,
+                scopes=scope_list, purposes=purpose_list, valid_from=valid_from, valid_until=valid_until,
+                actor=actor, created_at=utcnow(),
+                data=_decided(decision) | {"challenge_id": challenge_id, "checks": dict(checks)},
+            )  # fmt: skip
             return _consent_info(row)
 
     def evidence_used_by(self, evidence_sha256: str) -> str | None:
@@ -755,6 +736,24 @@ class Ledger:
 
     def events_for_generation(self, generation_id: str) -> list[AuditEvent]:
         return self.query(generation_id=generation_id, limit=1000).events
+
+
+def _consent_terms(
+    evidence_sha256: str,
+    scopes: Iterable[str] | str,
+    purposes: Iterable[str] | str,
+    valid_from: datetime,
+    valid_until: datetime | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A consent's scopes and purposes, once its evidence hash and validity are checked (``ValueError`` if not)."""
+    if len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256):
+        raise ValueError("evidence_sha256 must be the 64-hex-digit SHA-256 of the consent evidence")
+    if valid_until is not None and valid_until <= valid_from:
+        raise ValueError("a consent must end after it starts")
+    scope_list, purpose_list = parse_scopes(scopes), parse_scopes(purposes)
+    if not scope_list:
+        raise ValueError("a consent needs at least one scope, e.g. animate")
+    return scope_list, purpose_list
 
 
 SUBJECT_ID_LENGTH = 64
