@@ -29,7 +29,8 @@ print("done", flush=True)
 """
 
 
-def _kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 60.0) -> bool:
+def kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """SIGKILL ``process`` once ``ready()``; False when it finished first (test_leftovers.py kills the same way)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -69,10 +70,10 @@ def test_sigkill_never_leaves_an_unaudited_output(tmp_path: Path, faces: Path, k
     ready = {
         "engine-running": lambda: temp("unsigned.mp4"),
         "signing": lambda: temp("signed.mp4"),
-        "publishing": lambda: _completed_events(init.home) > 0,
+        "publishing": lambda: completed_events(init.home) > 0,
         "after-start-1.5s": lambda: time.monotonic() - started > 1.5,
     }[kill_point]
-    killed = _kill_when(process, ready)
+    killed = kill_when(process, ready)
 
     with Client(init.api_key.secret, home=init.home) as admin:
         completed = admin.audit.query(type="generation.completed").events
@@ -98,7 +99,7 @@ def test_sigkill_never_leaves_an_unaudited_output(tmp_path: Path, faces: Path, k
     assert [p.name for p in out_dir.iterdir()] in ([], ["clip.mp4"])
 
 
-def _completed_events(home: Path) -> int:
+def completed_events(home: Path) -> int:
     # Polled every few milliseconds, so straight SQL rather than a Client (which authenticates each call).
     with sqlite3.connect(home / "xp.db", timeout=5) as db:
         row = db.execute("SELECT count(*) FROM audit_events WHERE event_type = 'generation.completed'").fetchone()

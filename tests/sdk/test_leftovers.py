@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import sqlite3
 import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import XP_VARIABLES, xp
+from tests.sdk.test_kill import completed_events, kill_when
 from xp_sdk import Client, init_deployment
 from xp_sdk.engine import AnimateOptions, Progress
 from xp_sdk.errors import XPError
@@ -82,26 +80,6 @@ def test_a_generation_keeps_its_temporaries_in_the_home_and_leaves_only_its_outp
     assert everything_in(work) == []
 
 
-def _kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 120.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if ready():
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            return True
-        time.sleep(0.002)
-    process.kill()
-    raise AssertionError("the generation neither finished nor reached the kill point in time")
-
-
-def _completed_events(home: Path) -> int:
-    with sqlite3.connect(home / "xp.db", timeout=5) as db:
-        row = db.execute("SELECT count(*) FROM audit_events WHERE event_type = 'generation.completed'").fetchone()
-    return int(row[0])
-
-
 @pytest.mark.parametrize("kill_point", ["engine-running", "signing", "publishing"])
 def test_a_killed_generation_leaves_nothing_beside_the_output_and_its_folder_is_swept(
     tmp_path: Path, faces: Path, kill_point: str
@@ -127,9 +105,9 @@ def test_a_killed_generation_leaves_nothing_beside_the_output_and_its_folder_is_
     ready = {
         "engine-running": lambda: in_work(lambda n: n.endswith(".mp4") and "unsigned" in n),
         "signing": lambda: in_work(lambda n: n.startswith((".signed.mp4", "signed.mp4"))),
-        "publishing": lambda: _completed_events(made.home) > 0,
+        "publishing": lambda: completed_events(made.home) > 0,
     }[kill_point]
-    killed = _kill_when(process, ready)
+    killed = kill_when(process, ready, timeout=120.0)
     assert killed or kill_point == "publishing", f"the generation ended before it reached {kill_point}"
 
     # Whatever the moment, nothing but the published output is ever beside it.
