@@ -123,26 +123,32 @@ def subjects_show(
 # -- consents ------------------------------------------------------------------------------------------------
 
 
+# The options both ways of granting a consent take.
+GranteeOption = Annotated[
+    str | None, typer.Option("--tenant", help="Who may animate (default: the calling key's tenant).")
+]
+ConsentExpiresOption = Annotated[
+    str | None,
+    typer.Option("--expires", help="When the consent lapses: 2027-01-01T00:00Z, or 30d, 12h.", show_default=False),
+]
+ConsentScopesOption = Annotated[
+    list[str] | None, typer.Option("--scope", help="What it allows; repeat or comma-separate (default: animate).")
+]
+
+
 @consents_app.command("grant")
 def consents_grant(
     subject: Annotated[str, typer.Option("--subject", help="The subject's id.")],
     evidence: Annotated[
         Path, typer.Option("--evidence", help="The signed statement or consent video (only its SHA-256 is stored).")
     ],
-    tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Who may animate (default: the calling key's tenant).")
-    ] = None,
-    expires: Annotated[
-        str | None,
-        typer.Option("--expires", help="When the consent lapses: 2027-01-01T00:00Z, or 30d, 12h.", show_default=False),
-    ] = None,
+    tenant: GranteeOption = None,
+    expires: ConsentExpiresOption = None,
     purposes: Annotated[
         list[str] | None,
         typer.Option("--purpose", help="A purpose it covers; repeat for more (default: any purpose)."),
     ] = None,
-    scopes: Annotated[
-        list[str] | None, typer.Option("--scope", help="What it allows; repeat or comma-separate (default: animate).")
-    ] = None,
+    scopes: ConsentScopesOption = None,
     home: HomeOption = None,
     api_key: ApiKeyOption = None,
     database_url: DatabaseUrlOption = None,
@@ -199,20 +205,13 @@ def consents_grant_video(
     subject: Annotated[str, typer.Option("--subject", help="The subject's id.")],
     video: Annotated[Path, typer.Option("--video", help="The subject's video answering the challenge.")],
     challenge: Annotated[str, typer.Option("--challenge", help="The challenge's id (xp consents challenge).")],
-    tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Who may animate (default: the calling key's tenant).")
-    ] = None,
-    expires: Annotated[
-        str | None,
-        typer.Option("--expires", help="When the consent lapses: 2027-01-01T00:00Z, or 30d, 12h.", show_default=False),
-    ] = None,
+    tenant: GranteeOption = None,
+    expires: ConsentExpiresOption = None,
     purposes: Annotated[
         list[str] | None,
         typer.Option("--purpose", help="A purpose it covers; repeat for more (default: the challenge's)."),
     ] = None,
-    scopes: Annotated[
-        list[str] | None, typer.Option("--scope", help="What it allows; repeat or comma-separate (default: animate).")
-    ] = None,
+    scopes: ConsentScopesOption = None,
     home: HomeOption = None,
     api_key: ApiKeyOption = None,
     database_url: DatabaseUrlOption = None,
