@@ -7,8 +7,6 @@ reached its variants are skipped with the reason; ``XP_REQUIRE_POSTGRES=1`` turn
 
 from __future__ import annotations
 
-import functools
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,14 +14,13 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, text
 
 from audit.api_keys import SecretHasher
 from audit.checkpoint import LogSigningKey
 from audit.ledger import Ledger
 from audit.store import Store, sqlite_url
+from tests.postgres import POSTGRES_URL, drop_schema, require_postgres
 
-POSTGRES_URL = os.environ.get("XP_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 ORIGIN = "xp-sdk.test/log"
 CHECKPOINT_EVERY = 8
 
@@ -40,40 +37,12 @@ class Database:
         return Store.open(self.url, schema=self.schema)
 
 
-@functools.cache
-def postgres_unavailable() -> str | None:
-    """Why PostgreSQL cannot be used (None when it can); asked once per session."""
-    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to connect means "not available", whatever the driver raised
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL at {POSTGRES_URL} is unreachable ({first}); set XP_TEST_POSTGRES_URL"
-    finally:
-        engine.dispose()
-    return None
-
-
-def drop_schema(schema: str) -> None:
-    engine = create_engine(POSTGRES_URL)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         yield Database("sqlite", sqlite_url(tmp_path / "audit.db"), None)
         return
-    reason = postgres_unavailable()
-    if reason is not None:
-        if os.environ.get("XP_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_postgres()
     schema = f"xp_t_{secrets.token_hex(6)}"
     try:
         yield Database("postgresql", POSTGRES_URL, schema)

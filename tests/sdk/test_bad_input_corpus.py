@@ -13,8 +13,8 @@ argument of every operation with an absurd value.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,12 +24,10 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine, text
 
-from audit.store import Store
-from tests.audit.conftest import POSTGRES_URL, postgres_unavailable
 from tests.cli.helpers import xp
 from tests.conftest import write_shown_clip
+from tests.postgres import postgres_schema
 from xp_sdk import Client, init_deployment
 from xp_sdk.config import Settings
 from xp_sdk.engine import AnimateOptions
@@ -100,17 +98,8 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, faces: Path, two_face_photo: Any
 ) -> Iterator[World]:
     root = tmp_path_factory.mktemp(f"corpus-{request.param}")
-    url, schema = None, None
-    if request.param == "postgresql":
-        reason = postgres_unavailable()
-        if reason is not None:
-            if os.environ.get("XP_REQUIRE_POSTGRES") == "1":
-                pytest.fail(reason)
-            pytest.skip(reason)
-        schema = f"xp_bad_{secrets.token_hex(5)}"
-        Store.open(POSTGRES_URL, schema=schema).dispose()
-        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
+    with ExitStack() as cleanup:
+        url = cleanup.enter_context(postgres_schema("xp_bad")) if request.param == "postgresql" else None
         init = init_deployment(root / "home", database_url=url, tenant="acme")
         photo = faces / "source" / "skimage_astronaut.png"
         with Client(init.api_key.secret, home=init.home) as first:
@@ -152,12 +141,6 @@ def world(
                     os.environ.pop("XP_MAX_DRIVING_FRAMES", None)
                 else:
                     os.environ["XP_MAX_DRIVING_FRAMES"] = previous
-    finally:
-        if schema is not None:
-            engine = create_engine(POSTGRES_URL)
-            with engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            engine.dispose()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import stat
 import subprocess
@@ -17,17 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from audit import Store, StoreError
 from audit.ledger import Ledger
 from tests.cli.helpers import XP_VARIABLES, xp
+from tests.postgres import postgres_schema
 from xp_sdk import Client, init_deployment
 from xp_sdk.errors import AlreadyInitializedError
 from xp_sdk.home import Home
 from xp_sdk.staged_home import JOURNAL, STALE_STAGING_S
 
-POSTGRES_URL = os.environ.get("XP_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 # A child that runs init and dies by SIGKILL at one step: `key` (creating the admin key, after every key file of
 # the home is written) or `merge:N` (moving the Nth file into a seeded home).
 _KILLED_INIT = """
@@ -172,13 +169,7 @@ def test_an_init_killed_while_moving_into_a_seeded_home_is_undone_by_the_next(tm
 def test_an_init_on_postgresql_killed_after_its_key_row_leaves_a_log_the_next_one_can_sign(tmp_path: Path) -> None:
     """The database is not in the home, so what a killed init wrote there stays: the next init must still end with
     a log that verifies under its own key (nothing was signed with the lost one)."""
-    schema = f"xp_init_{secrets.token_hex(5)}"
-    try:
-        Store.open(POSTGRES_URL, schema=schema).dispose()
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unavailable: {exc}")
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
+    with postgres_schema("xp_init") as url:
         home = tmp_path / "home"
         with pytest.raises(KeyboardInterrupt), ctrl_c_after_the_admin_key_row_is_written():
             init_deployment(home, database_url=url, tenant="atomic")
@@ -187,11 +178,6 @@ def test_an_init_on_postgresql_killed_after_its_key_row_leaves_a_log_the_next_on
         with Client(made.api_key.secret, home=home) as client:
             checked = client.audit.verify()
             assert checked.checkpoints >= 1 and checked.unsigned_tail == 0
-    finally:
-        engine = create_engine(POSTGRES_URL)
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @contextmanager

@@ -12,9 +12,9 @@ operations, the server's routes and the CLI's commands.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,13 +22,11 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import create_engine, text
 
 import audit.ledger
-from audit.store import Store
 from policy import Scope
-from tests.audit.conftest import POSTGRES_URL, postgres_unavailable
 from tests.cli.helpers import xp
+from tests.postgres import postgres_schema
 from xp_sdk import Client, init_deployment
 from xp_sdk.config import Settings
 from xp_sdk.errors import (
@@ -91,18 +89,8 @@ class Tenancy:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def tenancy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, faces: Path) -> Iterator[Tenancy]:
     root = tmp_path_factory.mktemp(f"isolation-{request.param}")
-    url: str | None = None
-    schema = None
-    if request.param == "postgresql":
-        reason = postgres_unavailable()
-        if reason is not None:
-            if os.environ.get("XP_REQUIRE_POSTGRES") == "1":
-                pytest.fail(reason)
-            pytest.skip(reason)
-        schema = f"xp_iso_{secrets.token_hex(5)}"
-        Store.open(POSTGRES_URL, schema=schema).dispose()
-        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
+    with ExitStack() as cleanup:
+        url = cleanup.enter_context(postgres_schema("xp_iso")) if request.param == "postgresql" else None
         init = init_deployment(root / "home", database_url=url, tenant="acme")
         photo = faces / "source" / "skimage_astronaut.png"
         evidence = root / "consent.txt"
@@ -143,12 +131,6 @@ def tenancy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                 evidence=evidence, subject=subject, consent=consent, generation=generated.generation_id,
                 output=output, key_to_revoke=key_to_revoke,
             )  # fmt: skip
-    finally:
-        if schema is not None:
-            engine = create_engine(POSTGRES_URL)
-            with engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            engine.dispose()
 
 
 def _options() -> Any:

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import secrets
 import shutil
 import signal
 import time
@@ -20,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from audit import Store
+from tests.postgres import postgres_schema
 from watermark import Payload
 from xp_sdk import Client, init_deployment
 from xp_sdk.config import Settings
@@ -32,23 +30,9 @@ from xp_sdk.server.jobs import AnimationJob, JobState, JobStatus, new_job_id
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[dev]' (or the ray extra)")
 from xp_sdk.server.ray_runner import RayJobRunner, WorkerUnavailableError  # noqa: E402  (needs Ray)
 
-POSTGRES_URL = os.environ.get("XP_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 SHORT_CLIP = "lp_d1_hist.mp4"  # 16 frames: the cheapest real generation
 LONG_CLIP = "lp_d5_hist.mp4"  # 148 frames: time to kill its worker mid-way
 POLL_S = 0.05
-
-
-def _postgres_unavailable() -> str | None:
-    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to connect means "not available", whatever the driver raised
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL at {POSTGRES_URL} is unreachable ({first}); set XP_TEST_POSTGRES_URL"
-    finally:
-        engine.dispose()
-    return None
 
 
 @dataclass
@@ -107,18 +91,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, faces: Path) -> Iterator[World]:
-    reason = _postgres_unavailable()
-    if reason is not None:
-        if os.environ.get("XP_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"xp_ray_{secrets.token_hex(5)}"
-    Store.open(POSTGRES_URL, schema=schema).dispose()
-    # Settings carry one URL, so the schema rides in it as libpq options (the schema must exist already).
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     root = tmp_path_factory.mktemp("ray")
     photo = faces / "source" / "skimage_astronaut.png"
-    try:
+    with postgres_schema("xp_ray") as url:
         init = init_deployment(root / "home", database_url=url, tenant="acme")
         admin = Client(init.api_key.secret, home=init.home)
         eileen = admin.subjects.register("Eileen Collins", [photo]).id
@@ -134,11 +109,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, faces: Path) -> Iterator[Wor
         finally:
             admin.close()
             deployment.close()
-    finally:
-        engine = create_engine(POSTGRES_URL)
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
