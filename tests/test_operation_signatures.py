@@ -112,7 +112,7 @@ NOT_OPERATIONS = {"caller", "authorized"}
 def test_every_method_that_takes_a_key_is_a_declared_operation(implementation: type) -> None:
     taking_a_key = {
         name
-        for name, member in vars(implementation).items()
+        for name, member in inspect.getmembers(implementation)
         if inspect.isfunction(member) and not name.startswith("_")
         and list(inspect.signature(member).parameters)[1:2] == ["api_key"]
     }  # fmt: skip

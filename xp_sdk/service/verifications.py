@@ -1,0 +1,127 @@
+"""``verify`` (for a key holder: the full report and its generation's record) and ``verify_anonymous`` (the
+public verdict for anyone)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from audit import GenerationInfo
+from policy import Action, Scope
+from watermark.fingerprint import Fingerprint
+from xp_sdk.deployment import audit_errors
+from xp_sdk.gate import Caller
+from xp_sdk.inputs import pem_certificates
+from xp_sdk.service.core import ServiceCore, sha256_file
+from xp_sdk.verify import PublicVerification, Verification, attribute, deployment_name, public_verification, verify
+
+
+class Verifications(ServiceCore):
+    """What a clip is: its provenance, its mark, and the generation the mark and its content trace it to."""
+
+    def verify(
+        self, api_key: str | None, path: str | os.PathLike[str], *, trust_anchors: str | None = None
+    ) -> Verification:
+        """C2PA state, watermark payload and the audited generation behind ``path``. Never raises for a
+        missing or broken mark: the report says so."""
+        request: dict[str, Any] = {"path": Path(path).name}
+        caller = self.authorized(api_key, Action.VERIFY, **request)
+        with self._refusals(caller, Action.VERIFY, request):
+            if trust_anchors is not None:
+                pem_certificates(trust_anchors, "trust_anchors")
+            report = verify(path, keys=self.deployment.provenance, trust_anchors=trust_anchors)
+            file_sha256 = sha256_file(Path(path))
+        record: dict[str, object] | None = None
+        claimed = report.watermark.payload if report.watermark.detected else None
+        if claimed is not None:
+            # The payload is only a claim until the pictures match what its generation recorded: a mark lifted onto
+            # other content is reported as forged, never as the generation.
+            with audit_errors():
+                recorded = self._recorded_fingerprint(claimed)
+            with self._refusals(caller, Action.VERIFY, request):
+                report = attribute(report, recorded)
+        if report.generation_id is not None:
+            with audit_errors():
+                found = self.deployment.ledger.find_generation(report.generation_id)
+            if found is not None:
+                record = _generation_view(found, caller, file_sha256)
+        with audit_errors():
+            self.deployment.ledger.record_verification(
+                tenant_id=caller.tenant_id,
+                actor=caller.key.id,
+                generation_id=report.generation_id or claimed,
+                data={
+                    "file_name": Path(path).name,
+                    "file_sha256": file_sha256,
+                    "c2pa": report.c2pa.state.value,
+                    "watermark_detected": report.watermark.detected,
+                    "p_value": report.watermark.p_value,
+                    "consistent": report.consistent,
+                    "attribution": report.attribution.value,
+                    "watermark_payload": claimed,
+                    "content_distance": report.content.distance if report.content else None,
+                    "generation_on_record": record is not None,
+                    "decision": self._decision(caller),
+                },
+            )
+        return report.model_copy(update={"generation": record})
+
+    def verify_anonymous(self, path: str | os.PathLike[str], *, client_address: str) -> PublicVerification:
+        """Verification for anyone, without an API key: whether this deployment made ``path`` (a mark bound to its
+        recorded content) and when, never the subject, consent, tenant, key or record. Logged with tenant none and
+        actor ``anonymous:<SHA-256 of the client address, 16 hex>``."""
+        provenance = self.deployment.provenance
+        report = verify(path, keys=provenance)
+        claimed = report.watermark.payload if report.watermark.detected else None
+        if claimed is not None:
+            with audit_errors():
+                recorded = self._recorded_fingerprint(claimed)
+            report = attribute(report, recorded)
+        found = None
+        if report.generation_id is not None:
+            with audit_errors():
+                found = self.deployment.ledger.find_generation(report.generation_id)
+        public = public_verification(
+            report,
+            deployment=deployment_name(provenance.trust_anchors),
+            generated_at=found.created_at if found is not None and found.status == "completed" else None,
+        )
+        with audit_errors():
+            self.deployment.ledger.record_verification(
+                tenant_id=None,
+                actor="anonymous:" + hashlib.sha256(client_address.encode("utf-8")).hexdigest()[:16],
+                generation_id=report.generation_id or claimed,
+                data={
+                    "file_sha256": sha256_file(Path(path)),
+                    "anonymous": True,
+                    "c2pa": report.c2pa.state.value,
+                    "watermark_detected": report.watermark.detected,
+                    "p_value": report.watermark.p_value,
+                    "attribution": report.attribution.value,
+                    "watermark_payload": claimed,
+                    "content_distance": report.content.distance if report.content else None,
+                    "verdict": public.verdict,
+                },
+            )
+        return public
+
+    def _recorded_fingerprint(self, generation_id: str) -> Fingerprint | None:
+        """The content fingerprint generation ``generation_id``'s "completed" event recorded (None before one)."""
+        for event in self.deployment.ledger.events_for_generation(generation_id):
+            if event.type == "generation.completed":
+                return Fingerprint.from_json(event.data.get("fingerprint"))
+        return None
+
+
+def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -> dict[str, object]:
+    """The whole record for its own tenant (or an admin key); for anyone else, only that it exists and when."""
+    same = record.tenant_id == caller.tenant_id or Scope.KEYS_ADMIN.value in caller.key.scopes
+    view: dict[str, object] = (
+        record.model_dump(mode="json")
+        if same
+        else {"id": record.id, "status": record.status, "created_at": record.created_at.isoformat()}
+    )
+    view["file_matches_record"] = record.output_sha256 == file_sha256
+    return view
