@@ -62,6 +62,12 @@ class WatermarkKeyError(WatermarkError):
     code = "watermark_key_error"
 
 
+class InvalidCodewordError(WatermarkError, ValueError):
+    """Bits handed to the payload's BCH code have the wrong shape or are not 0/1 (a caller's bug, not a bad video)."""
+
+    code = "invalid_codeword"
+
+
 class UnreadableVideoError(WatermarkError):
     """The file cannot be decoded as a video to embed or look for a mark."""
 

@@ -1,7 +1,8 @@
 """The watermark payload: a 64-bit generation id plus a version byte, BCH-protected and keyed.
 
 Layout of the codeword: 72 data bits (8 version bits, then the 64-bit id, big-endian) followed by the parity
-bits of a binary BCH code over GF(2^8) correcting 16 errors (``bchlib``): 196 bits in all. The code is this strong
+bits of a binary BCH code over GF(2^8) correcting 16 errors (``watermark.bch``, bit for bit the codewords the
+earlier ``bchlib`` made): 196 bits in all. The code is this strong
 for significance as much as for correction: random bits fall within 16 errors of some codeword with probability
 below 1e-14 (``false_decode_probability``), so a successful decode is itself overwhelming evidence. The codeword
 is XORed with a keystream derived from the deployment's watermark key, so without the key the bits
@@ -18,29 +19,24 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import bchlib
 import numpy as np
 import numpy.typing as npt
 from scipy.stats import binom
 
-from watermark.errors import WatermarkKeyError
+from watermark.bch import BinaryBCH
+from watermark.errors import InvalidCodewordError, WatermarkKeyError
 
 PAYLOAD_VERSION = 1
 KEY_BYTES = 32
-_BCH_T = 16
-_BCH_M = 8
 _DATA_BYTES = 9
 
 Bits = npt.NDArray[np.uint8]
 
-
-def _bch() -> bchlib.BCH:
-    return bchlib.BCH(t=_BCH_T, m=_BCH_M)
-
-
-CODEWORD_BITS = _DATA_BYTES * 8 + _bch().ecc_bits
+BCH_CODE = BinaryBCH(m=8, t=16, primitive_polynomial=0x11D, data_bits=_DATA_BYTES * 8)
+"""The kernel's default primitive polynomial for m = 8 (what bchlib used), so existing marks keep decoding."""
+CODEWORD_BITS = BCH_CODE.length
 """196: the number of bits a method has to carry."""
-CORRECTABLE_BITS = _BCH_T
+CORRECTABLE_BITS = BCH_CODE.t
 
 
 @dataclass(frozen=True)
@@ -136,9 +132,8 @@ class Payload:
 
     def codeword(self, key: WatermarkKey) -> Bits:
         """The scrambled bits a method embeds (0/1 as uint8)."""
-        data = self._data()
-        parity = _bch().encode(data)
-        plain = _to_bits(data + parity)[:CODEWORD_BITS]
+        data = _to_bits(self._data())
+        plain = np.concatenate([data, BCH_CODE.encode(data)])
         return plain ^ keystream(key)
 
 
@@ -157,19 +152,25 @@ class DecodedPayload:
 def decode_codeword(hard_bits: Bits, key: WatermarkKey) -> DecodedPayload | None:
     """Descramble and BCH-decode received bits; None when more than 16 bits are wrong (or the bits are noise)."""
     if hard_bits.shape != (CODEWORD_BITS,):
-        raise ValueError(f"expected {CODEWORD_BITS} bits, got {hard_bits.shape}")
-    plain = hard_bits.astype(np.uint8) ^ keystream(key)
-    packed = _from_bits(plain)
-    data = bytearray(packed[:_DATA_BYTES])
-    ecc = bytearray(packed[_DATA_BYTES:])
-    bch = _bch()
-    # Padding bits of the last parity byte are never sent; they are zero by construction.
-    nerr = bch.decode(data, ecc)
-    if nerr < 0:
-        return None
-    bch.correct(data, ecc)
-    payload = Payload(int.from_bytes(data[1:], "big"), version=data[0])
-    return DecodedPayload(payload, nerr, payload.codeword(key))
+        raise InvalidCodewordError(f"expected {CODEWORD_BITS} bits, got shape {hard_bits.shape}")
+    return decode_codewords(hard_bits[None, :], key)[0]
+
+
+def decode_codewords(hard_bits: Bits, key: WatermarkKey) -> list[DecodedPayload | None]:
+    """``decode_codeword`` for every row of a (rows, 196) array at once (a Chase search's trial words)."""
+    if hard_bits.ndim != 2 or hard_bits.shape[1] != CODEWORD_BITS:
+        raise InvalidCodewordError(f"expected rows of {CODEWORD_BITS} bits, got shape {hard_bits.shape}")
+    scrambler = keystream(key)
+    decoded = BCH_CODE.decode_words(hard_bits.astype(np.uint8) ^ scrambler)
+    results: list[DecodedPayload | None] = []
+    for word, errors in zip(decoded.words, decoded.errors, strict=True):
+        if errors < 0:
+            results.append(None)
+            continue
+        data = _from_bits(word[: BCH_CODE.data_bits])
+        payload = Payload(int.from_bytes(data[1:], "big"), version=data[0])
+        results.append(DecodedPayload(payload, int(errors), word ^ scrambler))
+    return results
 
 
 def false_decode_probability(corrected_bits: int) -> float:
