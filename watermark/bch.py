@@ -110,6 +110,8 @@ class BinaryBCH:
         errors = np.zeros(bits.shape[0], dtype=np.int64)
         syndromes = _xor_of_bytes(self._syndrome_table, bits)
         damaged = np.flatnonzero(syndromes.any(axis=1))
+        if damaged.size == 0:
+            return DecodedWords(corrected, errors)
         locators, degrees = self._error_locators(syndromes[damaged])
         candidates = degrees <= self.t
         roots = self._roots(locators[candidates])
