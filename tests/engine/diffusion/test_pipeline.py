@@ -6,6 +6,8 @@ been run here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -81,7 +83,7 @@ def test_reference_path_changes_the_output(astronaut: Face) -> None:
     half, _ = run_generator(astronaut, tiny_components(), frames=4, reference_scale=0.5)
     full_change = np.abs(_crop(with_reference, generator) - _crop(without, generator)).mean()
     half_change = np.abs(_crop(half, generator) - _crop(without, generator)).mean()
-    assert full_change > 0.1, full_change
+    assert full_change > 0.05, full_change  # over the whole square: only the face oval is blended back
     assert 0 < half_change < full_change
 
 
@@ -210,14 +212,31 @@ def test_low_strength_takes_the_steps_it_has_and_stays_near_the_warp(strength: f
     assert np.abs(refined - round_trip).mean() < np.abs(far - round_trip).mean()
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        # What CUDA raises, under the name every torch the project allows has (torch.OutOfMemoryError is 2.5+).
+        lambda: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        lambda: RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
+    ],
+)
 def test_running_out_of_gpu_memory_is_an_engine_error_with_advice(
-    astronaut: Face, monkeypatch: pytest.MonkeyPatch
+    astronaut: Face, monkeypatch: pytest.MonkeyPatch, error: Any
 ) -> None:
     from xp_sdk.errors import EngineError
 
     def exhausted(*args: object, **kwargs: object) -> None:
-        raise torch.OutOfMemoryError("CUDA out of memory")
+        raise error()
 
     monkeypatch.setattr(PortraitDiffusionPipeline, "denoise", exhausted)
     with pytest.raises(EngineError, match=r"ran out of memory.*cpu_offload"):
+        run_generator(astronaut, tiny_components(), frames=4)
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(astronaut: Face, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(PortraitDiffusionPipeline, "denoise", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run_generator(astronaut, tiny_components(), frames=4)

@@ -51,7 +51,7 @@ def _write_toml(root: Path, pins: bool = True, **extra: str) -> Path:
     text = (
         f'[unet]\npath = "unet"\nsha256 = "{pin("unet", weights)}"\n'
         f'[vae]\npath = "vae"\nsha256 = "{pin("vae", weights)}"\n'
-        f'[controlnet]\npath = "controlnet"\nsha256 = "{pin("controlnet", weights)}"\n'
+        f'[controlnet]\npath = "controlnet"\nsha256 = "{pin("controlnet", weights)}"\nconditioning = "mediapipe_face"\n'
         f'[prompt_embeds]\npath = "prompt.safetensors"\nsha256 = "{prompt}"\n'
     )
     for name, body in extra.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,8 @@ from xp_sdk.engine.diffusion.config import DiffusionConfig
 from xp_sdk.engine.diffusion.motion_tokens import MotionTokenizer
 from xp_sdk.errors import DeviceUnavailableError
 
-# Stable Diffusion 1.5's noise schedule (its scheduler_config.json); LCM and TCD are built on it.
+# Stable Diffusion 1.5's noise schedule (its scheduler_config.json); LCM and TCD are built on it. With an
+# AnimateDiff or AnimateLCM motion adapter the loader changes beta_schedule to the adapter's (linear).
 SD15_SCHEDULE: dict[str, Any] = {
     "num_train_timesteps": 1000,
     "beta_start": 0.00085,
@@ -38,6 +40,13 @@ class DiffusionComponents:
     negative_prompt_embeds: torch.Tensor | None = None
     motion_tokenizer: MotionTokenizer | None = None
     schedule: dict[str, Any] = field(default_factory=lambda: dict(SD15_SCHEDULE))
+    weights: tuple[tuple[str, str], ...] = ()
+    """(component, sha256) of every file-backed component loaded, for the C2PA record; empty when built in memory."""
+    lora_scale: float | None = None
+    """The scale the LoRA was fused at, when one was."""
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held while a pipeline runs these models: cached components are shared by every generation of a process,
+    and each pipeline installs its own attention processors (reference bank, motion tokens) before it runs."""
 
     @property
     def temporal(self) -> bool:

@@ -43,6 +43,8 @@ _STROKES: tuple[tuple[tuple[int, ...], Colour, bool], ...] = (
     (topology.LIPS_UPPER_INNER, _MOUTH, False),
 )
 _PUPILS = ((topology.IRIS_A[0], _PUPIL_A), (topology.IRIS_B[0], _PUPIL_B))
+FACE_MASK_GROW = 1.1
+"""The blended region: the face oval (hairline to chin) and a tenth more, so the jaw and brow edges are the model's."""
 
 
 def render_face_mesh(landmarks: np.ndarray, resolution: int) -> np.ndarray:
@@ -109,6 +111,22 @@ class FaceCrop:
         if self.y0 + self.side < h:
             ay[-margin:] = np.minimum(ay[-margin:], ramp[::-1])
         return (ay[:, None] * ax[None, :])[..., None]
+
+    def face_alpha(self, landmarks: np.ndarray, grow: float = FACE_MASK_GROW) -> np.ndarray:
+        """Alpha (side, side, 1) of the face in this frame: 1 over the face oval grown by ``grow`` about its centre,
+        fading to 0 over a Gaussian edge (sigma a fortieth of the crop), and never beyond the crop's own feather.
+
+        Only the face is taken from the model: the background and hair around it stay the warp result, so the
+        crop's square edge never shows and the background does not shimmer from window to window."""
+        points = landmarks[list(topology.FACE_OVAL), :2] - np.array([self.x0, self.y0])
+        centre = points.mean(axis=0)
+        grown = np.round(centre + (points - centre) * grow).astype(np.int32)
+        hard = np.zeros((self.side, self.side), np.float32)
+        cv2.fillPoly(hard, [grown], 1.0)
+        sigma = max(1.0, self.side / 40)
+        soft: np.ndarray = cv2.GaussianBlur(hard, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+        alpha: np.ndarray = soft[..., None] * self.feather()
+        return alpha
 
     def paste(self, frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """``frame`` with ``patch`` (the crop at render resolution) blended in through ``alpha``."""

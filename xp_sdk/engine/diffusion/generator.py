@@ -3,7 +3,8 @@
 Streaming in bounded memory: at most one window of warp frames (and their crops and renders) is buffered, plus
 the latents of the frames shared with the next window. ``push(target)`` returns the frames that became final
 (none until a window is full); ``flush()`` returns the rest at the end of the video. Only the square face crop
-is refined; outside it, and where the crop fades out, every pixel is the warp result.
+is refined, and only the face is blended back: through a feathered mask of each frame's face oval (from its
+landmarks), so outside the face (background, and where the mask fades out) every pixel is the warp result.
 
 Windows: with a motion module, consecutive windows share ``overlap`` frames; on those frames the later window is
 held at every step to the latents the earlier one had at that step, and the two results are cross-faded (linear
@@ -36,6 +37,7 @@ class _Pending:
     crop: np.ndarray  # its face crop at the model's resolution
     control: np.ndarray  # face-mesh render of the target
     motion: np.ndarray | None  # motion vector, when the motion-token path is on
+    landmarks: np.ndarray  # the target's landmarks in frame pixels: where the face is, for the blend mask
 
 
 class DiffusionGenerator:
@@ -55,7 +57,6 @@ class DiffusionGenerator:
         self.timings.setdefault("diffusion", 0.0)
         height, width = image.shape[:2]
         self.crop = FaceCrop.around(face, (width, height), self.config.crop_scale, self.config.resolution)
-        self._alpha = self.crop.feather()
         self._featurize = MotionFeaturizer(face) if pipeline.has_motion_tokens else None
         self.overlap = self.config.overlap if pipeline.temporal else 0
         self.window = self.config.window
@@ -79,6 +80,7 @@ class DiffusionGenerator:
                 crop=self.crop.cut(frame),
                 control=render_face_mesh(self.crop.to_crop(target.landmarks), self.config.resolution),
                 motion=None if self._featurize is None else self._featurize(target),
+                landmarks=target.landmarks,
             )
         )
         self.timings["warp"] += time.perf_counter() - t0
@@ -91,10 +93,17 @@ class DiffusionGenerator:
             return []
         return self._run(final=True)
 
+    @property
+    def models(self) -> tuple[tuple[str, str], ...]:
+        """(component, sha256) of every diffusion weight file this generator runs (for the C2PA record)."""
+        return self.pipeline.components.weights
+
     def _run(self, final: bool) -> list[np.ndarray]:
         try:
             return self._refine(final)
-        except torch.OutOfMemoryError as exc:
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
             raise EngineError(
                 f"the {self.pipeline.device} ran out of memory refining a window of {len(self._pending)} frames at "
                 f"{self.config.resolution}px; lower `window`, set `vae_batch` to 1, or turn on `cpu_offload`"
@@ -129,11 +138,22 @@ class DiffusionGenerator:
                 latents = torch.cat([carry.latents + w * (latents[:carried] - carry.latents), latents[carried:]])
         done = len(pending) - keep
         patches = self.pipeline.decode(latents[:done])
-        out = [self.crop.paste(p.frame, patch, self._alpha) for p, patch in zip(pending[:done], patches, strict=True)]
+        out = [
+            self.crop.paste(p.frame, patch, self.crop.face_alpha(p.landmarks))
+            for p, patch in zip(pending[:done], patches, strict=True)
+        ]
         self._pending = pending[done:]
         self._carry = Refined(latents[done:], refined.trajectory) if keep else None
         self.timings["diffusion"] += time.perf_counter() - t0
         return out
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's own error (``torch.cuda.OutOfMemoryError``, in every torch the project allows; ``torch.OutOfMemoryError``
+    only from 2.5), or the RuntimeError that MPS and older CUDA paths raise."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
 
 
 def open_diffusion_generator(

@@ -33,6 +33,7 @@ from xp_sdk.engine.diffusion.components import DiffusionComponents, resolve_devi
 from xp_sdk.engine.diffusion.config import DiffusionConfig
 from xp_sdk.engine.diffusion.motion_tokens import MotionTokenState, motion_processors
 from xp_sdk.engine.diffusion.reference import ReferenceBank, reference_processors
+from xp_sdk.engine.diffusion.versions import require_supported_diffusers
 from xp_sdk.errors import InvalidInputError
 
 
@@ -55,6 +56,7 @@ class PortraitDiffusionPipeline:
     def __init__(self, components: DiffusionComponents, config: DiffusionConfig) -> None:
         from diffusers import LCMScheduler, TCDScheduler
 
+        require_supported_diffusers()
         self.config = config.validate()
         self.components = c = components
         self.device, self.dtype = resolve_device(config)
@@ -77,7 +79,7 @@ class PortraitDiffusionPipeline:
         processors.update(reference_processors(c.unet, self.bank))
         if c.motion_tokenizer is not None:
             processors.update(motion_processors(c.unet, c.motion_tokenizer, self.motion_state))
-        c.unet.set_attn_processor(processors)
+        self._processors = processors
         if config.vae_tiling and hasattr(c.vae, "enable_tiling"):
             c.vae.enable_tiling()
 
@@ -231,7 +233,6 @@ class PortraitDiffusionPipeline:
         )
         return self.scheduler.timesteps  # type: ignore[no-any-return]
 
-    @torch.no_grad()
     def denoise(
         self,
         warp: np.ndarray,
@@ -246,6 +247,21 @@ class PortraitDiffusionPipeline:
         for the motion tokens; ``anchor``: the previous window's trajectory for this window's first frames;
         ``keep``: how many last frames' trajectory to return, to anchor the next window.
         """
+        with self.components.lock:
+            # The models may be shared with other pipelines (the process's cache): this one's processors go in
+            # for the window it runs.
+            self.components.unet.set_attn_processor(dict(self._processors))
+            return self._denoise(warp, control, motion, anchor, keep)
+
+    @torch.no_grad()
+    def _denoise(
+        self,
+        warp: np.ndarray,
+        control: np.ndarray | None,
+        motion: np.ndarray | None = None,
+        anchor: Anchor | None = None,
+        keep: int = 0,
+    ) -> Refined:
         cfg = self.config
         c = self.components
         frames = len(warp)

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from xp_sdk.engine.diffusion.declarations import OPTION_KEYS, OptionValue, check_options, controlnet_refusal
 from xp_sdk.engine.models import sha256_file
 from xp_sdk.errors import DiffusionWeightsMissingError, InvalidInputError, ModelHashMismatchError
 from xp_sdk.home import Home
 
 ENV_MODELS_TOML = "XP_MODELS_TOML"
 Layout = Literal["diffusers", "transformers", "tokenizer", "file"]
-State = Literal["ok", "not_configured", "missing", "unsafe_format", "unpinned", "mismatch"]
+State = Literal["ok", "not_configured", "missing", "unsafe_format", "unsupported", "unpinned", "mismatch"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,16 @@ class ComponentEntry:
     sha256: str | None
     variant: str | None = None
     config: Path | None = None
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
+    """What the table declares beyond the path and pin (:mod:`.declarations`)."""
+
+    def config_file(self) -> Path | None:
+        """The config.json that describes this component, when it has one."""
+        if self.path is not None and self.path.is_dir():
+            return self.path / "config.json"
+        if self.config is not None:
+            return self.config / "config.json" if self.config.is_dir() else self.config
+        return None
 
 
 @dataclass(frozen=True)
@@ -207,18 +218,22 @@ def parse_models_toml(path: Path) -> dict[str, ComponentEntry]:
         table = data.get(name, {})
         if not isinstance(table, Mapping):
             raise InvalidInputError(f"{path}: [{name}] must be a table")
-        extra = sorted(set(table) - {"path", "sha256", "variant", "config"})
+        extra = sorted(set(table) - {"path", "sha256", "variant", "config", *OPTION_KEYS.get(name, {})})
         if extra:
             raise InvalidInputError(f"{path}: [{name}] has unknown keys {extra}")
         for key in ("path", "sha256", "variant", "config"):
             if key in table and not isinstance(table[key], str):
                 raise InvalidInputError(f"{path}: [{name}] {key} must be a string")
+        options, problems = check_options(name, table)
+        if problems:
+            raise InvalidInputError(f"{path}: " + "; ".join(problems))
         entries[name] = ComponentEntry(
             name=name,
             path=_resolve(path, table.get("path")),
             sha256=(table.get("sha256") or "").strip().lower() or None,
             variant=table.get("variant") or None,
             config=_resolve(path, table.get("config")),
+            options=options,
         )
     return entries
 
@@ -306,6 +321,10 @@ def check_component(spec: ComponentSpec, entry: ComponentEntry, *, verify: bool 
         return status("unsafe_format", f"{entry.path}: {exc}")
     except (FileNotFoundError, KeyError, ValueError) as exc:
         return status("missing", f"{entry.path}: {exc}; expected {spec.what}; public weights: {spec.suggestion}")
+    if spec.name == "controlnet":
+        refusal = controlnet_refusal(entry.path, entry.config_file(), entry.options)
+        if refusal is not None:
+            return status("unsupported", f"{entry.path}: {refusal}", files=files)
     if not verify:
         return status("ok", f"{entry.path} (not hashed)", files=files, expected_sha256=entry.sha256)
     actual = component_digest(entry, files)
@@ -340,6 +359,8 @@ class VerifiedWeights:
 
     toml: Path
     entries: dict[str, ComponentEntry]
+    digests: dict[str, str] = field(default_factory=dict)
+    """Each component's sha256 (a file's, or a folder's manifest digest): what the C2PA record names."""
 
     def get(self, name: str) -> ComponentEntry | None:
         return self.entries.get(name)
@@ -370,5 +391,9 @@ def require_weights(path: str | os.PathLike[str] | None = None) -> VerifiedWeigh
             missing=tuple(s.name for s in problems),
         )
     entries = parse_models_toml(report.toml)
-    usable = {s.name for s in report.statuses if s.usable}
-    return VerifiedWeights(report.toml, {name: entries[name] for name in usable})
+    usable = {s.name: s.actual_sha256 for s in report.statuses if s.usable}
+    return VerifiedWeights(
+        report.toml,
+        {name: entries[name] for name in usable},
+        {name: digest for name, digest in usable.items() if digest is not None},
+    )
