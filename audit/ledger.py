@@ -39,7 +39,7 @@ from audit.log import AuditLog
 from audit.merkle import leaf_hash
 from audit.models import ApiKey, AuditEventRow, Consent, FaceReference, Generation, Subject, Tenant
 from audit.query import EventPage, EventQuery, query_events
-from audit.rate_limits import StoreRateLimiter
+from audit.rate_limits import KeyRateLimiter, StoreRateLimiter
 from audit.reconcile import hold_snapshot
 from audit.record_reads import check_consents, check_subjects, checked_generation, unfinished_generation_ids
 from audit.records import ConsentInfo, GenerationInfo, SubjectInfo, TenantInfo
@@ -59,7 +59,7 @@ class Ledger:
         signing_key: LogSigningKey | None = None,
         checkpoint_every: int = 256,
         hasher: SecretHasher | None = None,
-        rate_limiter: RateLimiter | StoreRateLimiter | None = None,
+        rate_limiter: RateLimiter | KeyRateLimiter | None = None,
     ) -> None:
         """``rate_limiter``: by default the store's own counters, shared by every process on this database."""
         self.store = store
@@ -824,4 +824,3 @@ def _consent_info(row: Consent) -> ConsentInfo:
         revoked_by=row.revoked_by,
         revocation_reason=row.revocation_reason,
     )
-

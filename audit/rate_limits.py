@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from audit.errors import RateLimitedError
 from audit.models import RateLimitState
 from audit.store import Store
 
 PERIOD_S = 60.0
+
+
+class KeyRateLimiter(Protocol):
+    """What the ledger asks of a limiter: count one request of a key, or raise ``RateLimitedError``. Every process
+    of a deployment must share its counts (this module's store, or a shared service such as Redis)."""
+
+    def acquire(self, key_id: str, limit_per_minute: int) -> None: ...
 
 
 class StoreRateLimiter:

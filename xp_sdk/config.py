@@ -62,6 +62,16 @@ class Settings(BaseModel):
     face_landmarker_model: Path | None = Field(default=None, description="a copy of the pinned FaceLandmarker")
     yunet_model: Path | None = Field(default=None, description="a copy of the pinned YuNet face detector")
     sface_model: Path | None = Field(default=None, description="a copy of the pinned SFace recognizer")
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://… that every process of the deployment shares: per-key rate limits, and for xp serve "
+        "the job queue, its progress and idempotency keys (default: none; limits in the database, jobs in one process)",
+    )
+    redis_prefix: str = Field(
+        default="xp",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="the prefix of this deployment's Redis keys, so that deployments can share one Redis",
+    )
 
     @classmethod
     def resolve(cls, *, home: str | os.PathLike[str] | None = None, **arguments: Any) -> Settings:
@@ -88,6 +98,8 @@ class Settings(BaseModel):
         data["database_url"] = mask_password(self.database_url)
         if self.base_url is not None:
             data["base_url"] = mask_password(self.base_url)
+        if self.redis_url is not None:
+            data["redis_url"] = mask_password(self.redis_url)
         return data
 
 

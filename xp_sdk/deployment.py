@@ -29,6 +29,7 @@ from audit import (
     RateLimitedError as AuditRateLimitedError,
 )
 from audit.checkpoint import WitnessNoteError
+from audit.rate_limits import KeyRateLimiter
 from policy import Policy, PolicyError, Scope
 from xp_sdk.config import Settings, read_config_file, write_config_file
 from xp_sdk.errors import (
@@ -106,8 +107,9 @@ class Deployment:
             policy = Policy.load(settings.policy_paths)
             store = Store.open(settings.database_url)
             ledger = Ledger(
-                store, origin=settings.log_origin, signing_key=log_key, checkpoint_every=settings.checkpoint_every
-            )
+                store, origin=settings.log_origin, signing_key=log_key, checkpoint_every=settings.checkpoint_every,
+                rate_limiter=shared_rate_limiter(settings),
+            )  # fmt: skip
         deployment = cls(settings, ledger, load_provenance_keys(home), policy, log_key.public_key)
         # Every process that opens the home sweeps: a CLI-only deployment has no server start-up to do it, and the
         # folders' locks keep a sweep away from generations still running elsewhere (one scandir when empty).
@@ -126,6 +128,16 @@ class Deployment:
 
     def close(self) -> None:
         self.ledger.store.dispose()
+
+
+def shared_rate_limiter(settings: Settings) -> KeyRateLimiter | None:
+    """The per-key limiter every process of the deployment shares: Redis when configured, else (None) the
+    database's own counters."""
+    if settings.redis_url is None:
+        return None
+    from xp_sdk.shared_state.rate_limits import RedisRateLimiter  # limits and redis load only when configured
+
+    return RedisRateLimiter(settings.redis_url, prefix=settings.redis_prefix)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ SETTING_VARIABLES = {
     "face_landmarker_model": "XP_FACE_LANDMARKER_MODEL",
     "yunet_model": "XP_YUNET_MODEL",
     "sface_model": "XP_SFACE_MODEL",
+    "redis_url": "XP_REDIS_URL",
+    "redis_prefix": "XP_REDIS_PREFIX",
 }
 ENVIRONMENT_ONLY = frozenset(
     {"base_url", "debug", "signing_chain", "signing_key", "trust_anchors", "models_toml", "face_tracking"}

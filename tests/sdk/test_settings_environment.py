@@ -96,6 +96,8 @@ def test_config_show_prints_every_setting_with_secrets_masked(tmp_path: Path, mo
         "XP_CONSENT_VALIDITY_DAYS": "30",
         "XP_MAX_DRIVING_SECONDS": "60",
         "XP_MAX_DRIVING_FRAMES": "1800",
+        "XP_REDIS_URL": "redis://:hunter3@127.0.0.1:6379/2",
+        "XP_REDIS_PREFIX": "xp-test",
     }
     for name in VARIABLES.values():
         monkeypatch.delenv(name, raising=False)
@@ -108,8 +110,9 @@ def test_config_show_prints_every_setting_with_secrets_masked(tmp_path: Path, mo
     assert shown["api_key"] == "***" and "secretsecret" not in str(shown)
     assert "hunter2" not in shown["database_url"] and "127.0.0.1:5432/test" in shown["database_url"]
     assert shown["debug"] is True and shown["face_tracking"] == "mediapipe"
+    assert shown["redis_url"] == "redis://:***@127.0.0.1:6379/2"
     for setting, variable in VARIABLES.items():
-        if setting not in ("home", "api_key", "database_url", "debug"):
+        if setting not in ("home", "api_key", "database_url", "debug", "redis_url"):
             assert str(shown[setting]) == str(type(shown[setting])(given[variable])), setting
 
 

@@ -48,6 +48,15 @@ def serve(
             "longer than the longest generation any server of the deployment runs. Off unless given.",
         ),
     ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="redis://host:port/db that every replica shares: rate limits, jobs, their progress and idempotency "
+            "keys (default: XP_REDIS_URL; without it, one process keeps them).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Client's operations over HTTP, with the verification page at /."""
     from xp_sdk.server.serve import serve as run_server
@@ -58,7 +67,7 @@ def serve(
     try:
         run_server(
             host=host, port=port, home=home, workers=workers, ray_address=ray, gpus_per_worker=gpus_per_worker,
-            close_abandoned_after=abandoned,
+            close_abandoned_after=abandoned, redis_url=redis,
         )  # fmt: skip
     except ImportError as exc:
         raise InvalidInputError(f"--ray needs the ray extra: pip install 'xp-sdk[ray]' ({exc})") from exc

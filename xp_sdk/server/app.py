@@ -7,6 +7,7 @@ code in both modes.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -23,14 +24,14 @@ from starlette.concurrency import run_in_threadpool
 
 import xp_sdk
 from xp_sdk.config import Settings
-from xp_sdk.deployment import Deployment
+from xp_sdk.deployment import Deployment, shared_rate_limiter
 from xp_sdk.server import errors
 from xp_sdk.server.access_log import install_access_log_filter
 from xp_sdk.server.jobs import JobRunner, JobState, ThreadJobRunner, run_animation
 from xp_sdk.server.limits import BodyLimit, ClientRateLimit, Limits
 from xp_sdk.server.routes import api, page
 from xp_sdk.server.schemas import Health
-from xp_sdk.server.state import ServerState
+from xp_sdk.server.state import ServerState, shared_state_summary
 from xp_sdk.server.sweeper import AbandonedSweeper
 from xp_sdk.service import Service
 
@@ -65,8 +66,10 @@ def create_app(
     deployment.sweep_work()
     service = Service(deployment)
     root = Path(deployment.settings.home) / "server"
-    # Uploads live only while a request or a job uses them: what is left is from a process that died.
-    shutil.rmtree(root / "uploads", ignore_errors=True)
+    # Uploads live only while a request or a job uses them: what is left is from a process that died (with Redis,
+    # replicas share the folder and another one's queued jobs may still need theirs).
+    if deployment.settings.redis_url is None:
+        shutil.rmtree(root / "uploads", ignore_errors=True)
     for folder in (root, root / "uploads", root / "outputs"):
         folder.mkdir(mode=0o700, exist_ok=True)
 
@@ -83,6 +86,19 @@ def create_app(
             chosen_runner = RayJobRunner(
                 deployment, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                 retention_s=retention_s, on_discard=discard_output,
+            )  # fmt: skip
+        except BaseException:
+            if owned:
+                service.close()
+            raise
+    elif deployment.settings.redis_url is not None:
+        from xp_sdk.server.redis_jobs import RedisJobRunner  # redis and rq load only when configured
+
+        try:
+            chosen_runner = RedisJobRunner(
+                partial(run_animation, service), deployment.ledger, url=deployment.settings.redis_url,
+                prefix=deployment.settings.redis_prefix, workers=workers, retention_s=retention_s,
+                on_discard=discard_output,
             )  # fmt: skip
         except BaseException:
             if owned:
@@ -111,6 +127,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.getLogger("uvicorn.error").info(shared_state_summary(deployment.settings, ray=ray_address is not None))
         if sweeper is not None:
             sweeper.start()
         yield
@@ -140,5 +157,9 @@ def create_app(
         return Health(version=xp_sdk.__version__)
 
     app.add_middleware(BodyLimit, limits=chosen_limits)
-    app.add_middleware(ClientRateLimit, per_minute=chosen_limits.requests_per_minute_per_client)
+    app.add_middleware(
+        ClientRateLimit,
+        per_minute=chosen_limits.requests_per_minute_per_client,
+        buckets=shared_rate_limiter(deployment.settings),
+    )
     return app

@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse
 
 from audit import RateLimitedError as AuditRateLimitedError
 from audit import RateLimiter
-from xp_sdk.errors import InvalidInputError, RateLimitedError
+from audit.errors import StoreError
+from audit.rate_limits import KeyRateLimiter
+from xp_sdk.errors import AuditStoreError, InvalidInputError, RateLimitedError
 
 MiB = 1024 * 1024
 
@@ -85,7 +87,7 @@ def _size(limit: int) -> str:
     return f"{limit / MiB:g} MiB" if limit >= MiB else f"{limit / 1024:g} KiB"
 
 
-def error_json(exc: InvalidInputError | RateLimitedError) -> JSONResponse:
+def error_json(exc: InvalidInputError | RateLimitedError | AuditStoreError) -> JSONResponse:
     """The status and body ``errors.py`` answers with (the error's own), for the refusals made here, outside the
     app's exception handlers."""
     body = {**exc.to_dict(), "type": _public_type(exc)}
@@ -131,12 +133,13 @@ class BodyLimit:
 
 
 class ClientRateLimit:
-    """ASGI middleware: a token bucket per client address over every ``/v1`` request."""
+    """ASGI middleware: a limit per client address over every ``/v1`` request; ``buckets`` shared by every replica
+    (Redis), or by default a token bucket in this process's memory."""
 
-    def __init__(self, app: ASGIApp, per_minute: int) -> None:
+    def __init__(self, app: ASGIApp, per_minute: int, buckets: KeyRateLimiter | None = None) -> None:
         self.app = app
         self.per_minute = per_minute
-        self.buckets = RateLimiter()
+        self.buckets: KeyRateLimiter = buckets or RateLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.per_minute > 0 and scope["path"].startswith("/v1/"):
@@ -149,6 +152,9 @@ class ClientRateLimit:
                     f"too many requests from {address}; retry in {exc.retry_after:.1f} s", retry_after=exc.retry_after
                 )
                 await error_json(refused)(scope, receive, send)
+                return
+            except StoreError as exc:
+                await error_json(AuditStoreError(exc.message))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

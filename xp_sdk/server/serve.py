@@ -28,18 +28,21 @@ def serve(
     ray_address: str | None = None,
     gpus_per_worker: float = 0.0,
     close_abandoned_after: timedelta | None = None,
+    redis_url: str | None = None,
 ) -> None:
     """Serve the deployment in ``home`` (default: ``XP_HOME``) until interrupted.
 
-    ``workers`` is how many animations run at once, in this one process: the job table, the per-key rate limits
-    and the idempotency keys live in its memory, so it is not a count of uvicorn processes. Put TLS in front
-    (a reverse proxy) for anything but loopback: API keys travel in the Authorization header.
+    ``workers`` is how many animations run at once, in this one process, not a count of uvicorn processes. Without
+    Redis the job table and the idempotency keys live in its memory (one replica); with ``redis_url`` (default:
+    ``XP_REDIS_URL``) they, and the rate limits, live in Redis, so several ``xp serve`` processes on one database and
+    one shared home answer alike (see ``xp_sdk.server.redis_jobs``). Put TLS in front (a reverse proxy) for anything
+    but loopback: API keys travel in the Authorization header.
 
     With ``ray_address`` generations run on ``workers`` Ray actors that hold the models (see
     ``xp_sdk.server.ray_runner`` for what the cluster must share). ``close_abandoned_after``: see
     ``xp_sdk.server.sweeper``."""
     app = create_app(
-        Settings.resolve(home=home), workers=workers, limits=limits, ray_address=ray_address,
+        Settings.resolve(home=home, redis_url=redis_url), workers=workers, limits=limits, ray_address=ray_address,
         gpus_per_worker=gpus_per_worker, close_abandoned_after=close_abandoned_after,
     )  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, timeout_keep_alive=15)

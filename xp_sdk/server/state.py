@@ -12,6 +12,8 @@ from fastapi import Request
 
 from audit import AuthenticationError as AuditAuthenticationError
 from audit.api_keys import parse_key
+from audit.store import redact_url
+from xp_sdk.config import Settings
 from xp_sdk.server.jobs import JobRunner
 from xp_sdk.server.limits import Limits
 from xp_sdk.service import Service
@@ -70,3 +72,15 @@ def well_formed_key(state: ServerState, request: Request) -> str:
         state.service.caller(key)  # raises the error local mode raises, and logs the failure as it does
         raise
     return key
+
+
+def shared_state_summary(settings: Settings, *, ray: bool) -> str:
+    """What this server shares with other replicas, and what it keeps to itself: said once at start-up."""
+    if settings.redis_url is None:
+        return (
+            "shared state: no Redis (XP_REDIS_URL / --redis unset): per-key rate limits in the audit database; jobs, "
+            "their progress, idempotency keys and per-address limits in this process only (run one replica)"
+        )
+    where = f"Redis at {redact_url(settings.redis_url)}, keys under {settings.redis_prefix!r}"
+    jobs = "jobs on Ray, their table in this process" if ray else "jobs, their progress and idempotency keys"
+    return f"shared state: {where}: per-key and per-address rate limits, {jobs}"

@@ -1,0 +1,259 @@
+"""Two real ``xp serve`` processes on one PostgreSQL schema, one home and one Redis (keys under a prefix of this run):
+limits, jobs and idempotency keys hold across them, and a job outlives the replica that ran it as a failed,
+audited job, never a lost one. Order and states are asserted, never durations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.postgres import postgres_schema
+from xp_sdk import Client, init_deployment
+from xp_sdk.server.redis_jobs import clear
+
+REDIS_URL = os.environ.get("XP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SHORT_CLIP = "lp_d1_hist.mp4"  # 16 frames: the cheapest real generation
+LONG_CLIP = "lp_d5_hist.mp4"  # 148 frames: long enough to kill its replica mid-way
+JOB_TIMEOUT_S = 300.0  # a bound against a hang on a busy machine, not a measurement
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def _require_redis() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("XP_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis at {REDIS_URL} is required: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Replica:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@dataclass
+class Replicas:
+    home: Path
+    prefix: str
+    admin_key: str
+    animator_key: str
+    eileen: str
+    astronaut: Path
+    faces: Path
+    replicas: list[Replica] = field(default_factory=list)
+
+    def client(self, replica: Replica, key: str) -> httpx.Client:
+        return httpx.Client(base_url=replica.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+
+def _start(home: Path, prefix: str, log: Path) -> Replica:
+    port = _free_port()
+    env = {**os.environ, "XP_REDIS_PREFIX": prefix}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "xp_sdk.cli", "serve", "--home", str(home), "--port", str(port),
+             "--redis", REDIS_URL],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    replica = Replica(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not replica.alive():
+            raise AssertionError(f"a replica exited at start-up:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{replica.url}/healthz", timeout=2).status_code == 200:
+                return replica
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"a replica did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory, faces: Path) -> Iterator[Replicas]:
+    _require_redis()
+    root = tmp_path_factory.mktemp("replicas")
+    prefix = f"xp-test-{secrets.token_hex(5)}"
+    with postgres_schema("xp_replicas") as database_url:
+        init = init_deployment(root / "home", tenant="acme", database_url=database_url)
+        astronaut = faces / "source" / "skimage_astronaut.png"
+        # Set up in process, on the database's own limits (no Redis in this process's settings).
+        with Client(init.api_key.secret, home=init.home) as first:
+            admin_key = first.keys.create(
+                scopes="animate verify audit:read subjects:write consents:write keys:admin", name="test admin",
+                rate_limit_per_minute=6000,
+            ).secret  # fmt: skip
+        with Client(admin_key, home=init.home) as admin:
+            eileen = admin.subjects.register("Eileen Collins", [astronaut]).id
+            admin.consents.grant(eileen, evidence=b"Eileen Collins consents (replica tests)")
+            animator = admin.keys.create(scopes="animate verify", name="animator", rate_limit_per_minute=6000).secret
+        deployed = Replicas(init.home, prefix, admin_key, animator, eileen, astronaut, faces)
+        try:
+            deployed.replicas = [_start(init.home, prefix, root / f"replica-{n}.log") for n in range(2)]
+            yield deployed
+        finally:
+            for replica in deployed.replicas:
+                if replica.alive():
+                    replica.process.send_signal(signal.SIGINT)
+                    try:
+                        replica.process.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        replica.process.kill()
+                        replica.process.wait()
+            clear(REDIS_URL, prefix)
+
+
+def test_each_replica_says_at_start_up_that_it_shares_state_on_redis(replicas: Replicas) -> None:
+    for replica in replicas.replicas:
+        text = replica.log.read_text()
+        assert "shared state: Redis at" in text and replicas.prefix in text, text
+
+
+def test_a_key_limited_to_5_a_minute_gets_5_answers_across_both_replicas(replicas: Replicas) -> None:
+    with Client(replicas.admin_key, home=replicas.home) as admin:
+        limited = admin.keys.create(scopes="audit:read", name="five a minute", rate_limit_per_minute=5).secret
+    answers: list[int] = []
+    refusals: list[httpx.Response] = []
+    others: list[httpx.Response] = []
+    for n in range(12):
+        replica = replicas.replicas[n % 2]
+        with replicas.client(replica, limited) as http:
+            response = http.get("/v1/audit/events", params={"limit": 1})
+        answers.append(response.status_code)
+        if response.status_code == 429:
+            refusals.append(response)
+        else:
+            others.append(response)
+    assert sum(code != 429 for code in answers) == 5, [(r.status_code, r.text[:200]) for r in others]
+    assert answers[:5] == [200] * 5, answers  # both replicas answered before the shared limit ran out
+    assert all(r.json()["error"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1 for r in refusals)
+
+
+def _submit(replicas: Replicas, replica: Replica, clip: str, idempotency_key: str | None = None) -> httpx.Response:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    with replicas.client(replica, replicas.animator_key) as http:
+        return http.post(
+            "/v1/animations",
+            data={"subject": replicas.eileen, "out_name": "clip.mp4"},
+            files={
+                "source": ("astronaut.png", replicas.astronaut.read_bytes(), "image/png"),
+                "driving": (clip, (replicas.faces / "driving" / clip).read_bytes(), "video/mp4"),
+            },
+            headers=headers,
+        )
+
+
+def _follow(
+    replicas: Replicas, replica: Replica, job_id: str, until: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """Poll ``replica`` for the job until ``until(job)``; every distinct state seen, in order."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    with replicas.client(replica, replicas.animator_key) as http:
+        while time.monotonic() < deadline:
+            response = http.get(f"/v1/animations/{job_id}")
+            assert response.status_code == 200, response.text
+            job = response.json()
+            if not seen or seen[-1] != job:
+                seen.append(job)
+            if until(job):
+                return seen
+            time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never got there; last seen: {seen[-1:]}")
+
+
+def test_a_job_started_on_one_replica_is_followed_and_downloaded_on_the_other(replicas: Replicas) -> None:
+    first, second = replicas.replicas
+    key = secrets.token_hex(8)
+    created = _submit(replicas, first, SHORT_CLIP, idempotency_key=key)
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+
+    # The other replica knows the Idempotency-Key: a retry sent there returns the same job, not a second one.
+    replayed = _submit(replicas, second, SHORT_CLIP, idempotency_key=key)
+    assert replayed.status_code in (200, 202) and replayed.json()["id"] == job_id, replayed.text
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+
+    seen = _follow(replicas, second, job_id, lambda job: job["status"] in FINISHED)
+    statuses = [job["status"] for job in seen]
+    order = ["queued", "running", "succeeded"]
+    assert statuses[-1] == "succeeded", seen[-1]
+    assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses), statuses
+    versions = [job.get("version", 0) for job in seen]
+    assert versions == sorted(versions)
+
+    with replicas.client(second, replicas.animator_key) as http:
+        download = http.get(f"/v1/animations/{job_id}/output")
+    assert download.status_code == 200, download.text
+    digest = hashlib.sha256(download.content).hexdigest()
+    assert digest == download.headers["X-Content-SHA256"] == seen[-1]["result"]["output_sha256"]
+
+
+def _running_replica(replicas: Replicas, job_id: str) -> Replica:
+    """The replica whose worker holds the job, from the job's record in Redis (``host:pid:token``)."""
+    raw = redis.Redis.from_url(REDIS_URL).get(f"{replicas.prefix}:job:{job_id}")
+    assert raw is not None
+    pid = int(json.loads(raw)["replica"].split(":")[-2])
+    return next(r for r in replicas.replicas if r.process.pid == pid)
+
+
+def test_killing_the_replica_running_a_job_leaves_it_failed_and_audited_elsewhere(replicas: Replicas) -> None:
+    created = _submit(replicas, replicas.replicas[0], LONG_CLIP)
+    assert created.status_code == 202, created.text
+    job_id, generation_id = created.json()["id"], created.json()["generation_id"]
+
+    def generating(job: dict[str, Any]) -> bool:
+        assert job["status"] not in FINISHED, job  # it must still be running when it is killed
+        return job["status"] == "running" and (job.get("progress") or {}).get("stage") == "generate"
+
+    _follow(replicas, replicas.replicas[1], job_id, generating)
+    victim = _running_replica(replicas, job_id)
+    victim.process.send_signal(signal.SIGKILL)
+    victim.process.wait()
+    survivor = next(r for r in replicas.replicas if r is not victim)
+
+    seen = _follow(replicas, survivor, job_id, lambda job: job["status"] in FINISHED)
+    final = seen[-1]
+    assert final["status"] in ("succeeded", "failed"), final
+    with replicas.client(survivor, replicas.admin_key) as http:
+        events = http.get("/v1/audit/events", params={"generation_id": generation_id}).json()["events"]
+    types = [event["type"] for event in events]
+    if final["status"] == "failed":
+        assert final["error"]["error"] == "worker_lost", final
+        # The audit log says how the generation ended: requested, then failed, and never completed.
+        assert "generation.requested" in types and "generation.failed" in types, types
+        assert "generation.completed" not in types
+        assert types.index("generation.requested") < types.index("generation.failed")
+        failed = next(event for event in events if event["type"] == "generation.failed")
+        assert "worker_lost" in json.dumps(failed)
+    else:
+        assert "generation.completed" in types, types
