@@ -106,6 +106,23 @@ def kabsch(points: np.ndarray, target: np.ndarray, weights: np.ndarray | None = 
     return u @ np.diag([1.0, 1.0, d]) @ vt  # type: ignore[no-any-return]
 
 
+MAX_HEAD_LOG_SCALE = 0.06
+"""The most a head grows or shrinks on its body (log scale, about 6 %), approached smoothly: a driver leaning
+towards the camera would otherwise inflate the photo's head inside a frame whose shoulders stay put."""
+MAX_HEAD_SHIFT = 0.3
+"""The furthest a head moves across the picture, in inter-ocular units, approached smoothly: the neck and shoulders
+follow it only so far (:mod:`xp_sdk.engine.warp`), and a driver walking across the frame is not a portrait's motion."""
+
+
+def bounded_head_motion(translation: np.ndarray, log_scale: float) -> tuple[np.ndarray, float]:
+    """A head shift and log scale limited to :data:`MAX_HEAD_SHIFT` and :data:`MAX_HEAD_LOG_SCALE`, smoothly
+    (``limit * tanh(x / limit)``: small motion passes as it is, large motion approaches the limit without a kink)."""
+    shift = float(np.linalg.norm(translation))
+    kept = MAX_HEAD_SHIFT * math.tanh(shift / MAX_HEAD_SHIFT)
+    bounded = translation * (kept / shift) if shift > 1e-12 else translation
+    return bounded, MAX_HEAD_LOG_SCALE * math.tanh(log_scale / MAX_HEAD_LOG_SCALE)
+
+
 class MotionEncoder:
     """Turns the face analyses of a video's frames, in order, into motion codes."""
 

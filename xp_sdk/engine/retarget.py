@@ -21,6 +21,7 @@ from xp_sdk.engine.motion import (
     BLENDSHAPE_INDEX,
     BLENDSHAPE_NAMES,
     MotionCode,
+    bounded_head_motion,
     canonical_shape,
     euler_to_matrix,
     rigid_centre,
@@ -280,6 +281,7 @@ class Retargeter:
         )
 
     def _pose(self, canonical: np.ndarray, rel: np.ndarray, translation: np.ndarray, log_scale: float) -> TargetFace:
+        translation, log_scale = bounded_head_motion(translation, log_scale)
         rotation = rel @ self._rotation
         scale = self._iod * math.exp(log_scale)
         centre = self._centre.copy()

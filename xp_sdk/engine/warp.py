@@ -23,6 +23,7 @@ How one frame is made:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -32,12 +33,35 @@ from xp_sdk.engine import topology
 from xp_sdk.engine.eyelids import LidPainter
 from xp_sdk.engine.faces import FaceAnalysis
 from xp_sdk.engine.images import padded_box
+from xp_sdk.engine.motion import canonical_shape
 from xp_sdk.engine.mouth import MouthPainter, TeethRig
 from xp_sdk.engine.options import WarpConfig as WarpConfig
 from xp_sdk.engine.retarget import TargetFace
+from xp_sdk.engine.visibility import facing, seen_share, vertex_normals
 
-# (ring scale around the face oval, motion kept above the face, motion kept below it)
-_RINGS = ((1.25, 0.85, 0.55), (1.7, 0.5, 0.15), (2.4, 0.15, 0.0))
+# Rings of control points around the face oval: (scale about the face centre, the share of the head's rigid
+# motion kept above the face and below it, the share of the oval's own expression motion kept above and below).
+# Hair moves with the head; the neck and shoulders follow it less the further down they are, smoothly, so the
+# head turns and tilts on its body instead of sliding over it as a cut-out. Expression motion (a jaw dropping)
+# fades fast: the chin stretches the skin under it, not the collar.
+_RINGS = (
+    (1.15, 0.97, 0.85, 0.65, 0.5),
+    (1.4, 0.85, 0.6, 0.3, 0.2),
+    (1.75, 0.6, 0.35, 0.1, 0.05),
+    (2.15, 0.3, 0.15, 0.0, 0.0),
+    (2.6, 0.0, 0.0, 0.0, 0.0),
+)
+# A landmark the photo or the frame sees at this cosine or less moves with the head only; from this one up, fully.
+_EDGE_ON = -0.05
+_CLEAR = 0.25
+# How far (in inter-ocular distances, Gaussian sigma) a poorly seen landmark looks for the seen ones it moves with,
+# and how much the head's rigid motion counts against them (as the weight of one landmark right beside it).
+_NEARBY = 0.2
+# A landmark whose cosine to the camera changes by less than the first (a head that hardly turns) keeps its own
+# motion whatever it sees; by more than the second, it moves as its visibility says.
+_TURN_LOW = 0.02
+_TURN_HIGH = 0.1
+_RIGID_WEIGHT = 0.05
 
 
 class WarpGenerator:
@@ -51,11 +75,20 @@ class WarpGenerator:
         self._source_landmarks = pts
         centre = pts[list(topology.FACE_OVAL)].mean(axis=0)
         oval = pts[list(topology.FACE_OVAL)]
-        rings = [centre + (oval - centre) * s for s, _, _ in _RINGS]
+        rings = [centre + (oval - centre) * ring[0] for ring in _RINGS]
         # Above the face (negative y relative to the centre) keeps more motion than below.
         up = np.clip(-(oval[:, 1] - centre[1]) / (np.abs(oval - centre).max() + 1e-6) * 2 + 0.5, 0, 1)
-        self._ring_weights = np.concatenate([hi * up + lo * (1 - up) for _, hi, lo in _RINGS])
+        self._ring_rigid = np.concatenate([hi * up + lo * (1 - up) for _, hi, lo, _, _ in _RINGS])
+        self._ring_weights = np.concatenate([hi * up + lo * (1 - up) for _, _, _, hi, lo in _RINGS])
         self._ring_parent = np.tile(np.array(topology.FACE_OVAL), len(_RINGS))
+        self._rigid_points = list(topology.SKULL)
+        normals = vertex_normals(canonical_shape(face))
+        self._normals = normals
+        self._facing_in_photo = facing(normals, face.rotation)
+        self._seen_in_photo = seen_share(self._facing_in_photo, _EDGE_ON, _CLEAR)
+        reach = _NEARBY * max(topology.inter_ocular(pts), 1.0)
+        apart = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=-1)
+        self._nearby = np.exp(-apart / (2.0 * reach**2))
 
         outer = np.vstack(rings)
         x0, y0 = np.floor(np.minimum(outer.min(axis=0), pts.min(axis=0))).astype(int) - 4
@@ -117,10 +150,48 @@ class WarpGenerator:
         self._mouth = MouthPainter(image, face.landmarks, self._teeth) if c.paint_mouth else None
         self._lid_painter = LidPainter(image, face.landmarks) if c.paint_lids else None
 
+    def visible(self, target: TargetFace) -> TargetFace:
+        """``target`` with the landmarks that the photo or the frame sees edge-on (or not at all) moved with the
+        head's rigid motion instead of their own.
+
+        A three-quarter photo's far cheek is a strip a few pixels wide: turned to face the camera it would stretch
+        into spikes over the background, and turned further away it folds over itself. Between the clearly seen
+        and the unseen, the landmarks blend the two motions smoothly.
+        """
+        cosine = facing(self._normals, target.rotation)
+        unseen = 1.0 - np.minimum(self._seen_in_photo, seen_share(cosine, _EDGE_ON, _CLEAR))
+        # Only where the turn changes how the landmark faces the camera: expression alone (a blink) moves as asked.
+        turned = seen_share(np.abs(cosine - self._facing_in_photo), _TURN_LOW, _TURN_HIGH)
+        seen = 1.0 - unseen * turned
+        if seen.min() >= 1.0:
+            return target
+        own = target.landmarks - self._source_landmarks
+        rigid = self._rigid_displacement(target.landmarks, self._source_landmarks)
+        # The poorly seen take the motion of the well seen skin around them (the head's rigid motion where none
+        # is near): a strip that moved on its own would be overrun by the cheek beside it, and fold.
+        weights = self._nearby * seen[None, :]
+        borrowed = (weights @ own + _RIGID_WEIGHT * rigid) / (weights.sum(axis=1) + _RIGID_WEIGHT)[:, None]
+        landmarks = self._source_landmarks + borrowed + seen[:, None] * (own - borrowed)
+        return replace(target, landmarks=landmarks)
+
+    def _rigid_displacement(self, landmarks: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Displacement of ``points`` (photo pixels) by the head's rigid motion to ``landmarks``: the similarity
+        (scale, rotation, shift) that best takes the photo's skull points to the frame's."""
+        a, b = _similarity(self._source_landmarks[self._rigid_points], landmarks[self._rigid_points])
+        moved: np.ndarray = points @ a.T + b - points
+        return moved
+
     def control_displacement(self, target: TargetFace) -> np.ndarray:
-        """Displacement of every control point for one frame, in region pixels."""
+        """Displacement of every control point for one frame, in region pixels (``target`` as :meth:`visible`
+        gives it)."""
         face_disp = target.landmarks - self._source_landmarks
-        ring_disp = face_disp[self._ring_parent] * self._ring_weights[:, None]
+        oval_rigid = self._rigid_displacement(target.landmarks, self._source_landmarks)
+        ring_source = self._source_ctrl[self._n_face : self._n_moving] + self._origin
+        own = (face_disp - oval_rigid)[self._ring_parent]
+        ring_disp = (
+            self._rigid_displacement(target.landmarks, ring_source) * self._ring_rigid[:, None]
+            + own * self._ring_weights[:, None]
+        )
         disp = np.zeros_like(self._source_ctrl)
         disp[len(face_disp) : self._n_lash] = self._lids.lash_displacement(target, face_disp)
         disp[: len(face_disp)] = face_disp
@@ -130,6 +201,9 @@ class WarpGenerator:
 
     def backward_map(self, target: TargetFace) -> np.ndarray:
         """For each region pixel of the output frame, where to sample the photo (region coordinates)."""
+        return self._backward_map(self.visible(target))
+
+    def _backward_map(self, target: TargetFace) -> np.ndarray:
         out_ctrl = self._source_ctrl + self.control_displacement(target)
         corners = out_ctrl[self._triangles]  # (K, 3, 2) output positions
         homogeneous = np.concatenate([corners.transpose(0, 2, 1), np.ones((len(corners), 1, 3))], axis=1)
@@ -216,7 +290,8 @@ class WarpGenerator:
 
 
     def render(self, target: TargetFace) -> np.ndarray:
-        back = self.backward_map(target)
+        target = self.visible(target)
+        back = self._backward_map(target)
         map1, map2 = cv2.convertMaps(back[..., 0], back[..., 1], cv2.CV_16SC2)
         warped = cv2.remap(self._roi_image, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if target.shading is not None:
@@ -385,6 +460,18 @@ def _fill_holes(values: np.ndarray, known: np.ndarray) -> np.ndarray:
         estimate = own * trust + coarse * (1.0 - trust)
     filled: np.ndarray = np.where(known[..., None], values, estimate).astype(values.dtype)
     return filled
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) of the similarity x -> A x + b that best takes the 2-D ``source`` points to ``target`` (Umeyama)."""
+    ms, mt = source.mean(axis=0), target.mean(axis=0)
+    s, t = source - ms, target - mt
+    u, sigma, vt = np.linalg.svd(t.T @ s)
+    d = np.diag([1.0, float(np.sign(np.linalg.det(u @ vt)))])
+    rotation = u @ d @ vt
+    scale = float(np.trace(np.diag(sigma) @ d)) / max(float((s**2).sum()), 1e-12)
+    a = scale * rotation
+    return a, mt - a @ ms
 
 
 def _rectangle_points(w: int, h: int, per_side: int) -> np.ndarray:
