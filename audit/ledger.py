@@ -7,7 +7,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import select
@@ -42,7 +42,7 @@ from audit.query import EventPage, EventQuery, query_events
 from audit.rate_limits import KeyRateLimiter, StoreRateLimiter
 from audit.reconcile import hold_snapshot
 from audit.record_reads import check_consents, check_subjects, checked_generation, unfinished_generation_ids
-from audit.records import ConsentInfo, GenerationInfo, SubjectInfo, TenantInfo
+from audit.records import ATTESTED, VERIFIED_VIDEO, ConsentInfo, ConsentKind, GenerationInfo, SubjectInfo, TenantInfo
 from audit.store import Store
 
 SYSTEM_ACTOR = "system"
@@ -342,8 +342,8 @@ class Ledger:
             _require(session, Tenant, grantee_tenant_id, "tenant")
             row = self._add_consent(
                 session, subject, grantee_tenant_id, evidence_sha256=evidence_sha256, evidence_kind=evidence_kind,
-                scopes=scope_list, purposes=purpose_list, valid_from=start, valid_until=valid_until, actor=actor,
-                created_at=now, data=_decided(decision),
+                kind=ATTESTED, scopes=scope_list, purposes=purpose_list, valid_from=start, valid_until=valid_until,
+                actor=actor, created_at=now, data=_decided(decision),
             )  # fmt: skip
             return _consent_info(row)
 
@@ -355,6 +355,7 @@ class Ledger:
         *,
         evidence_sha256: str,
         evidence_kind: str,
+        kind: str,
         scopes: tuple[str, ...],
         purposes: tuple[str, ...],
         valid_from: datetime,
@@ -375,6 +376,7 @@ class Ledger:
             valid_until=valid_until,
             evidence_sha256=evidence_sha256,
             evidence_kind=evidence_kind,
+            kind=kind,
             recorded_by=actor,
             created_at=created_at,
         )
@@ -395,6 +397,7 @@ class Ledger:
                     "valid_until": _iso(valid_until),
                     "evidence_sha256": evidence_sha256,
                     "evidence_kind": evidence_kind,
+                    "kind": kind,
                 },
             ),
             session=session,
@@ -505,6 +508,8 @@ class Ledger:
         hold at that instant: the challenge is still unanswered, and no consent already rests on this evidence
         (``RecordConflictError`` otherwise; two racing grants cannot both pass)."""
         scope_list, purpose_list = _consent_terms(evidence_sha256, scopes, purposes, valid_from, valid_until)
+        if not checks or not all(isinstance(c, Mapping) and c.get("passed") is True for c in checks.values()):
+            raise ValueError("a consent answering a challenge needs every check of its video passed")
         with self.store.write() as session:
             subject = _require(session, Subject, subject_id, "subject")
             _require(session, Tenant, grantee_tenant_id, "tenant")
@@ -516,10 +521,11 @@ class Ledger:
             reused = session.scalars(select(Consent.id).where(Consent.evidence_sha256 == evidence_sha256)).first()
             if reused is not None:
                 raise RecordConflictError(f"this evidence is already the evidence of consent {reused}")
+            # The one way a consent becomes verified-video: a challenge answered by evidence whose checks all passed.
             row = self._add_consent(
                 session, subject, grantee_tenant_id, evidence_sha256=evidence_sha256, evidence_kind=evidence_kind,
-                scopes=scope_list, purposes=purpose_list, valid_from=valid_from, valid_until=valid_until,
-                actor=actor, created_at=utcnow(),
+                kind=VERIFIED_VIDEO, scopes=scope_list, purposes=purpose_list, valid_from=valid_from,
+                valid_until=valid_until, actor=actor, created_at=utcnow(),
                 data=_decided(decision) | {"challenge_id": challenge_id, "checks": dict(checks)},
             )  # fmt: skip
             return _consent_info(row)
@@ -588,7 +594,11 @@ class Ledger:
         source_sha256: str,
         driving: str,
         request: dict[str, Any],
+        consent_kind: str | None = None,
+        consent_evidence_sha256: str | None = None,
     ) -> AuditEvent:
+        """A generation cleared to run: its row and "requested" event, which names the consent it rests on (id,
+        kind and evidence digest) and the decision."""
         now = utcnow()
         with self.store.write() as session:
             _require(session, Tenant, tenant_id, "tenant")
@@ -618,6 +628,8 @@ class Ledger:
                     decision=Decision.ALLOW,
                     data={
                         "consent_id": consent_id,
+                        "consent_kind": consent_kind,
+                        "consent_evidence_sha256": consent_evidence_sha256,
                         "decision": decision,
                         "source_sha256": source_sha256,
                         "driving": driving,
@@ -716,7 +728,14 @@ class Ledger:
             row = checked_generation(session, generation_id)
             if row is None:
                 raise RecordNotFoundError(f"no generation {generation_id!r}")
-            return GenerationInfo.model_validate(row, from_attributes=True)
+            info = GenerationInfo.model_validate(row, from_attributes=True)
+            consent = session.get(Consent, row.consent_id) if row.consent_id is not None else None
+            if consent is None:
+                return info
+            check_consents(session, [consent])
+            return info.model_copy(
+                update={"consent_kind": consent.kind, "consent_evidence_sha256": consent.evidence_sha256}
+            )
 
     def find_generation(self, generation_id: str) -> GenerationInfo | None:
         """Like ``generation``, but None when no row and no event knows ``generation_id``."""
@@ -818,6 +837,7 @@ def _consent_info(row: Consent) -> ConsentInfo:
         valid_until=row.valid_until,
         evidence_sha256=row.evidence_sha256,
         evidence_kind=row.evidence_kind,
+        kind=cast(ConsentKind, row.kind),
         recorded_by=row.recorded_by,
         created_at=row.created_at,
         revoked_at=row.revoked_at,

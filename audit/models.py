@@ -121,6 +121,8 @@ class Consent(Base):
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     evidence_sha256: Mapped[str] = mapped_column(String(64))
     evidence_kind: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), server_default="attested")
+    """``verified-video`` (a challenge video that passed every check) or ``attested`` (the operator's word)."""
     recorded_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

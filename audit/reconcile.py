@@ -245,6 +245,8 @@ class Reconciler:
                 "valid_until": _moment(data.get("valid_until")),
                 "evidence_sha256": data.get("evidence_sha256"),
                 "evidence_kind": data.get("evidence_kind"),
+                # Events from before consents had kinds were all the operator's word.
+                "kind": data.get("kind", "attested"),
                 "recorded_by": body.get("actor"),
                 "revoked_at": None,
                 "revoked_by": None,

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+VERIFIED_VIDEO = "verified-video"
+ATTESTED = "attested"
+ConsentKind = Literal["verified-video", "attested"]
+"""How a consent was proven: ``verified-video`` (a challenge video that passed every check) or ``attested`` (an
+evidence file the operator recorded, taken on the operator's word)."""
 
 
 class _Record(BaseModel):
@@ -68,6 +75,9 @@ class ConsentInfo(_Record):
     valid_until: datetime | None
     evidence_sha256: str
     evidence_kind: str
+    kind: ConsentKind
+    """``verified-video``: a live challenge video passed every check (face, actions, phrase, not generated,
+    fresh). ``attested``: an evidence file the operator recorded; its truth is the operator's word."""
     recorded_by: str | None
     created_at: datetime
     revoked_at: datetime | None
@@ -92,3 +102,7 @@ class GenerationInfo(_Record):
     error_code: str | None
     created_at: datetime
     finished_at: datetime | None
+    consent_kind: ConsentKind | None = None
+    """The kind of the consent it was made under (``Ledger.generation`` reads it from that consent's record)."""
+    consent_evidence_sha256: str | None = None
+    """The SHA-256 of that consent's evidence."""

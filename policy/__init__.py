@@ -4,7 +4,7 @@ Imports only the standard library, numpy and cedarpy; nothing from the rest of x
 """
 
 from policy.access import AccessRequest, Action, Principal, ProtectedMatch, Scope
-from policy.consent import ConsentEvaluation, ConsentRecord, ConsentStatus, evaluate_consent
+from policy.consent import ConsentEvaluation, ConsentKind, ConsentRecord, ConsentStatus, evaluate_consent
 from policy.decision import Decision, Reason
 from policy.engine import Policy
 from policy.errors import PolicyError, PolicyLoadError
@@ -15,6 +15,7 @@ __all__ = [
     "AccessRequest",
     "Action",
     "ConsentEvaluation",
+    "ConsentKind",
     "ConsentRecord",
     "ConsentStatus",
     "Decision",

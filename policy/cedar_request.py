@@ -31,8 +31,10 @@ def cedar_decimal(value: float) -> dict[str, Any]:
 
 def context_of(request: AccessRequest) -> dict[str, Any]:
     face = request.face
+    consent = request.consent
     return {
-        "consent_status": str(request.consent.status if request.consent else ConsentStatus.NONE),
+        "consent_kind": str(consent.kind) if consent is not None and consent.kind is not None else "",
+        "consent_status": str(consent.status if consent else ConsentStatus.NONE),
         "face_checked": face is not None,
         "face_matched": face is not None and face.matched,
         "face_similarity": cedar_decimal(face.similarity if face is not None else -1.0),

@@ -14,6 +14,15 @@ def _utc(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
+class ConsentKind(StrEnum):
+    """How a consent was proven."""
+
+    VERIFIED_VIDEO = "verified-video"
+    """A live challenge video passed every check: the subject's face, the actions, the phrase, not generated, fresh."""
+    ATTESTED = "attested"
+    """An evidence file the operator recorded: its truth is the operator's word."""
+
+
 @dataclass(frozen=True)
 class ConsentRecord:
     """A subject's consent for one grantee tenant.
@@ -29,8 +38,10 @@ class ConsentRecord:
     valid_from: datetime
     valid_until: datetime | None = None
     revoked_at: datetime | None = None
+    kind: ConsentKind = ConsentKind.ATTESTED
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ConsentKind(self.kind))
         object.__setattr__(self, "scopes", frozenset(self.scopes))
         object.__setattr__(self, "purposes", frozenset(self.purposes))
         if not self.scopes:
@@ -64,6 +75,8 @@ class ConsentEvaluation:
     status: ConsentStatus
     consent_id: str | None
     message: str
+    kind: ConsentKind | None = None
+    """The kind of the consent ``consent_id`` names (None when none does)."""
 
     @property
     def active(self) -> bool:
@@ -92,8 +105,13 @@ def _most_telling(records: list[ConsentRecord], status: ConsentStatus) -> Consen
         return max(records, key=lambda r: (r.valid_until or r.valid_from, r.id))
     if status is ConsentStatus.NOT_YET_VALID:
         return min(records, key=lambda r: (r.valid_from, r.id))
-    # Active: prefer the one that lasts longest, an open-ended consent above all.
-    return max(records, key=lambda r: (r.valid_until is None, r.valid_until or r.valid_from, r.id))
+    # Active: a verified-video consent above an attested one (a policy may require it), then the one that lasts
+    # longest, an open-ended consent above all.
+    return max(records, key=lambda r: (r.kind is ConsentKind.VERIFIED_VIDEO, r.valid_until is None, _end(r), r.id))
+
+
+def _end(record: ConsentRecord) -> datetime:
+    return record.valid_until or record.valid_from
 
 
 def _iso(moment: datetime | None) -> str:
@@ -104,7 +122,7 @@ def _message(status: ConsentStatus, record: ConsentRecord, scope: str, purpose: 
     head = f"consent {record.id} for subject {record.subject_id}"
     if status is ConsentStatus.ACTIVE:
         until = f"until {_iso(record.valid_until)}" if record.valid_until else "with no end date"
-        return f"{head} is active {until}"
+        return f"{head} ({record.kind}) is active {until}"
     if status is ConsentStatus.REVOKED:
         return f"{head} was revoked at {_iso(record.revoked_at)}; the subject must grant a new consent"
     if status is ConsentStatus.EXPIRED:
@@ -150,9 +168,9 @@ def evaluate_consent(
     for status in (ConsentStatus.ACTIVE, *_PRIORITY):
         if status in by_status:
             chosen = _most_telling(by_status[status], status)
-            return ConsentEvaluation(status, chosen.id, _message(status, chosen, scope, purpose))
+            return ConsentEvaluation(status, chosen.id, _message(status, chosen, scope, purpose), chosen.kind)
 
     # Only consents for other scopes or purposes remain; name a currently valid one if there is one.
     chosen = min(mine, key=lambda r: (_time_status(r, now) is not ConsentStatus.ACTIVE, r.id))
     status = ConsentStatus.OUT_OF_SCOPE
-    return ConsentEvaluation(status, chosen.id, _message(status, chosen, scope, purpose))
+    return ConsentEvaluation(status, chosen.id, _message(status, chosen, scope, purpose), chosen.kind)

@@ -27,6 +27,17 @@ def _consent_required(request: AccessRequest) -> str:
     return f"no consent was evaluated for subject {request.subject_id}"
 
 
+def _verified_consent_required(request: AccessRequest) -> str:
+    consent = request.consent
+    how = (
+        f"issue a challenge (xp consents challenge --subject {request.subject_id}) and record the subject's video "
+        "answering it (xp consents grant --video V --challenge ID)"
+    )
+    if consent is None or consent.consent_id is None:
+        return f"no consent is on record; a verified-video consent is needed: {how}"
+    return f"consent {consent.consent_id} is {consent.kind or 'attested'}; a verified-video consent is needed: {how}"
+
+
 def _face_mismatch(request: AccessRequest) -> str:
     face = request.face
     if face is None:
@@ -45,6 +56,7 @@ def _protected_person(request: AccessRequest) -> str:
 _FACTS: dict[str, Callable[[AccessRequest], str]] = {
     "missing_scope": _missing_scope,
     "consent_required": _consent_required,
+    "verified_consent_required": _verified_consent_required,
     "face_mismatch": _face_mismatch,
     "protected_person": _protected_person,
 }

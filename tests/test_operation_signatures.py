@@ -284,7 +284,14 @@ CLI_SETTINGS = {"home", "api_key", "database_url", "as_json"}
 CLI_ONLY: dict[tuple[str, str], str] = {
     ("verify", "require_trusted"): "exit 8 unless the report is trusted: a check of the report, after the call",
     ("audit_checkpoints", "out"): "where to write the notes",
+    ("grant_consent", "video"): "with --challenge, the same command grants by video (grant_consent_by_video)",
+    ("grant_consent", "challenge"): "with --video, the same command grants by video (grant_consent_by_video)",
 }
+
+CLI_EITHER: dict[tuple[str, str], str] = {
+    ("grant_consent", "evidence"): "required unless --video and --challenge are given instead",
+}
+"""A required parameter whose option may be left out for another way of calling (checked by the command)."""
 
 CLI_NAMES: dict[str, dict[str, str]] = {
     "verify": {"file": "path"},
@@ -348,8 +355,9 @@ def test_the_command_takes_the_operations_parameters(name: str) -> None:
     for option, parameter_name in mapped.items():
         cli, parameter = options[option], parameters[parameter_name]
         where = f"{' '.join(COMMANDS[name])} {cli.opts[0]}"
-        assert cli.required == (parameter.default is EMPTY), f"{where}: required in one place only"
-        if cli.required or (cli.default is None and getattr(cli, "multiple", False)):
+        either = (name, parameter_name) in CLI_EITHER
+        assert cli.required == (parameter.default is EMPTY and not either), f"{where}: required in one place only"
+        if cli.required or either or (cli.default is None and getattr(cli, "multiple", False)):
             continue  # a repeatable option left out is the operation's default
         read = CLI_VALUE.get((name, parameter_name), lambda value: value)
         assert read(cli.default) == parameter.default, f"{where}: its default differs from the operation's"

@@ -58,6 +58,10 @@ class GenerationAssertion(_Frozen):
 
     generation_id: str = Field(min_length=1)
     consent_id: str | None = None
+    consent_kind: Literal["verified-video", "attested"] | None = None
+    """How that consent was proven: a checked live challenge video, or an evidence file on the operator's word."""
+    consent_evidence_sha256: Sha256Hex | None = None
+    """The SHA-256 of that consent's evidence (the video or file itself stays with the deployment)."""
     policy_decision_id: str | None = None
     engine: str = Field(min_length=1)
     engine_version: str = Field(min_length=1)

@@ -16,6 +16,7 @@ from audit import ApiKeyInfo, ConsentInfo, Ledger
 from policy import (
     AccessRequest,
     Action,
+    ConsentKind,
     ConsentRecord,
     Decision,
     FaceMatch,
@@ -38,12 +39,13 @@ from xp_sdk.errors import (
 # A refusal shows the caller each reason's message; a reason's facts (``detail``) only where they are the caller's
 # to know. A similarity would let a caller climb towards the threshold with doctored photos, and a protected
 # person's id names someone the caller may not see; both stay in the audit log.
-_PUBLIC_DETAIL = frozenset({"missing_scope", "consent_required"})
+_PUBLIC_DETAIL = frozenset({"missing_scope", "consent_required", "verified_consent_required"})
 
 # When several forbids fire, the error names the one a caller should fix first.
 _ERROR_BY_REASON: tuple[tuple[str, type[AccessDeniedError]], ...] = (
     ("missing_scope", PermissionDeniedError),
     ("consent_required", ConsentRequiredError),
+    ("verified_consent_required", ConsentRequiredError),
     ("face_mismatch", FaceMismatchError),
 )
 
@@ -74,6 +76,8 @@ class AnimationClearance:
     consent_id: str | None
     face: FaceMatch
     facts: dict[str, Any]
+    consent: ConsentInfo | None = None
+    """The consent ``consent_id`` names: its kind and evidence digest go into the manifest and the log."""
 
 
 class Gate:
@@ -126,6 +130,7 @@ class Gate:
             purpose=purpose,
             now=datetime.now(UTC),
         )
+        chosen = next((c for c in consents if c.id == consent.consent_id), None)
         face = match_face(probe, references, self.face_match_threshold)
         protected_match = _protected_match(probe, protected, self.face_match_threshold)
         decision = self.policy.decide(
@@ -140,7 +145,12 @@ class Gate:
             )
         )
         facts = {
-            "consent": {"status": consent.status.value, "consent_id": consent.consent_id},
+            "consent": {
+                "status": consent.status.value,
+                "consent_id": consent.consent_id,
+                "kind": chosen.kind if chosen is not None else None,
+                "evidence_sha256": chosen.evidence_sha256 if chosen is not None else None,
+            },
             "face": {"similarity": round(face.similarity, 4), "threshold": face.threshold, "matched": face.matched},
             "protected_match": (
                 {"subject_id": protected_match.person_id, "similarity": round(protected_match.similarity, 4)}
@@ -155,7 +165,7 @@ class Gate:
             # let it doctor a photo step by step until it passes, so a refusal records only that it fell short.
             refused_facts = {**facts, "face": {"threshold": face.threshold, "matched": face.matched}}
             self._deny(caller, Action.ANIMATE, subject_id, decision, {**request, "facts": refused_facts})
-        return AnimationClearance(decision, consent.consent_id, face, facts)
+        return AnimationClearance(decision, consent.consent_id, face, facts, chosen)
 
     def _deny(
         self, caller: Caller, action: Action, subject_id: str | None, decision: Decision, request: dict[str, Any]
@@ -224,6 +234,7 @@ def _consent_record(info: ConsentInfo) -> ConsentRecord:
         valid_from=info.valid_from,
         valid_until=info.valid_until,
         revoked_at=info.revoked_at,
+        kind=ConsentKind(info.kind),
     )
 
 

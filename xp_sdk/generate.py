@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 from PIL import Image
@@ -118,6 +118,8 @@ def generate(
     options: AnimateOptions | None = None,
     progress: ProgressCallback | None = None,
     consent_id: str | None = None,
+    consent_kind: Literal["verified-video", "attested"] | None = None,
+    consent_evidence_sha256: str | None = None,
     policy_decision_id: str | None = None,
     watermark_method: str = DEFAULT_METHOD,
     payload: Payload | None = None,
@@ -162,6 +164,8 @@ def generate(
                     assertion=GenerationAssertion(
                         generation_id=payload.hex,
                         consent_id=consent_id,
+                        consent_kind=consent_kind,
+                        consent_evidence_sha256=consent_evidence_sha256,
                         policy_decision_id=policy_decision_id,
                         engine=_engine_name(options),
                         engine_version=ENGINE_VERSION,

@@ -277,6 +277,7 @@ def _record_edits(r: Records) -> list[tuple[Any, str, str, Any]]:
         (Consent, r.consent, "purposes", ""),
         (Consent, r.consent, "evidence_sha256", _sha("other evidence")),
         (Consent, r.consent, "evidence_kind", "video"),
+        (Consent, r.consent, "kind", "verified-video"),  # an attested consent passed off as a checked video
         (Consent, r.consent, "recorded_by", "someone"),
         (Consent, r.consent, "created_at", r.now + LATER),
         (Consent, r.consent, "revoked_at", r.now),
@@ -308,7 +309,7 @@ def _record_edits(r: Records) -> list[tuple[Any, str, str, Any]]:
     ]
 
 
-RECORD_EDITS = 34
+RECORD_EDITS = 35
 
 
 def test_every_gate_column_is_covered(records: Records) -> None:
@@ -330,7 +331,7 @@ def test_editing_a_gate_record(records: Records, index: int) -> None:
     _named(records.refuted(), model.__tablename__, record_id, column)
 
 
-GATE_READ_EDITS = 21
+GATE_READ_EDITS = 22
 """The first edits above, those of consents and subjects: what the gate reads before it decides."""
 
 

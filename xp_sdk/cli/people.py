@@ -21,6 +21,7 @@ from xp_sdk.cli.common import (
     split_list,
     when,
 )
+from xp_sdk.errors import InvalidInputError
 
 subjects_app = typer.Typer(no_args_is_help=True, help="People who may be animated, and protected persons.")
 consents_app = typer.Typer(no_args_is_help=True, help="Consent records: who agreed, for which tenant and purpose.")
@@ -140,13 +141,35 @@ ConsentScopesOption = Annotated[
 def consents_grant(
     subject: Annotated[str, typer.Option("--subject", help="The subject's id.")],
     evidence: Annotated[
-        Path, typer.Option("--evidence", help="The signed statement or consent video (only its SHA-256 is stored).")
-    ],
+        Path | None,
+        typer.Option(
+            "--evidence",
+            help="A signed statement or other file, recorded by its SHA-256 as an attested consent (the operator's "
+            "word). Or give --video and --challenge instead.",
+            show_default=False,
+        ),
+    ] = None,
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            "--video",
+            help="The subject's video answering --challenge: checked (face, actions, phrase, not generated, fresh) "
+            "and recorded as a verified-video consent.",
+            show_default=False,
+        ),
+    ] = None,
+    challenge: Annotated[
+        str | None,
+        typer.Option("--challenge", help="The challenge --video answers (xp consents challenge).", show_default=False),
+    ] = None,
     tenant: GranteeOption = None,
     expires: ConsentExpiresOption = None,
     purposes: Annotated[
         list[str] | None,
-        typer.Option("--purpose", help="A purpose it covers; repeat for more (default: any purpose)."),
+        typer.Option(
+            "--purpose",
+            help="A purpose it covers; repeat for more (default: any purpose; with --video, the challenge's).",
+        ),
     ] = None,
     scopes: ConsentScopesOption = None,
     home: HomeOption = None,
@@ -154,7 +177,18 @@ def consents_grant(
     database_url: DatabaseUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a subject's consent to be animated by a tenant."""
+    """Record a subject's consent to be animated by a tenant: verified by a challenge video (--video, --challenge)
+    or attested by an evidence file (--evidence)."""
+    if (evidence is None) == (video is None) or (video is None) != (challenge is None):
+        raise InvalidInputError(
+            "give either --evidence FILE (an attested consent) or --video V with --challenge ID (a verified-video "
+            "consent; xp consents challenge issues the challenge)"
+        )
+    if video is not None and challenge is not None:
+        _grant_by_video(subject, video, challenge, tenant, expires, purposes, scopes, home, api_key, database_url,
+                        as_json)  # fmt: skip
+        return
+    assert evidence is not None
     until = future_time(expires, option="--expires")
     with open_client(home, api_key, database_url) as client:
         info = client.consents.grant(
@@ -170,7 +204,7 @@ def consents_grant(
         lapse = f"until {when(info.valid_until)} UTC" if info.valid_until else "until revoked"
         purposes_text = ", ".join(info.purposes) or "any purpose"
         typer.echo(
-            f"granted consent {info.id}: {info.subject_id} → tenant {info.grantee_tenant_id} "
+            f"granted {info.kind} consent {info.id}: {info.subject_id} → tenant {info.grantee_tenant_id} "
             f"({', '.join(info.scopes)}; {purposes_text}; {lapse}); evidence sha256 {info.evidence_sha256[:16]}…"
         )
 
@@ -217,8 +251,25 @@ def consents_grant_video(
     database_url: DatabaseUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a subject's consent proven by a video answering a challenge (face, actions, phrase, not generated,
-    fresh); a refusal names each failed check."""
+    """The same as xp consents grant --video V --challenge ID (kept for scripts that call it)."""
+    _grant_by_video(subject, video, challenge, tenant, expires, purposes, scopes, home, api_key, database_url, as_json)
+
+
+def _grant_by_video(
+    subject: str,
+    video: Path,
+    challenge: str,
+    tenant: str | None,
+    expires: str | None,
+    purposes: list[str] | None,
+    scopes: list[str] | None,
+    home: Path | None,
+    api_key: str | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """A consent proven by a video answering a challenge (face, actions, phrase, not generated, fresh); a refusal
+    names each failed check."""
     until = future_time(expires, option="--expires")
     with open_client(home, api_key, database_url) as client:
         info = client.consents.grant_by_video(
@@ -228,7 +279,7 @@ def consents_grant_video(
 
     def human() -> None:
         typer.echo(
-            f"granted consent {info.id} ({info.evidence_kind}): {info.subject_id} → tenant {info.grantee_tenant_id}; "
+            f"granted {info.kind} consent {info.id}: {info.subject_id} → tenant {info.grantee_tenant_id}; "
             f"video sha256 {info.evidence_sha256[:16]}…"
         )
 
@@ -268,9 +319,9 @@ def consents_list(
 def _consent_table(consents: list[ConsentInfo], now: datetime) -> None:
     print_table(
         None,
-        ("consent", "subject", "tenant", "scopes", "purposes", "status", "granted", "until"),
+        ("consent", "kind", "subject", "tenant", "scopes", "purposes", "status", "granted", "until"),
         [
-            (c.id, c.subject_id, c.grantee_tenant_id, ",".join(c.scopes), ",".join(c.purposes) or "any",
+            (c.id, c.kind, c.subject_id, c.grantee_tenant_id, ",".join(c.scopes), ",".join(c.purposes) or "any",
              consent_status(c, now), when(c.created_at), when(c.valid_until))
             for c in consents
         ],

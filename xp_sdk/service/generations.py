@@ -94,6 +94,8 @@ class Generations(ServiceCore):
             options=options,
             progress=progress,
             consent_id=clearance.consent_id,
+            consent_kind=clearance.consent.kind if clearance.consent is not None else None,
+            consent_evidence_sha256=clearance.consent.evidence_sha256 if clearance.consent is not None else None,
             policy_decision_id=clearance.decision.decision_id,
             payload=payload,
             log=record,
@@ -161,6 +163,13 @@ class AuditedGeneration:
         self._driving = driving
         self._request = request
         self._events: dict[str, AuditEvent] = {}
+        consent = clearance.consent
+        # The consent the generation rests on, named in "requested" and "completed" as in its manifest.
+        self._consent: dict[str, str | None] = {
+            "consent_id": clearance.consent_id,
+            "consent_kind": consent.kind if consent is not None else None,
+            "consent_evidence_sha256": consent.evidence_sha256 if consent is not None else None,
+        }
 
     def sequence(self, stage: str) -> int:
         return self._events[stage].seq
@@ -173,6 +182,8 @@ class AuditedGeneration:
                 key_id=self._caller.key.id,
                 subject_id=self._subject_id,
                 consent_id=self._clearance.consent_id,
+                consent_kind=self._consent.get("consent_kind"),
+                consent_evidence_sha256=self._consent.get("consent_evidence_sha256"),
                 decision={**self._clearance.decision.to_dict(), **self._clearance.facts},
                 source_sha256=self._source_sha256,
                 driving=self._driving,
@@ -186,6 +197,7 @@ class AuditedGeneration:
                 output_sha256=generation.output_sha256,
                 manifest_sha256=generation.manifest_sha256,
                 data={
+                    **self._consent,
                     "manifest_label": generation.manifest_label,
                     "watermark_method": generation.watermark_method,
                     "watermark_strength": generation.watermark_strength,

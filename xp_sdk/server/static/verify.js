@@ -20,6 +20,12 @@ function showError(message) {
   $("error").hidden = false;
 }
 
+// What a consent's kind means to someone reading the record.
+const CONSENT_KINDS = {
+  "verified-video": "verified video (a live challenge video passed every check)",
+  "attested": "attested (an evidence file, on the operator's word)",
+};
+
 const VERDICTS = {
   "ai-generated": ["AI-generated", "ok"],
   "forged-mark": ["Forged or transplanted mark", "bad"],
@@ -82,6 +88,9 @@ function render(report, fileName) {
     setText("generation-created", record.created_at);
     setText("generation-subject", record.subject_id);
     setText("generation-consent", record.consent_id);
+    setText("generation-consent-kind", CONSENT_KINDS[record.consent_kind] || record.consent_kind);
+    setText("generation-consent-evidence",
+      record.consent_evidence_sha256 ? "sha256 " + record.consent_evidence_sha256 : null);
     setText("generation-file-matches", record.file_matches_record ? "yes" : "no (an altered or re-encoded copy)");
     $("generation-record").hidden = false;
   } else {
