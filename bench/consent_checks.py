@@ -12,6 +12,19 @@ and the speech once (``xp_sdk.consent``), then:
   descriptions; the GRID speaker's sentence from its manifest): whether it is refused.
 
 The frozen and loop checks are left out of the action columns: they judge the clip, not the challenge.
+
+Measured 2026-12-08 (the five clips of ../shared/faces, 1000 challenges a clip, seed 21):
+
+| clip | actions seen | words heard | action FA | phrase FA | own actions | own phrase |
+|---|---|---|---|---|---|---|
+| grid_bbaf2n.mpg | blink-twice | bin blue at f two now | 0/1000 | 0/1000 | - | accepted |
+| lp_d18.mp4 | open-mouth, open-mouth, smile, open-mouth | (none) | 0/1000 | 0/1000 | accepted | - |
+| lp_d1_hist.mp4 | none | (none) | 0/1000 | 0/1000 | - | - |
+| lp_d5_hist.mp4 | open-mouth, smile | (none) | 0/1000 | 0/1000 | accepted | - |
+| lp_d7_hist.mp4 | blink-twice, blink-twice, raise-brows, raise-brows | (none) | 0/1000 | 0/1000 | accepted | - |
+
+False accepts 0 of 5000 for each check; false rejects 0 of 4 own challenges. The clips are short and perform at
+most three action kinds, so few random challenges are within their reach: the action FA column is weak evidence.
 """
 
 from __future__ import annotations
