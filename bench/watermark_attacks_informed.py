@@ -7,18 +7,35 @@ and the detection p-value with the real key (what the deployment still sees):
 - ``remove_pooled``: the same with the estimate pooled over several outputs of the same key (same size).
 - ``transplant``: add ``alpha`` times an estimate taken from marked clips to unrelated, unmarked clips.
 
-Two estimators, both what the source invites:
+Estimators, what the source invites and then some:
 
 - ``fold``: average the high-pass residual over time, find the spatial period from its autocorrelation, fold
   the residual by that period (mean of all whole tiles) and repeat the folded tile over the frame. This is what
-  removed today's tiled mark (a pattern that is the same in every frame and repeats in space).
-- ``mean``: the time-averaged high-pass residual itself, not folded (the fallback when nothing repeats).
+  removed the version 1 tiled mark (a pattern that is the same in every frame and repeats in space).
+- ``mean``: the time-averaged high-pass residual itself, not folded. This removed version 2 (tile signs, the same
+  data in every frame) at 34.6 dB.
+- ``pca1`` / ``pca4``: per frame, the part of its high-pass residual along the top 1 (4) temporal principal
+  components of the clip's residuals after their mean is taken out: what a data sign that flips from frame to
+  frame (version 3) invites, since the flipping part is the clip's largest change over time where the picture
+  holds still. ``pca4+mean`` adds the time average back (the static pilot and the picture's fixed detail).
+- ``residual``: each frame's whole high-pass residual (no estimate at all: the most a blind subtraction or
+  transplant can take along).
 
 Clips are built from the shared real faces (``/work/shared/faces*/source``), each a short clip with small,
-smooth motion (sub-pixel pan and a slight zoom), marked in memory and read in memory (no H.264 between:
-compression would only weaken the mark further, so this favours the attacker).
+smooth motion (sub-pixel pan and a slight zoom), marked and read in memory (no H.264 between: compression would
+only weaken the mark further, so this favours the attacker).
 
     .venv/bin/python -m bench.watermark_attacks_informed --clips 6 --frames 24
+
+``--issue-scale`` runs what issue 20 asks for instead: removal pooled over 20 outputs of one deployment; the
+whole per-frame residual (and every estimate) of an output added to 20 unrelated real clips (segments of the
+shared driving videos), written as H.264 and judged through the product's ``verify`` with the output's
+recorded content fingerprint (``xp_sdk.verify.verify`` then ``attribute``: a transplant must never be
+attributed), reporting both the raw payload decode and verify's verdict; and false positives over >= 200
+unmarked clips made at run time from the shared real driving clips (segments, crops, flips, rescales and
+re-encodes; written to a temporary folder, never kept).
+
+    .venv/bin/python -m bench.watermark_attacks_informed --issue-scale
 """
 
 from __future__ import annotations
@@ -159,10 +176,50 @@ def estimate(clips: Sequence[Sequence[Frame]], estimator: str, *, period: tuple[
     return unfold(fold(pooled, period), height, width)
 
 
+def highpass(frame: Frame) -> Float:
+    luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.asarray(luma - cv2.GaussianBlur(luma, (0, 0), 2.0), dtype=np.float32)
+
+
+STATIC_ESTIMATORS = ("fold", "mean")
+FRAME_ESTIMATORS = ("pca1", "pca4", "pca4+mean", "residual")
+
+
+def estimate_frames(frames: Sequence[Frame], estimator: str) -> list[Float]:
+    """The attacker's estimate of the mark in each frame (luma levels per pixel): for the static estimators the
+    same pattern every frame, else one per frame (see the module's docstring)."""
+    if estimator in STATIC_ESTIMATORS:
+        return [estimate([frames], estimator)] * len(frames)
+    residuals = np.stack([highpass(frame) for frame in frames])
+    if estimator == "residual":
+        return list(residuals)
+    count, height, width = residuals.shape
+    mean = residuals.mean(axis=0)
+    centred = (residuals - mean).reshape(count, -1)
+    components = {"pca1": 1, "pca4": 4, "pca4+mean": 4}.get(estimator)
+    if components is None:
+        raise ValueError(f"unknown estimator {estimator!r}")
+    # The temporal principal components from the frames' Gram matrix (frames × frames, small).
+    _, vectors = np.linalg.eigh(centred @ centred.T)
+    top = vectors[:, -min(components, count) :]
+    along = (top @ (top.T @ centred)).reshape(count, height, width).astype(np.float32)
+    if estimator.endswith("+mean"):
+        along += mean
+    return list(along)
+
+
 def add_pattern(frames: Sequence[Frame], pattern: Float, alpha: float) -> list[Frame]:
     """Each frame plus ``alpha`` × ``pattern`` on R, G and B alike, rounded and clipped (luma only, as marked)."""
-    delta = (alpha * pattern)[..., None]
-    return [np.clip(np.rint(frame.astype(np.float32) + delta), 0, 255).astype(np.uint8) for frame in frames]
+    return add_patterns(frames, [pattern] * len(frames), alpha)
+
+
+def add_patterns(frames: Sequence[Frame], patterns: Sequence[Float], alpha: float) -> list[Frame]:
+    """Frame t plus ``alpha`` × ``patterns[t]`` (cycling when there are fewer patterns than frames)."""
+    out = []
+    for t, frame in enumerate(frames):
+        delta = (alpha * patterns[t % len(patterns)])[..., None]
+        out.append(np.clip(np.rint(frame.astype(np.float32) + delta), 0, 255).astype(np.uint8))
+    return out
 
 
 # --- the sweep ----------------------------------------------------------------------------------------------
@@ -188,7 +245,7 @@ def run(
     height: int = 448,
     width: int = 512,
     strengths: Sequence[float] = STRENGTHS,
-    estimators: Sequence[str] = ("fold", "mean"),
+    estimators: Sequence[str] = ("fold", "mean", "pca1", "pca4", "pca4+mean", "residual"),
     pictures: Sequence[Path] | None = None,
     seed: int = 20,
 ) -> list[Row]:
@@ -214,18 +271,23 @@ def run(
         p_clean, found = p_value(other, key, method)
         rows.append(Row("none (unrelated)", "-", 0.0, float("inf"), p_clean, found is not None))
     for estimator in estimators:
-        single = estimate([target], estimator)
-        pooled = estimate(marked, estimator) if clips > 1 else single
-        for attack, pattern in (("remove", single), (f"remove_pooled{clips}", pooled)):
+        single = estimate_frames(target, estimator)
+        attacks = [("remove", single)]
+        if estimator in STATIC_ESTIMATORS and clips > 1:
+            attacks.append((f"remove_pooled{clips}", [estimate(marked, estimator)]))
+        for attack, patterns in attacks:
             for alpha in strengths:
-                attacked = add_pattern(target, pattern, -alpha)
+                attacked = add_patterns(target, patterns, -alpha)
                 p, found = p_value(attacked, key, method)
                 rows.append(Row(attack, estimator, alpha, psnr(attacked, target), p, found == target_payload))
         # Transplant: one clip's estimate forges that clip's generation; the pooled one carries what all share.
-        for attack, pattern in (("transplant", single), (f"transplant_pooled{clips}", pooled)):
+        transplants = [("transplant", single)]
+        if estimator in STATIC_ESTIMATORS and clips > 1:
+            transplants.append((f"transplant_pooled{clips}", [estimate(marked, estimator)]))
+        for attack, patterns in transplants:
             for alpha in strengths:
                 for other in unrelated:
-                    forged = add_pattern(other, pattern, alpha)
+                    forged = add_patterns(other, patterns, alpha)
                     p, found = p_value(forged, key, method)
                     rows.append(Row(attack, estimator, alpha, psnr(forged, other), p, found is not None))
     return rows
@@ -248,11 +310,26 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--height", type=int, default=448)
     parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--estimators", default="fold,mean,pca1,pca4,pca4+mean,residual")
+    parser.add_argument("--issue-scale", action="store_true", help="issue 20's scale, judged through verify")
+    parser.add_argument("--unmarked", type=int, default=204, help="--issue-scale: unmarked clips (>= 200)")
     args = parser.parse_args()
     started = time.perf_counter()
-    rows = run(args.method, clips=args.clips, frames=args.frames, height=args.height, width=args.width)
-    print(f"method {args.method}, {args.clips} clips of {args.frames} frames at {args.width}×{args.height}")
-    print(table(rows))
+    if args.issue_scale:
+        from bench.watermark_attacks_issue import run_issue_scale
+
+        run_issue_scale(args.method, frames=args.frames, height=args.height, width=args.width, unmarked=args.unmarked)
+    else:
+        rows = run(
+            args.method,
+            clips=args.clips,
+            frames=args.frames,
+            height=args.height,
+            width=args.width,
+            estimators=args.estimators.split(","),
+        )
+        print(f"method {args.method}, {args.clips} clips of {args.frames} frames at {args.width}×{args.height}")
+        print(table(rows))
     print(f"{time.perf_counter() - started:.0f} s")
 
 

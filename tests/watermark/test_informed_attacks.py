@@ -1,15 +1,18 @@
 """The informed attacker of issue 20, small and fast: someone who read the source, holds marked clips and no key.
 
 Clips are short moving views (sub-pixel pan, slight zoom) of the shared real faces, 256×320, marked and read in
-memory (bench/watermark_attacks_informed.py is the full sweep). The attacker averages each clip's high-pass
-residual over time, folds it by the period its autocorrelation shows, and subtracts the estimate (removal) or
+memory (bench/watermark_attacks_informed.py is the full sweep, bench/watermark_attacks_issue.py the issue's
+scale). The attacker averages each clip's high-pass residual over time (folded by the period its
+autocorrelation shows, or not), or takes its main temporal components, and subtracts the estimate (removal) or
 adds it to footage that was never marked (transplant). A mark that repeats in space and time gives itself away
-to this; the tiled mark carries a keyed sign per tile position on its data chips, so folding recovers only the
-shared pilot.
+to this; the tiled mark (version 3) carries a keyed sign per tile position on its data chips, so folding
+recovers only the shared pilot, and flips its data's sign from frame to frame in keyed runs of 1-3 frames, so
+the time average holds only the pilot and the picture's own detail.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,9 @@ import pytest
 
 from bench.watermark_attacks_informed import (
     add_pattern,
+    add_patterns,
     estimate,
+    estimate_frames,
     face_pictures,
     mark,
     moving_clip,
@@ -25,6 +30,7 @@ from bench.watermark_attacks_informed import (
     psnr,
 )
 from watermark import DEFAULT_P_THRESHOLD, Payload, WatermarkKey, get_method
+from watermark.methods import algorithm_name
 from watermark.methods.base import Frame
 
 KEY = WatermarkKey(bytes(range(7, 39)))
@@ -115,3 +121,91 @@ def test_a_weak_mark_raised_by_the_difference_reads_like_a_full_one(clips: Clips
     assert found_once == found_raised == PAYLOADS[1]
     # As well as the full mark: both far past the threshold (1e-9), where a p-value means few or no bit errors.
     assert p_once < 1e-20 and p_raised < 1e-20, (p_once, p_raised)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1.5, 2.0])
+def test_subtracting_the_time_averaged_residual_leaves_the_generation_traced(clips: Clips, alpha: float) -> None:
+    """Version 2 lost its mark to 1.5× the clip's own time-averaged residual (34.6 dB on the bench's clips)."""
+    _, marked, _ = clips
+    attacked = add_pattern(marked[0], estimate([marked[0]], "mean"), -alpha)
+    p, found = p_value(attacked, KEY, METHOD)
+    assert found == PAYLOADS[0], f"removed at alpha {alpha}, {psnr(attacked, marked[0]):.1f} dB, p {p:.1e}"
+
+
+@pytest.mark.parametrize(("estimator", "alpha"), [("pca1", 1.0), ("pca1", 2.0), ("pca4+mean", 1.0)])
+def test_subtracting_the_main_temporal_components_leaves_the_generation_traced(
+    clips: Clips, estimator: str, alpha: float
+) -> None:
+    """The flipping data is what changes over time where the picture holds still: the attacker's next try."""
+    _, marked, _ = clips
+    attacked = add_patterns(marked[0], estimate_frames(marked[0], estimator), -alpha)
+    p, found = p_value(attacked, KEY, METHOD)
+    assert found == PAYLOADS[0], f"removed at alpha {alpha}, {psnr(attacked, marked[0]):.1f} dB, p {p:.1e}"
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 3.0])
+def test_the_time_average_of_marked_clips_carries_no_payload(clips: Clips, alpha: float) -> None:
+    _, marked, unrelated = clips
+    for pattern in (estimate([marked[0]], "mean"), estimate(marked, "mean")):
+        for frames in unrelated:
+            forged = add_pattern(frames, pattern, alpha)
+            p, found = p_value(forged, KEY, METHOD)
+            assert found is None, f"forged at alpha {alpha}, {psnr(forged, frames):.1f} dB, p {p:.1e}"
+
+
+def test_frames_dropped_trimmed_or_reordered_change_nothing(clips: Clips) -> None:
+    """The reader finds each frame's data sign from the frame itself: no frame index to lose."""
+    _, marked, _ = clips
+    frames = marked[0]
+    for kept in (frames[1:], frames[3:], frames[::2], frames[1::2], frames[::-1], frames[:5]):
+        p, found = p_value(kept, KEY, METHOD)
+        assert found == PAYLOADS[0], f"{len(kept)} frames, p {p:.1e}"
+
+
+def test_the_data_sign_changes_over_time_and_the_pilot_does_not(clips: Clips) -> None:
+    sources, marked, _ = clips
+    deltas = np.stack(marked[0]).astype(np.float32) - np.stack(sources[0]).astype(np.float32)
+    # The time average keeps far less of the mark than one frame holds (the pilot is a quarter of the chips).
+    mean_energy = float(np.mean(np.mean(deltas, axis=0) ** 2))
+    frame_energy = float(np.mean(deltas**2))
+    assert mean_energy < 0.5 * frame_energy, (mean_energy, frame_energy)
+
+
+def test_a_transplanted_whole_residual_is_never_attributed(clips: Clips, tmp_path: Path) -> None:
+    """The whole per-frame residual carries the mark along (the raw decode may find it); the product's verify
+    then sees pictures that are not the generation's and reports a forged mark, never the generation."""
+    from bench.watermark_attacks_issue import write_clip
+    from watermark.fingerprint import fingerprint_video
+    from xp_sdk.home import Home
+    from xp_sdk.provenance import init_provenance_keys
+    from xp_sdk.verification import Attribution
+    from xp_sdk.verify import attribute, verify
+
+    _, marked, unrelated = clips
+    keys = replace(init_provenance_keys(Home(tmp_path / "home")), watermark_key=KEY)
+    recorded = fingerprint_video(write_clip(tmp_path / "output.mp4", marked[0]))
+    residual = estimate_frames(marked[0], "residual")
+    for index, frames in enumerate(unrelated):
+        for alpha in (1.0, 2.0):
+            path = write_clip(tmp_path / f"transplant{index}_{alpha}.mp4", add_patterns(frames, residual, alpha))
+            report = verify(path, keys=keys)
+            if report.watermark.detected:
+                report = attribute(report, recorded)
+                assert report.attribution is Attribution.FORGED, report
+            assert report.attribution is not Attribution.ATTRIBUTED and report.generation_id is None
+
+
+def test_version_2_marks_are_read_by_the_version_2_method(clips: Clips) -> None:
+    sources, _, _ = clips
+    old = get_method("tiled-v2")
+    frames = mark(sources[2], KEY, PAYLOADS[2], old)
+    assert p_value(frames, KEY, old)[1] == PAYLOADS[2]
+    p, found = p_value(frames, KEY, METHOD)
+    assert found is None and p >= DEFAULT_P_THRESHOLD
+
+
+def test_the_soft_binding_names_the_method_version() -> None:
+    assert algorithm_name("tiled") == "com.xp-sdk.watermark.tiled.v3"
+    assert algorithm_name("tiled-v2") == "com.xp-sdk.watermark.tiled.v2"
+    with pytest.raises(ValueError, match="unknown watermark method"):
+        algorithm_name("tiled-v9")
