@@ -156,6 +156,9 @@ class _ThreadWorker(SimpleWorker):
         """Leave the work loop after the current job, at the latest when the queue's blocking read times out."""
         self._stop_requested = True
 
+    def resume(self) -> None:
+        self._stop_requested = False
+
 
 class RedisJobRunner:
     """The ``JobRunner`` over Redis: ``workers`` RQ workers on threads of this process run jobs from the queue every
@@ -306,9 +309,9 @@ class RedisJobRunner:
                     self.cancel(job_id)
                 except AuditStoreError:
                     log.warning("could not cancel job %s at shutdown", job_id, exc_info=True)
+        self._stop.set()  # before the workers' own flags: _work resets those only while this is unset
         for worker in self._workers:
             worker.stop()
-        self._stop.set()
         for thread in self._threads:
             thread.join()
         with _RUNNERS_LOCK:
@@ -376,7 +379,7 @@ class RedisJobRunner:
                 log.exception("job worker %s stopped; restarting it", worker.name)
             if not self._stop.wait(1.0):
                 # work() returns on a Redis timeout too: register again and go on.
-                worker._stop_requested = False
+                worker.resume()
 
     # -- lost replicas and retention (every replica) -----------------------------------------------------------
 
