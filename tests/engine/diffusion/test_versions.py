@@ -48,3 +48,23 @@ def test_the_motion_adapter_path_runs_a_window_on_the_installed_diffusers() -> N
     other = crops.copy()
     other[3] = 255 - other[3]
     assert float((pipeline.denoise(other, other).latents[0] - latents[0]).abs().max()) > 0
+
+
+def test_joining_unet_and_adapter_without_random_init_gives_diffusers_own_model() -> None:
+    import torch
+    from diffusers import UNetMotionModel
+
+    from tests.engine.diffusion.dummy import tiny_motion_adapter, tiny_unet
+    from xp_sdk.engine.diffusion.loading import with_motion_adapter
+
+    ours = with_motion_adapter(tiny_unet(), tiny_motion_adapter(), torch.float32)
+    theirs = UNetMotionModel.from_unet2d(tiny_unet(), tiny_motion_adapter())
+    assert type(ours) is UNetMotionModel and dict(ours.config) == dict(theirs.config)
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == reference.keys()
+    assert all(torch.equal(mine[k], reference[k]) for k in mine)
+    assert not any(t.is_meta for t in [*ours.parameters(), *ours.buffers()])
+    sample = torch.randn(1, 4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    text = torch.randn(1, 8, 16, generator=torch.Generator().manual_seed(1)).repeat(3, 1, 1)  # one per frame
+    with torch.no_grad():
+        assert torch.equal(ours(sample, 10, text).sample, theirs(sample, 10, text).sample)
