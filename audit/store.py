@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from audit.errors import StoreError
@@ -82,10 +82,20 @@ class Store:
         config.set_main_option("script_location", str(_MIGRATIONS))
         return ScriptDirectory.from_config(config).get_current_head()
 
+    def connect(self) -> Connection:
+        """A connection, or ``StoreError`` when the database cannot be reached (down, refusing connections): a
+        caller's answer is then "the store is unavailable", never a driver's exception."""
+        try:
+            return self.engine.connect()
+        except OperationalError as exc:
+            url = self.engine.url.render_as_string(hide_password=False)
+            reason = scrub_url_secrets(_first_line(exc), url)
+            raise StoreError(f"cannot open the audit database at {redact_url(url)}: {reason}") from exc
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction holding the database's single-writer lock until it commits or rolls back."""
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             if self.dialect == "sqlite":
                 connection = connection.execution_options(xp_immediate=True)
             with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
@@ -96,7 +106,7 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self.engine.connect() as connection, connection.begin(), Session(bind=connection) as session:
+        with self.connect() as connection, connection.begin(), Session(bind=connection) as session:
             yield session
 
     def dispose(self) -> None:

@@ -77,10 +77,17 @@ def test_every_public_error_comes_back_from_the_server_as_itself(
         ops.subjects("xp_key")
     rebuilt = caught.value
     assert type(rebuilt) is cls
-    assert (rebuilt.code, rebuilt.message, rebuilt.exit_code) == (original.code, original.message, cls.exit_code)
+    assert (rebuilt.code, rebuilt.exit_code) == (original.code, cls.exit_code)
+    assert rebuilt.message == original.message or (cls is errors.AuditStoreError and _redacted(rebuilt.message))
     assert rebuilt.wire_fields() == original.wire_fields()
-    for name in inspect.signature(cls).parameters:
+    for name in set(inspect.signature(cls).parameters) - {"message"}:
         assert getattr(rebuilt, name) == getattr(original, name), name
+
+
+def _redacted(message: str) -> bool:
+    """The server's word for a store it cannot reach: the store's own message names the database's host and name,
+    and stays in the server's log under the reference given."""
+    return message.startswith("the audit database is unavailable") and "reference" in message
 
 
 def test_the_server_answers_each_error_with_its_declared_status_and_body() -> None:
@@ -97,7 +104,12 @@ def test_the_server_answers_each_error_with_its_declared_status_and_body() -> No
         to_raise.append(sample(cls))
         answer = server.get("/fail")
         assert answer.status_code == cls.http_status, cls.__name__
-        assert answer.json() == {**to_raise[-1].to_dict(), "type": cls.__name__}
+        body = answer.json()
+        if cls is errors.AuditStoreError:
+            assert _redacted(body.pop("message"))
+            assert body == {name: value for name, value in to_raise[-1].to_dict().items() if name != "message"}
+        else:
+            assert body == {**to_raise[-1].to_dict(), "type": cls.__name__}
 
 
 def test_every_status_an_error_answers_with_is_declared_on_every_route() -> None:
@@ -106,7 +118,7 @@ def test_every_status_an_error_answers_with_is_declared_on_every_route() -> None
     answered = {str(cls.http_status) for cls in PUBLIC if not issubclass(cls, client_side)} | {"413", "422"}
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
-            declared = {status for status, answer in operation["responses"].items() if "ErrorBody" in str(answer)}
+            declared = {status for status, answer in operation["responses"].items() if "schemas/Error" in str(answer)}
             assert declared == answered, (method, path)
 
 

@@ -29,8 +29,7 @@ from xp_sdk.server import errors
 from xp_sdk.server.access_log import install_access_log_filter
 from xp_sdk.server.jobs import JobRunner, JobState, ThreadJobRunner, run_animation
 from xp_sdk.server.limits import BodyLimit, ClientRateLimit, Limits
-from xp_sdk.server.routes import api, page
-from xp_sdk.server.schemas import Health
+from xp_sdk.server.routes import api, docs, health, page
 from xp_sdk.server.state import ServerState, shared_state_summary
 from xp_sdk.server.sweeper import AbandonedSweeper
 from xp_sdk.service import Service
@@ -143,18 +142,20 @@ def create_app(
         version=xp_sdk.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from the package's own files (routes/docs.py), not a CDN
         redoc_url=None,
     )
     app.state.xp = state
+    # XP_REDIS_URL, where the settings have it: /readyz checks it beside the database.
+    redis_url: str | None = getattr(deployment.settings, "redis_url", None)
+    app.state.readiness = health.readiness_checks(deployment.ledger.store.engine, redis_url)
     errors.install(app, {str(root.parent): "<server home>"})
     app.include_router(api, dependencies=[Depends(HTTPBearer(auto_error=False, description="an xp-sdk API key"))])
     app.include_router(page.router)
+    app.include_router(health.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
-
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness; needs no key")
-    def health() -> Health:
-        return Health(version=xp_sdk.__version__)
+    app.mount(docs.ASSETS, docs.assets(), name="docs-assets")
 
     app.add_middleware(BodyLimit, limits=chosen_limits)
     app.add_middleware(

@@ -11,6 +11,7 @@ import logging
 import math
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import xp_sdk.errors as public
 from xp_sdk.errors import (
     AccessDeniedError,
+    AuditStoreError,
     AuthenticationError,
     InvalidInputError,
     NotFoundError,
@@ -32,36 +34,81 @@ log = logging.getLogger("xp_sdk.server")
 
 SERVER_ERRORS: tuple[type[XPError], ...] = (UploadTooLargeError,)
 """Errors only the server raises whose status none of ``xp_sdk.errors`` has."""
+CLIENT_SIDE: tuple[type[XPError], ...] = (public.APIConnectionError, public.APIResponseError)
+"""Raised by a remote client about the network, never answered by a server."""
 VALIDATION_STATUS = 422
 """A request FastAPI cannot read into its declared types (an ``InvalidInputError`` body)."""
+INTERNAL_ERROR_CODE = "internal_error"
+"""The code of a failure no error class describes (a bug): its body names a reference in the server's log."""
+
+
+@dataclass(frozen=True)
+class ErrorStatus:
+    """One status the server answers errors with, and what its bodies can hold."""
+
+    status: int
+    types: tuple[str, ...]
+    """The ``type`` a body of this status names: classes a client can import from ``xp_sdk.errors``."""
+    codes: tuple[str, ...] | None
+    """The ``error`` codes a body of this status carries; None where the set is open (a provenance failure
+    carries the provenance package's own code)."""
+    description: str
+
+
+def server_error_classes() -> list[type[XPError]]:
+    """Every error class the server can answer with: the public ones and the server's own, less the network's."""
+    classes = [getattr(public, name) for name in public.__all__] + list(SERVER_ERRORS)
+    return [cls for cls in classes if not issubclass(cls, CLIENT_SIDE)]
+
+
+def error_statuses() -> list[ErrorStatus]:
+    """Every status an error answers with, from the classes' ``http_status`` (plus FastAPI's 422 for a request it
+    cannot read, and the 500 of an unexpected failure): what the OpenAPI document declares for every ``/v1`` route
+    (``server.schemas.ERROR_RESPONSES``), each with the types and codes its bodies carry."""
+    types: dict[int, set[str]] = {VALIDATION_STATUS: {"InvalidInputError"}, 500: {"XPError"}}
+    codes: dict[int, set[str] | None] = {VALIDATION_STATUS: {"invalid_input"}, 500: {INTERNAL_ERROR_CODE}}
+    roots: dict[int, list[str]] = {VALIDATION_STATUS: ["a request field of the wrong type or out of its bounds"]}
+    for cls in server_error_classes():
+        status = cls.http_status
+        types.setdefault(status, set()).add(public_class(cls).__name__)
+        known = codes.setdefault(status, set())
+        if known is not None:
+            codes[status] = None if issubclass(cls, public.ProvenanceFailedError) else known | {cls.code}
+        bases = [b for b in cls.__mro__[1:] if issubclass(b, XPError)]
+        if not bases or bases[0].http_status != status:
+            roots.setdefault(status, []).append(f"{cls.__name__} ({cls.code})")
+    return [
+        ErrorStatus(
+            status=status,
+            types=tuple(sorted(types[status])),
+            codes=tuple(sorted(found)) if (found := codes[status]) is not None else None,
+            description=", ".join(sorted(roots.get(status, ["an unexpected failure (a reference to the log)"]))),
+        )
+        for status in sorted(types)
+    ]
+
+
+def declared_statuses() -> dict[int, str]:
+    """Each status of ``error_statuses`` and the most general classes that answer it."""
+    return {entry.status: entry.description for entry in error_statuses()}
 
 
 def status_for(exc: XPError) -> int:
     return exc.http_status
 
 
-def declared_statuses() -> dict[int, str]:
-    """Every status an error answers with, each described by the most general classes that answer it: what the
-    OpenAPI document declares for every ``/v1`` route (``server.schemas.ERROR_RESPONSES``)."""
-    classes = [getattr(public, name) for name in public.__all__] + list(SERVER_ERRORS)
-    client_side = (public.APIConnectionError, public.APIResponseError)
-    roots: dict[int, list[str]] = {}
-    for cls in classes:
-        if issubclass(cls, client_side):
-            continue
-        bases = [b for b in cls.__mro__[1:] if issubclass(b, XPError)]
-        if not bases or bases[0].http_status != cls.http_status:
-            roots.setdefault(cls.http_status, []).append(f"{cls.__name__} ({cls.code})")
-    roots.setdefault(VALIDATION_STATUS, []).append("a request field of the wrong type or out of its bounds")
-    return {status: ", ".join(sorted(names)) for status, names in sorted(roots.items())}
+def public_class(cls: type[XPError]) -> type[XPError]:
+    """The nearest class a client can import from ``xp_sdk.errors`` (server-only subclasses name their base)."""
+    for candidate in cls.__mro__:
+        if issubclass(candidate, XPError) and getattr(public, candidate.__name__, None) is candidate:
+            found: type[XPError] = candidate
+            return found
+    return XPError
 
 
 def public_type(exc: XPError) -> str:
-    """The nearest class a client can import from ``xp_sdk.errors`` (server-only subclasses name their base)."""
-    for cls in type(exc).__mro__:
-        if getattr(public, cls.__name__, None) is cls:
-            return str(cls.__name__)
-    return "XPError"
+    """The name of ``public_class`` for an error: what its body's ``type`` says."""
+    return public_class(type(exc)).__name__
 
 
 def error_body(exc: XPError, renames: Mapping[str, str] | None = None) -> dict[str, object]:
@@ -100,7 +147,7 @@ def renamed(exc: XPError, renames: Mapping[str, str]) -> XPError:
 
 def internal_error(reference: str) -> dict[str, object]:
     return {
-        "error": "internal_error",
+        "error": INTERNAL_ERROR_CODE,
         "type": "XPError",
         "message": f"the server failed to handle this request; its log has the details under reference {reference}",
     }
@@ -115,6 +162,14 @@ def error_response(exc: XPError, renames: Mapping[str, str] | None = None) -> JS
         headers["WWW-Authenticate"] = 'Bearer realm="xp-sdk"'
     if status == 500:
         log.error("request failed with %s: %s", type(exc).__name__, exc.message)
+    if isinstance(exc, AuditStoreError):
+        # Its message names the database's host and name, and the caller may not even be authenticated yet.
+        reference = secrets.token_hex(6)
+        log.error("the audit store is unavailable (reference %s): %s", reference, exc.message)
+        exc = AuditStoreError(
+            f"the audit database is unavailable; retry later (the server's log has the details under reference "
+            f"{reference})"
+        )
     return JSONResponse(error_body(exc, renames), status_code=status, headers=headers)
 
 

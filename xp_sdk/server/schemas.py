@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from audit import ApiKeyInfo, LogVerification, NewApiKey, ProofError, SignedCheckpoint
 from xp_sdk.results import AnimationResult
-from xp_sdk.server.errors import declared_statuses
+from xp_sdk.server.errors import ErrorStatus, error_statuses
 from xp_sdk.server.jobs import JobProgress, JobState, JobStatus
 from xp_sdk.verify import Verification
 
@@ -147,15 +147,45 @@ class ErrorBody(BaseModel):
     missing: list[str] | None = Field(default=None, description="diffusion weights: those not configured or found")
 
 
+def _error_model(entry: ErrorStatus) -> type[ErrorBody]:
+    """``ErrorBody`` narrowed to what a body of one status holds: its ``type`` (and, where the set is closed, its
+    ``error``) among the values the error classes of that status give."""
+    literal = cast(Any, Literal)
+    fields: dict[str, Any] = {
+        "type": (literal[entry.types], Field(description="the class in xp_sdk.errors a client raises for it"))
+    }
+    if entry.codes is not None:
+        fields["error"] = (literal[entry.codes], Field(description="the class's stable code"))
+    model: type[ErrorBody] = create_model(
+        f"Error{entry.status}", __base__=ErrorBody, __doc__=f"A {entry.status} answer: {entry.description}.", **fields
+    )
+    return model
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description} for status, description in declared_statuses().items()
+    entry.status: {"model": _error_model(entry), "description": entry.description} for entry in error_statuses()
 }
 """The statuses ``server.errors`` answers with (each error class's ``http_status``), for every ``/v1`` route."""
+
+ANY_ROUTE_STATUSES = (413, 500)
+"""What any route can answer before or beside its own work: a body over the limit (``limits.BodyLimit``, every
+method and path) and an unexpected failure."""
+ANY_ROUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: ERROR_RESPONSES[status] for status in ANY_ROUTE_STATUSES
+}
 
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
+
+
+CheckState = Literal["ok", "unavailable"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, CheckState] = Field(description='each dependency checked: "database", and "redis" if configured')
 
 
 def multipart(required: tuple[str, ...], **fields: str) -> dict[str, Any]:
@@ -171,5 +201,3 @@ def multipart(required: tuple[str, ...], **fields: str) -> dict[str, Any]:
     if required:
         schema["required"] = list(required)
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
-
-
