@@ -17,7 +17,11 @@ from xp_sdk.engine.warp import WarpGenerator
 
 # (photo, clip): a three-quarter photo turned towards the camera by a lively driver (17°), and a near-frontal
 # one turned and tilted by the same driver.
-PAIRS = [("geneface3dr_000037.jpg", "tpsmm_driving.mp4"), ("deepface_img61.jpg", "tpsmm_driving.mp4")]
+PAIRS = [
+    ("geneface3dr_000037.jpg", "tpsmm_driving.mp4"),
+    ("geneface3dr_000037.jpg", "lia_vox_driving3.mov"),
+    ("deepface_img61.jpg", "tpsmm_driving.mp4"),
+]
 # Outline over convex-hull outline: 1.13-1.19 for the faces here once they warp whole; 1.33 and 1.64 before.
 MAX_RAGGEDNESS = 1.25
 

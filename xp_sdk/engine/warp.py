@@ -28,6 +28,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
+from scipy.spatial.transform import Rotation
 
 from xp_sdk.engine import topology
 from xp_sdk.engine.eyelids import LidPainter
@@ -54,6 +55,10 @@ _RINGS = (
 # A landmark the photo or the frame sees at this cosine or less moves with the head only; from this one up, fully.
 _EDGE_ON = -0.05
 _CLEAR = 0.25
+# Skin the photo sees at a cosine below this is hidden from it; a turn may bring it to face the camera by at most
+# _MAX_REVEAL more (counted up to _CLEAR, where it is seen well enough).
+_HIDDEN = 0.05
+_MAX_REVEAL = 0.2
 # How far (in inter-ocular distances, Gaussian sigma) a poorly seen landmark looks for the seen ones it moves with,
 # and how much the head's rigid motion counts against them (as the weight of one landmark right beside it).
 _NEARBY = 0.2
@@ -84,6 +89,7 @@ class WarpGenerator:
         self._rigid_points = list(topology.SKULL)
         normals = vertex_normals(canonical_shape(face))
         self._normals = normals
+        self._photo_rotation = face.rotation
         self._facing_in_photo = facing(normals, face.rotation)
         self._seen_in_photo = seen_share(self._facing_in_photo, _EDGE_ON, _CLEAR)
         reach = _NEARBY * max(topology.inter_ocular(pts), 1.0)
@@ -158,6 +164,7 @@ class WarpGenerator:
         into spikes over the background, and turned further away it folds over itself. Between the clearly seen
         and the unseen, the landmarks blend the two motions smoothly.
         """
+        target = self._revealing_at_most(target)
         cosine = facing(self._normals, target.rotation)
         unseen = 1.0 - np.minimum(self._seen_in_photo, seen_share(cosine, _EDGE_ON, _CLEAR))
         # Only where the turn changes how the landmark faces the camera: expression alone (a blink) moves as asked.
@@ -173,6 +180,35 @@ class WarpGenerator:
         borrowed = (weights @ own + _RIGID_WEIGHT * rigid) / (weights.sum(axis=1) + _RIGID_WEIGHT)[:, None]
         landmarks = self._source_landmarks + borrowed + seen[:, None] * (own - borrowed)
         return replace(target, landmarks=landmarks)
+
+    def _revealing_at_most(self, target: TargetFace) -> TargetFace:
+        """``target`` turned back towards the photo's pose as far as needed so that no skin the photo hides (faces
+        away from the camera) comes to face it by more than ``_MAX_REVEAL`` (cosine).
+
+        The photo holds no picture of that skin: a three-quarter photo turned 30° to face the camera tears its far
+        cheek whatever the warp does. Expression is kept; only the head's turn stops short.
+        """
+        hidden = self._facing_in_photo < _HIDDEN
+        if target.canonical is None or not hidden.any():
+            return target
+        photo_rotation = self._photo_rotation
+        turn = Rotation.from_matrix(target.rotation @ photo_rotation.T).as_rotvec()
+
+        def reveal(share: float) -> float:
+            rotation = Rotation.from_rotvec(turn * share).as_matrix() @ photo_rotation
+            cosine = facing(self._normals[hidden], rotation)
+            return float((np.minimum(cosine, _CLEAR) - self._facing_in_photo[hidden]).max())
+
+        if reveal(1.0) <= _MAX_REVEAL:
+            return target
+        low, high = 0.0, 1.0
+        for _ in range(12):
+            middle = (low + high) / 2.0
+            low, high = (middle, high) if reveal(middle) <= _MAX_REVEAL else (low, middle)
+        rotation = Rotation.from_rotvec(turn * low).as_matrix() @ photo_rotation
+        # Landmarks are the target's shape turned by its rotation and scaled (Retargeter._pose): turn it less.
+        moved = (target.canonical @ (rotation - target.rotation).T)[:, :2] * target.scale
+        return replace(target, landmarks=target.landmarks + moved, rotation=rotation)
 
     def _rigid_displacement(self, landmarks: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Displacement of ``points`` (photo pixels) by the head's rigid motion to ``landmarks``: the similarity
