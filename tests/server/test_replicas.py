@@ -22,9 +22,13 @@ import httpx
 import pytest
 import redis
 
+from tests.cli.helpers import xp
 from tests.postgres import postgres_schema
 from xp_sdk import Client, init_deployment
+from xp_sdk.config import Settings
+from xp_sdk.errors import RateLimitedError
 from xp_sdk.server.redis_jobs import clear
+from xp_sdk.server.state import shared_state_summary
 
 REDIS_URL = os.environ.get("XP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHORT_CLIP = "lp_d1_hist.mp4"  # 16 frames: the cheapest real generation
@@ -156,6 +160,36 @@ def test_a_key_limited_to_5_a_minute_gets_5_answers_across_both_replicas(replica
     assert sum(code != 429 for code in answers) == 5, [(r.status_code, r.text[:200]) for r in others]
     assert answers[:5] == [200] * 5, answers  # both replicas answered before the shared limit ran out
     assert all(r.json()["error"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1 for r in refusals)
+
+
+def test_the_cli_and_embedded_client_count_against_the_same_limit_when_redis_is_configured(
+    replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Client(replicas.admin_key, home=replicas.home) as admin:
+        limited = admin.keys.create(scopes="audit:read", name="five, shared", rate_limit_per_minute=5).secret
+    monkeypatch.setenv("XP_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("XP_REDIS_PREFIX", replicas.prefix)
+    with Client(limited, home=replicas.home) as embedded:
+        for _ in range(3):
+            embedded.audit.checkpoints()
+    answers = []
+    for n in range(4):
+        with replicas.client(replicas.replicas[n % 2], limited) as http:
+            answers.append(http.get("/v1/audit/checkpoints").status_code)
+    assert answers == [200, 200, 429, 429]
+    with Client(limited, home=replicas.home) as embedded, pytest.raises(RateLimitedError):
+        embedded.audit.checkpoints()
+    assert xp("audit", "checkpoints", "--home", replicas.home, "--api-key", limited).code == RateLimitedError.exit_code
+
+
+def test_without_redis_a_server_says_it_keeps_its_jobs_to_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XP_REDIS_URL", raising=False)
+    alone = shared_state_summary(Settings.resolve(home=tmp_path, redis_url=None), ray=False)
+    assert alone.startswith("shared state: no Redis") and "this process only" in alone
+    shared = shared_state_summary(Settings.resolve(home=tmp_path, redis_url="redis://:pw@127.0.0.1/3"), ray=False)
+    assert "Redis at redis://:***@127.0.0.1/3" in shared and "pw" not in shared
 
 
 def _submit(replicas: Replicas, replica: Replica, clip: str, idempotency_key: str | None = None) -> httpx.Response:
