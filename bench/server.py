@@ -33,6 +33,7 @@ from xp_sdk.config import Settings  # noqa: E402
 from xp_sdk.server.app import create_app  # noqa: E402
 from xp_sdk.server.limits import Limits  # noqa: E402
 from xp_sdk.server.serve import BackgroundServer  # noqa: E402
+from xp_sdk.verification import full_report  # noqa: E402
 
 
 @dataclass
@@ -100,7 +101,7 @@ class World:
             out.unlink()
 
     def verify(self) -> None:
-        report = self.client.verify(self.clip)
+        report = full_report(self.client.verify(self.clip))
         assert report.watermark.detected and report.generation is not None
 
     def close(self) -> None:

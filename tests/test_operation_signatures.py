@@ -47,6 +47,7 @@ TYPE_NAMES: dict[str, Any] = {
     **{name: value for name, value in vars(xp_sdk.results).items() if isinstance(value, type)},
     "MotionTemplate": xp_sdk.engine.templates.MotionTemplate,
     "Verification": xp_sdk.verify.Verification,
+    "PublicVerification": xp_sdk.verify.PublicVerification,
     "ConsentChallenge": ConsentChallenge,
     "PhotoInput": operations.PhotoInput,
 }

@@ -84,5 +84,5 @@ def test_readme_walk_through_runs_as_written(tmp_path: Path, monkeypatch: pytest
     assert (tmp_path / "clip.mp4").is_file()
     assert verified.splitlines()[0] == "trusted"
     assert verified.splitlines()[1].startswith(f"True {generation_id} ")
-    assert f"'id': '{generation_id}'" in verified and "'status': 'completed'" in verified
+    assert f"id='{generation_id}'" in verified and "status='completed'" in verified
     assert "generation.completed" in audited and generation_id in audited

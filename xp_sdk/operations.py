@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from xp_sdk.engine import AnimateOptions, ProgressCallback
     from xp_sdk.engine.templates import MotionTemplate
     from xp_sdk.results import AnimationResult, ConsistencyProofView, GenerationAudit
-    from xp_sdk.verify import Verification
+    from xp_sdk.verification import PublicVerification, Verification
 
 PhotoInput = str | os.PathLike[str] | np.ndarray
 """A photo: a file's path, or its pixels (RGB, uint8)."""
@@ -45,8 +45,10 @@ class Operations(Protocol):
 
     def verify(
         self, api_key: str | None, path: str | os.PathLike[str], *, trust_anchors: str | None = None
-    ) -> Verification:
-        """C2PA state, watermark payload and p-value, and the audited generation behind ``path``."""
+    ) -> Verification | PublicVerification:
+        """C2PA state, watermark payload and p-value, and the audited generation behind ``path``. Without an API
+        key, a remote client gets the server's public verdict instead (``PublicVerification``: whether this
+        deployment made the clip, and when; never whose face it shows or for whom)."""
         ...
 
     # -- audit: audit:read; a key sees its own tenant's events unless it also holds keys:admin ------------

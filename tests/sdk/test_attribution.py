@@ -68,7 +68,7 @@ def test_the_output_is_attributed_with_its_record(deployment: Deployment) -> Non
     assert report.attribution is Attribution.ATTRIBUTED
     assert report.generation_id == deployment.made.generation_id
     assert report.content is not None and report.content.matched
-    assert report.generation is not None and report.generation["tenant_id"] == "acme"
+    assert report.generation is not None and report.generation.tenant_id == "acme"
     require_trusted(report)
     assert deployment.last_verification()["attribution"] == "attributed"
 

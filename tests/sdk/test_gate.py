@@ -421,8 +421,8 @@ def test_verify_finds_the_audited_generation(world: World) -> None:
         made = client.animate(world.astronaut, subject=world.eileen, driving=world.clip, out=out)
         report = client.verify(out)
     assert report.watermark.detected and report.watermark.payload == made.generation_id
-    assert report.generation is not None and report.generation["status"] == "completed"
-    assert report.generation["file_matches_record"] is True
+    assert report.generation is not None and report.generation.status == "completed"
+    assert report.generation.file_matches_record is True
     assert world.last_event().type == "verification.performed"
     shown = world.admin.audit.show(made.generation_id)
     assert [e.type for e in shown.events][:2] == ["generation.requested", "generation.completed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,13 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, faces: Path) -> Iterator[Deployed]:
-    root = tmp_path_factory.mktemp("server")
+    with serve_deployment(tmp_path_factory.mktemp("server"), faces) as served:
+        yield served
+
+
+@contextmanager
+def serve_deployment(root: Path, faces: Path) -> Iterator[Deployed]:
+    """A fresh deployment under ``root`` on a live server, as ``deployed`` gives it (for test modules elsewhere)."""
     init = init_deployment(root / "home", tenant="acme")
     app = create_app(Settings.resolve(home=init.home), workers=2)
     with BackgroundServer(app) as live:

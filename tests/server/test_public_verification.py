@@ -90,5 +90,5 @@ def test_the_keyed_caller_of_the_owning_tenant_still_sees_the_record(
     video, result = generated
     with deployed.client() as client:
         report = client.verify(video)
-    assert report.generation is not None and report.generation["subject_id"] == deployed.eileen
+    assert report.generation is not None and report.generation.subject_id == deployed.eileen
     assert report.generation_id == result.generation_id

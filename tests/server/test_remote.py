@@ -60,8 +60,8 @@ def test_readme_examples_run_unchanged_against_the_server(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.jpg"]  # no partial download left
     assert verified.splitlines()[0] == "trusted"
     assert verified.splitlines()[1].startswith(f"True {generation_id} ")
-    assert f"'id': '{generation_id}'" in verified and "'status': 'completed'" in verified
-    assert "'file_matches_record': True" in verified
+    assert f"id='{generation_id}'" in verified and "status='completed'" in verified
+    assert "file_matches_record=True" in verified
     assert "generation.completed" in audited and generation_id in audited
     assert not (tmp_path / "no-deployment-here").exists()
 
@@ -171,7 +171,7 @@ def test_a_rate_limited_key_gets_retry_after_without_waiting_for_it(deployed: De
 def test_a_missing_key_is_an_authentication_error(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XP_API_KEY", raising=False)
     with xp_sdk.Client(base_url=deployed.url) as client, pytest.raises(AuthenticationError, match="no API key"):
-        client.verify(deployed.clip)
+        client.subjects.list()  # verify alone is open without one: it answers the public verdict
 
 
 def test_error_messages_name_the_callers_file_not_the_servers(deployed: Deployed, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from xp_sdk.cli.common import JsonFlag, emit, progress_bar, quiet_native_stderr
 from xp_sdk.engine.video import read_frames
 from xp_sdk.errors import HomeError
 from xp_sdk.samples import astronaut
+from xp_sdk.verification import full_report
 
 SUBJECT_NAME = "Eileen Collins (scikit-image astronaut sample)"
 ADMIN_KEY_FILE = "demo-admin.key"
@@ -121,14 +122,14 @@ def run_demo(
         )
         sheet = contact_sheet(video, folder / f"astronaut_{template}_sheet.png")
 
-        verdict = client.verify(video)
+        verdict = full_report(client.verify(video))
         mark = verdict.watermark
         record = verdict.generation
         watermark_text = (
             f"detected, payload {mark.payload}, p = {mark.p_value:.1e}" if mark.detected else "not detected"
         )
         record_text = (
-            f"found ({record.get('status')}), file {'matches' if record.get('file_matches_record') else 'differs'}"
+            f"found ({record.status}), file {'matches' if record.file_matches_record else 'differs'}"
             if record is not None
             else "not found"
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from watermark.reading import ManifestState
 from xp_sdk.cli.common import (
     ApiKeyOption,
     DatabaseUrlOption,
@@ -19,8 +20,10 @@ from xp_sdk.cli.common import (
     progress_bar,
     quiet_native_stderr,
 )
-from xp_sdk.errors import InvalidInputError, NotInitializedError
-from xp_sdk.verify import Verification
+from xp_sdk.client import Client
+from xp_sdk.errors import ForgedMarkError, InvalidInputError, NotInitializedError, UntrustedMediaError
+from xp_sdk.variables import environment
+from xp_sdk.verification import PublicVerification, Verification, full_report
 
 
 def animate(
@@ -145,23 +148,51 @@ def verify(
     """Check a video's C2PA manifest and invisible watermark, and find the generation it came from.
 
     With an API key (verify scope) the generation record is looked up in the audit log and the check is itself
-    audited. Without one, the home's keys (when there is a home) check the watermark offline, and
-    --trust-anchors alone is enough to check the manifest."""
+    audited. Without one: against a server (XP_BASE_URL), its public verdict (whether that deployment made the clip,
+    and when, never whose face or for whom); otherwise the home's keys (when there is a home) check the watermark
+    offline, and --trust-anchors alone is enough to check the manifest."""
     from xp_sdk.verify import require_trusted as check_trusted
 
     anchors = _read_anchors(trust_anchors)
+    server = environment("base_url")
     if api_key_given(home, api_key, database_url):
         with open_client(home, api_key, database_url) as client:
-            report = client.verify(file, trust_anchors=anchors)
-        looked_up = True
+            report = full_report(client.verify(file, trust_anchors=anchors))
+    elif server is not None:
+        with Client(base_url=server) as anonymous:
+            public = anonymous.verify(file, trust_anchors=anchors)
+        if isinstance(public, PublicVerification):  # a server that answered a key it was not sent is not believed
+            if require_trusted:
+                _check_public(public)
+            emit(public.model_dump(mode="json"), as_json, lambda: _print_public(public))
+            return
+        report = public
     else:
         report, remark = _verify_offline(file, home, anchors)
-        looked_up = False
+        if require_trusted:
+            check_trusted(report)
+        note(remark)  # after the check, so that a failure stays one line on stderr
+        emit(report.model_dump(mode="json"), as_json, lambda: _print_verification(report, False))
+        return
     if require_trusted:
         check_trusted(report)
-    if not looked_up:
-        note(remark)  # after the check, so that a failure stays one line on stderr
-    emit(report.model_dump(mode="json"), as_json, lambda: _print_verification(report, looked_up))
+    emit(report.model_dump(mode="json"), as_json, lambda: _print_verification(report, True))
+
+
+def _check_public(public: PublicVerification) -> None:
+    """--require-trusted on the public verdict: a Trusted manifest and a mark bound to what this deployment made."""
+    if public.verdict == "forged-mark":
+        raise ForgedMarkError(public.statement)
+    if public.c2pa is not ManifestState.TRUSTED or public.verdict != "ai-generated":
+        raise UntrustedMediaError(f"C2PA manifest {public.c2pa.value}: {public.statement}")
+
+
+def _print_public(public: PublicVerification) -> None:
+    typer.echo(f"verdict:    {public.verdict}")
+    typer.echo(f"statement:  {public.statement}")
+    typer.echo(f"c2pa:       {public.c2pa.value}")
+    typer.echo(f"watermark:  {'present' if public.watermark_present else 'not found'} ({public.deployment}'s)")
+    typer.echo("record:     not shown (the public verdict; an API key of the owning tenant sees the record)")
 
 
 def _read_anchors(path: Path | None) -> str | None:
@@ -209,16 +240,16 @@ def _print_verification(report: Verification, looked_up: bool) -> None:
     typer.echo(f"generation: {report.generation_id or 'unknown'}")
     if report.consistent is False:
         typer.echo("warning:    the watermark and the manifest name different generations")
-    record: dict[str, Any] | None = report.generation
+    record = report.generation
     if not looked_up:
         typer.echo("record:     not looked up (no API key)")
     elif record is None:
         typer.echo("record:     none in this deployment's audit log")
     else:
-        matches = record.get("file_matches_record")
-        details = ", ".join(
-            f"{k} {record[k]}" for k in ("status", "tenant_id", "subject_id", "created_at") if record.get(k)
-        )
+        matches = record.file_matches_record
+        shown = {"status": record.status, "tenant_id": record.tenant_id, "subject_id": record.subject_id,
+                 "created_at": record.created_at}  # fmt: skip
+        details = ", ".join(f"{k} {v}" for k, v in shown.items() if v)
         typer.echo(f"record:     {details}")
         typer.echo(
             "file:       "

@@ -15,6 +15,7 @@ from xp_sdk.deployment import audit_errors
 from xp_sdk.gate import Caller
 from xp_sdk.inputs import pem_certificates
 from xp_sdk.service.core import ServiceCore, sha256_file
+from xp_sdk.verification import GenerationRecord
 from xp_sdk.verify import PublicVerification, Verification, attribute, deployment_name, public_verification, verify
 
 
@@ -33,7 +34,7 @@ class Verifications(ServiceCore):
                 pem_certificates(trust_anchors, "trust_anchors")
             report = verify(path, keys=self.deployment.provenance, trust_anchors=trust_anchors)
             file_sha256 = sha256_file(Path(path))
-        record: dict[str, object] | None = None
+        record: GenerationRecord | None = None
         claimed = report.watermark.payload if report.watermark.detected else None
         if claimed is not None:
             # The payload is only a claim until the pictures match what its generation recorded: a mark lifted onto
@@ -115,13 +116,8 @@ class Verifications(ServiceCore):
         return None
 
 
-def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -> dict[str, object]:
+def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -> GenerationRecord:
     """The whole record for its own tenant (or an admin key); for anyone else, only that it exists and when."""
     same = record.tenant_id == caller.tenant_id or Scope.KEYS_ADMIN.value in caller.key.scopes
-    view: dict[str, object] = (
-        record.model_dump(mode="json")
-        if same
-        else {"id": record.id, "status": record.status, "created_at": record.created_at.isoformat()}
-    )
-    view["file_matches_record"] = record.output_sha256 == file_sha256
-    return view
+    shown = record.model_dump() if same else {"id": record.id, "status": record.status, "created_at": record.created_at}
+    return GenerationRecord(**shown, file_matches_record=record.output_sha256 == file_sha256)
