@@ -1,4 +1,5 @@
-"""A bounded schemathesis run against the live server's own OpenAPI: whatever a caller sends, never a 5xx.
+"""A bounded schemathesis run against the live server's own OpenAPI: whatever a caller sends, never a 5xx, and
+every answer's status is one its route declares, with a body of the schema declared for that status.
 
 The run is schemathesis's own engine (what ``st run`` does): for every operation its examples, the coverage
 phase's boundary cases (missing, wrong-typed and out-of-range values) and a fixed number of generated cases,
@@ -32,18 +33,29 @@ def test_no_request_makes_the_server_fail(deployed: Deployed) -> None:
             "seed": SEED,
             "headers": {"Authorization": f"Bearer {deployed.admin_key}"},
             "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
-            "checks": {"enabled": False, "not_a_server_error": {"enabled": True}},
+            "checks": {
+                "enabled": False,
+                "not_a_server_error": {"enabled": True},
+                "status_code_conformance": {"enabled": True},
+                "response_schema_conformance": {"enabled": True},
+            },
             "phases": {"stateful": {"enabled": False}},
         }
     )
     schema = schemathesis.openapi.from_url(f"{deployed.url}/openapi.json", config=config)
     server_errors: list[str] = []
+    undeclared: list[str] = []
     sent: Counter[str] = Counter()
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, events.FatalError):
             raise AssertionError(f"schemathesis stopped: {event.exception!r}")
         if not isinstance(event, events.ScenarioFinished):
             continue
+        for checks in event.recorder.checks.values():
+            for check in checks:
+                if check.name != "not_a_server_error" and check.failure_info is not None:
+                    failure = check.failure_info.failure
+                    undeclared.append(f"{event.recorder.label}: {check.name}: {failure.title}: {failure.message[:300]}")
         for interaction in event.recorder.interactions.values():
             sent[event.recorder.label] += 1
             response = interaction.response
@@ -56,3 +68,4 @@ def test_no_request_makes_the_server_fail(deployed: Deployed) -> None:
     labels = {f"{method.upper()} {path}" for path, methods in operations.items() for method in methods}
     assert set(sent) == labels, f"operations never tested: {sorted(labels - set(sent))}"
     assert not server_errors, f"{len(server_errors)} server errors:\n" + "\n".join(server_errors[:40])
+    assert not undeclared, f"{len(undeclared)} answers not as declared:\n" + "\n".join(sorted(set(undeclared))[:40])
