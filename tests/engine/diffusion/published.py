@@ -74,9 +74,11 @@ def _noise(pool: torch.Tensor, shape: tuple[int, ...], generator: torch.Generato
 def random_state(model: Any, generator: torch.Generator, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Weights scaled by 1/sqrt(fan-in) (activations stay of order one through the depth), norms' scales 1,
     biases 0; buffers as the model made them."""
-    pool = torch.randn(_POOL, generator=generator).to(dtype)
+    tensors = model.state_dict()
+    size = min(_POOL, max(1, sum(t.numel() for t in tensors.values())))
+    pool = torch.randn(size, generator=generator).to(dtype)
     state = {}
-    for key, tensor in model.state_dict().items():
+    for key, tensor in tensors.items():
         if not tensor.is_meta:
             state[key] = tensor.to(dtype).contiguous()
         elif tensor.ndim >= 2:
@@ -106,7 +108,7 @@ def write_model(component: str, folder: Path, *, seed: int, config: dict[str, An
 def lcm_lora_state(unet: Any, *, seed: int, rank: int = LCM_LORA_RANK) -> dict[str, torch.Tensor]:
     """A LoRA in LCM-LoRA's key layout over every targeted layer of ``unet`` (an empty model is enough)."""
     generator = torch.Generator().manual_seed(seed)
-    pool = torch.randn(_POOL, generator=generator).half()
+    pool = torch.randn(min(_POOL, sum(p.numel() for p in unet.parameters())), generator=generator).half()
     state = {}
     for name, module in unet.named_modules():
         if not name.endswith(LCM_LORA_TARGETS) or not isinstance(module, torch.nn.Linear | torch.nn.Conv2d):

@@ -44,6 +44,10 @@ class DiffusionComponents:
     """(component, sha256) of every file-backed component loaded, for the C2PA record; empty when built in memory."""
     lora_scale: float | None = None
     """The scale the LoRA was fused at, when one was."""
+    phase_seconds: dict[str, float] | None = field(default=None, repr=False, compare=False)
+    """When a dict (a benchmark sets one), every pipeline running these models adds each phase's seconds to it
+    (VAE encode, reference pass, ControlNet, UNet, scheduler, VAE decode), waiting for the device around each
+    phase so the time is the device's; None (the default) measures nothing and never waits."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     """Held while a pipeline runs these models: cached components are shared by every generation of a process,
     and each pipeline installs its own attention processors (reference bank, motion tokens) before it runs."""

@@ -21,6 +21,7 @@ motion module. Nothing here has run with real weights yet: only tiny random comp
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,6 +121,26 @@ class PortraitDiffusionPipeline:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        seconds = self.components.phase_seconds
+        if seconds is None:
+            yield
+            return
+        self._synchronize()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._synchronize()
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+
     # --- VAE ------------------------------------------------------------------------------------------------
 
     def _chunks(self, n: int) -> list[slice]:
@@ -131,7 +152,7 @@ class PortraitDiffusionPipeline:
         """uint8 (F, R, R, 3) → scaled latents (F, C, R/s, R/s) on the device."""
         vae = self.components.vae
         out = []
-        with self._on_device(vae):
+        with self._on_device(vae), self._phase("vae_encode"):
             for part in self._chunks(len(images)):
                 x = torch.from_numpy(np.ascontiguousarray(images[part])).to(self.device)
                 x = x.permute(0, 3, 1, 2).to(self.dtype) / 127.5 - 1.0
@@ -145,7 +166,7 @@ class PortraitDiffusionPipeline:
         """Scaled latents (F, C, h, w) → uint8 (F, R, R, 3)."""
         vae = self.components.vae
         out = []
-        with self._on_device(vae):
+        with self._on_device(vae), self._phase("vae_decode"):
             for part in self._chunks(len(latents)):
                 x = vae.decode(latents[part].to(self.device, self.dtype) / self.latent_scale).sample
                 x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -184,7 +205,8 @@ class PortraitDiffusionPipeline:
             if tokens is not None:
                 self.motion_state.tokens = self._neutral_tokens()
             try:
-                self._unet(reference, t, text[:1], None, None, frames=1)
+                with self._phase("reference"):
+                    self._unet(reference, t, text[:1], None, None, frames=1)
             finally:
                 self.motion_state.tokens = tokens
             self._bank_cache[key] = bank.features
@@ -305,15 +327,18 @@ class PortraitDiffusionPipeline:
                     model_input = torch.cat([x] * copies)
                     down = mid = None
                     if cond is not None and c.controlnet is not None:
-                        down, mid = c.controlnet(
-                            model_input, t, encoder_hidden_states=text, controlnet_cond=cond,
-                            conditioning_scale=cfg.controlnet_scale, return_dict=False,
-                        )
-                    eps = self._unet(model_input, t, text, down, mid, frames=frames)
+                        with self._phase("controlnet"):
+                            down, mid = c.controlnet(
+                                model_input, t, encoder_hidden_states=text, controlnet_cond=cond,
+                                conditioning_scale=cfg.controlnet_scale, return_dict=False,
+                            )
+                    with self._phase("unet"):
+                        eps = self._unet(model_input, t, text, down, mid, frames=frames)
                     if guided:
                         uncond, conditioned = eps.chunk(2)
                         eps = uncond + cfg.guidance_scale * (conditioned - uncond)
-                    x = self._step(eps, t, x, step)
+                    with self._phase("scheduler"):
+                        x = self._step(eps, t, x, step)
             finally:
                 self.bank.mode = "off"
                 self.motion_state.tokens = None
