@@ -6,7 +6,9 @@ reference attention from the photo, optional learned motion tokens, and an LCM o
 the user's, named in models.toml and pinned by sha256; nothing is downloaded.
 
 Importing this package is cheap (no torch): the pipeline modules are imported only when the engine runs.
-Only tiny random components have run through this code (CPU tests); nothing has run with real weights yet.
+Tiny random components run through this code in the CPU tests, and the real architectures with random weights
+load from the published layout and take one step on the CPU; nothing has run with real weights or on a GPU yet
+(docs/diffusion.md says exactly what has run).
 
     from xp_sdk.engine import AnimateOptions, animate
     from xp_sdk.engine.diffusion import DiffusionConfig
