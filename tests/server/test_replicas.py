@@ -252,6 +252,19 @@ def test_a_job_started_on_one_replica_is_followed_and_downloaded_on_the_other(re
     assert digest == download.headers["X-Content-SHA256"] == seen[-1]["result"]["output_sha256"]
 
 
+def test_a_job_started_on_one_replica_is_cancelled_through_the_other(replicas: Replicas) -> None:
+    first, second = replicas.replicas
+    created = _submit(replicas, first, LONG_CLIP)
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    with replicas.client(second, replicas.animator_key) as http:
+        cancelled = http.delete(f"/v1/animations/{job_id}")
+    assert cancelled.status_code == 200, cancelled.text
+    seen = _follow(replicas, first, job_id, lambda job: job["status"] in FINISHED)
+    assert seen[-1]["status"] == "cancelled", seen[-1]
+    assert seen[-1]["error"]["error"] == "cancelled"
+
+
 def _running_replica(replicas: Replicas, job_id: str) -> Replica:
     """The replica whose worker holds the job, from the job's record in Redis (``host:pid:token``)."""
     raw = redis.Redis.from_url(REDIS_URL).get(f"{replicas.prefix}:job:{job_id}")
