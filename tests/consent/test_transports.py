@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cli.helpers import xp
@@ -63,9 +64,28 @@ def test_the_cli_issues_a_challenge_and_names_the_failed_checks(served: Served) 
     assert issued.code == 0, issued.stderr
     shown = json.loads(issued.stdout)
     assert shown["phrase"] in shown["instructions"] and 3 <= len(shown["actions"]) <= 4
+    # One command grants either way: --video with --challenge is the video grant (grant-video is its alias).
     refused = xp(
+        "consents", "grant", "--subject", served.subject, "--video", served.still_video,
+        "--challenge", shown["id"], *common,
+    )  # fmt: skip
+    assert refused.code == ConsentVideoRejectedError.exit_code
+    assert json.loads(refused.stdout)["type"] == "ConsentVideoRejectedError"  # --json: the error as one object
+    assert "liveness" in refused.stderr
+    alias = xp(
         "consents", "grant-video", "--subject", served.subject, "--video", served.still_video,
         "--challenge", shown["id"], *common,
     )  # fmt: skip
-    assert refused.code == ConsentVideoRejectedError.exit_code and refused.stdout == ""
-    assert "liveness" in refused.stderr
+    assert alias.code == ConsentVideoRejectedError.exit_code and "liveness" in alias.stderr
+    half = xp("consents", "grant", "--subject", served.subject, "--video", served.still_video, *common)
+    assert half.code == 2 and "--challenge" in half.stderr
+
+
+def test_over_http_a_consent_shows_its_kind(served: Served) -> None:
+    with Client(served.key, base_url=served.url) as remote:
+        granted = remote.consents.grant(served.subject, evidence=b"a signed statement, attested by the operator")
+        assert granted.kind == "attested"
+        assert {c.id: c.kind for c in remote.consents.list(subject=served.subject)}[granted.id] == "attested"
+        remote.consents.revoke(granted.id, reason="test over")
+    raw = httpx.get(f"{served.url}/v1/consents", headers={"Authorization": f"Bearer {served.key}"})
+    assert raw.status_code == 200 and {c["kind"] for c in raw.json()["data"]} == {"attested"}

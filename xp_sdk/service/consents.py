@@ -33,9 +33,10 @@ class Consents(ServiceCore):
         expires: datetime | None = None,
     ) -> ConsentInfo:
         """Record ``subject``'s consent for ``tenant`` (default: the caller's). Only the tenant that registered the
-        subject records their consent. ``evidence`` is the signed statement or consent video (a path or its
-        bytes); only its SHA-256 is stored. Without ``expires`` it lapses after the deployment's
-        ``consent_validity_days``."""
+        subject records their consent. ``evidence`` is the signed statement or other file (a path or its bytes);
+        only its SHA-256 is stored and nothing in it is checked, so the consent's kind is ``attested``: the
+        operator's word (``grant_consent_by_video`` records a ``verified-video`` one). Without ``expires`` it lapses
+        after the deployment's ``consent_validity_days``."""
         request: dict[str, Any] = {"subject_id": subject, "tenant": tenant}
         caller = self.authorized(api_key, Action.GRANT_CONSENT, **request)
         with self._refusals(caller, Action.GRANT_CONSENT, request, subject_id=subject):
