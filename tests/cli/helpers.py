@@ -42,10 +42,22 @@ def xp(*args: object) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
+def assert_json_error(result: Result) -> dict[str, Any]:
+    """With ``--json``, an error's stdout is one JSON object: its code, class and exit code, and the very message
+    of the one stderr line."""
+    body = json.loads(result.stdout)
+    assert isinstance(body, dict) and {"error", "type", "message", "exit_code"} <= set(body), body
+    assert body["exit_code"] == result.code, body
+    assert result.stderr == f"error: {body['message']}\n", (result.stderr, body)
+    return body
+
+
 def assert_error(result: Result, exit_code: int, *words: str) -> str:
-    """The CLI's error contract: the class's exit code, nothing on stdout, exactly one ``error: …`` stderr line."""
+    """The CLI's error contract: the class's exit code, exactly one ``error: …`` stderr line, and on stdout
+    nothing, or (``--json``) the error as one JSON object."""
     assert result.code == exit_code, f"expected exit {exit_code}, got {result.code}: {result.stderr!r}"
-    assert result.stdout == "", f"stdout must stay empty on an error, got {result.stdout!r}"
+    if result.stdout:
+        assert_json_error(result)
     lines = result.stderr_lines
     assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
     assert lines[0].startswith("error: "), lines[0]

@@ -528,7 +528,7 @@ def test_help_documents_the_output_contract_and_every_exit_code() -> None:
     result = _process("--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    assert "On an error stdout stays empty (with --json too)" in text and '"error: <message>"' in text
+    assert "and stdout stays empty, or with --json holds one JSON object" in text and '"error: <message>"' in text
     for name in errors.__all__:
         cls = getattr(errors, name)
         if cls is not errors.XPError:
@@ -547,7 +547,7 @@ def test_a_refusal_from_a_real_process_is_one_stderr_line(deployment: Deployment
         env={"XP_HOME": str(deployment.home), "XP_API_KEY": deployment.admin_key},
     )  # fmt: skip
     assert result.returncode == ConsentRequiredError.exit_code, result.stderr
-    assert result.stdout == ""
+    assert json.loads(result.stdout)["type"] == "ConsentRequiredError"  # --json: the error as one object
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: refused:")
     assert deployment.admin_key not in result.stderr
 

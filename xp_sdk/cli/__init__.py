@@ -6,25 +6,19 @@ code, for tests and embedding."""
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
+import sys
 from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
 from xp_sdk import errors
-from xp_sdk.cli.audit import audit_app
-from xp_sdk.cli.common import progress_bar
-from xp_sdk.cli.demo import demo
-from xp_sdk.cli.deployment import config_app, init
-from xp_sdk.cli.engine import evaluate, templates_app
-from xp_sdk.cli.keys import keys_app
-from xp_sdk.cli.media import animate, verify
-from xp_sdk.cli.models import models_app
-from xp_sdk.cli.people import consents_app, subjects_app
-from xp_sdk.cli.serve import serve
-from xp_sdk.config import environment
+from xp_sdk.cli.lazy import LazyGroup
 from xp_sdk.errors import XPError
+from xp_sdk.variables import environment
+from xp_sdk.version import __version__
 
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
@@ -56,46 +50,52 @@ Settings: --home (else $XP_HOME), --api-key (else $XP_API_KEY; never printed), -
 $XP_DATABASE_URL, else the home's config.json). Start with `xp init`.
 
 Output: with --json a command prints exactly one JSON document on stdout and nothing else there. Notes and
-progress go to stderr. On an error stdout stays empty (with --json too) and stderr gets one line,
-"error: <message>"; the exit code says which kind of error:
+progress go to stderr. On an error stderr gets one line, "error: <message>", and stdout stays empty, or with
+--json holds one JSON object: {{"error": code, "type": class, "message": ..., "exit_code": N}} (and the error's
+own fields). The exit code says which kind of error:
 
 \b
    0  ok
 {_exit_codes()}
+
+Shell completion: `xp --install-completion` (bash, zsh, fish, PowerShell), or `xp --show-completion` to see it.
 """
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=HELP)
-app.command("init")(init)
-app.command("animate")(animate)
-app.command("verify")(verify)
-app.add_typer(keys_app, name="keys")
-app.add_typer(subjects_app, name="subjects")
-app.add_typer(consents_app, name="consents")
-app.add_typer(audit_app, name="audit")
-app.add_typer(config_app, name="config")
-app.add_typer(templates_app, name="templates")
-app.add_typer(models_app, name="models")
-app.command("eval")(evaluate)
-app.command("demo")(demo)
-app.command("serve")(serve)
+app = typer.Typer(cls=LazyGroup, no_args_is_help=True, rich_markup_mode=None, help=HELP)
+"""Its commands (``xp_sdk.cli.lazy.COMMANDS``) are imported when one runs, so ``xp --help`` stays fast."""
 
-# Kept importable under its old name for code that drives the progress bar itself.
-_progress = progress_bar
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"xp-sdk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print xp-sdk's version and exit."),
+    ] = False,
+) -> None:
+    pass
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run ``xp`` with ``argv`` (default: the process's arguments) and return its exit code; errors are printed
-    as one line on stderr."""
+    as one line on stderr (and as one JSON object on stdout with ``--json``)."""
+    arguments = list(argv) if argv is not None else sys.argv[1:]
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's native logging down where it listens
-    _quiet_opencv()
+    # OpenCV's DNN warnings ("[ WARN:0@…] … setPreferableTarget …") would otherwise land on stderr next to an error
+    # line; its errors still show. The variable is read when cv2 loads, so nothing is imported for it here.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    as_json = "--json" in arguments[: arguments.index("--")] if "--" in arguments else "--json" in arguments
     try:
-        result = app(args=list(argv) if argv is not None else None, prog_name="xp", standalone_mode=False)
+        result = app(args=arguments, prog_name="xp", standalone_mode=False)
     except XPError as exc:
-        _error(exc.message)
-        return exc.exit_code
+        return _fail(exc.message, exc.exit_code, as_json, {**exc.to_dict(), "message": _one_line(exc.message)})
     except (typer.Abort, KeyboardInterrupt, EOFError):
-        _error("interrupted")
-        return EXIT_INTERRUPTED
+        return _fail("interrupted", EXIT_INTERRUPTED, as_json, {"error": "interrupted", "type": "Interrupted"})
     except Exception as exc:
         # Usage errors come from the click that typer bundles, not necessarily the installed `click`; they are
         # recognised by their interface.
@@ -106,31 +106,32 @@ def run(argv: Sequence[str] | None = None) -> int:
                 typer.echo(message, err=True)  # a group named alone: its help, as click does
                 return exit_code
             command = getattr(getattr(exc, "ctx", None), "command_path", None)
-            _error(f"{message} (see `{command} --help`)" if command else message)
-            return exit_code
+            line = f"{message} (see `{command} --help`)" if command else message
+            return _fail(line, exit_code, as_json, {"error": "usage", "type": "UsageError"})
         if environment("debug"):
             raise
-        _error(f"unexpected {type(exc).__name__}: {exc} (this is a bug; XP_DEBUG=1 shows the traceback)")
-        return EXIT_UNEXPECTED
+        line = f"unexpected {type(exc).__name__}: {exc} (this is a bug; XP_DEBUG=1 shows the traceback)"
+        return _fail(line, EXIT_UNEXPECTED, as_json, {"error": "unexpected", "type": type(exc).__name__})
     return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, exit_code: int, as_json: bool, body: dict[str, Any]) -> int:
+    _error(message)
+    if as_json:
+        typer.echo(json.dumps({"message": _one_line(message), **body, "exit_code": exit_code}, ensure_ascii=False))
+    return exit_code
 
 
 def main() -> None:
     raise SystemExit(run())
 
 
-def _quiet_opencv() -> None:
-    """OpenCV's DNN warnings (``[ WARN:0@…] … setPreferableTarget …``) would otherwise land on stderr next to an
-    error line; its errors still show."""
-    import cv2
-
-    with contextlib.suppress(AttributeError, cv2.error):
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def _error(message: str) -> None:
-    text = " ".join(message.split())  # one line, whatever the message held
-    typer.echo(f"error: {text}", err=True)
+    typer.echo(f"error: {_one_line(message)}", err=True)
 
 
 __all__ = ["app", "main", "run"]

@@ -179,6 +179,26 @@ def open_client(home: Path | None, api_key: str | None, database_url: str | None
 # -- progress and the engine's native logging ----------------------------------------------------------------
 
 
+PHASES = {
+    "analyse": "choosing the reference frame",
+    "generate": "generating frames",
+}
+"""The engine's progress stages (``xp_sdk.engine.options.Progress.stage``) in words."""
+FINISHING = "watermarking, signing and recording"
+"""What follows the last frame before the output appears (the engine reports no frames for it)."""
+
+
+def phase_description(description: str, progress: Any) -> str:
+    """The bar's label for one progress report: ``animating: generating frames``."""
+    stage = getattr(progress, "stage", None)
+    if stage is None:
+        return description
+    total = getattr(progress, "total", None)
+    if stage == "generate" and total and getattr(progress, "done", 0) >= total:
+        return f"{description}: {FINISHING}"
+    return f"{description}: {PHASES.get(stage, stage)}"
+
+
 @contextmanager
 def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[Any], None] | None]:
     """A rich progress bar (frames, fps, ETA) on stderr when it is a terminal; nothing otherwise."""
@@ -194,10 +214,9 @@ def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[Any], No
 
         def update(p: Any) -> None:
             elapsed = bar.tasks[0].elapsed or 0.0
-            stage = getattr(p, "stage", None)
             bar.update(
                 task,
-                description=f"{description} ({stage})" if stage else description,
+                description=phase_description(description, p),
                 completed=p.done,
                 total=p.total,
                 fps=p.done / elapsed if elapsed > 0 else 0.0,
