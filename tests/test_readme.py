@@ -49,21 +49,28 @@ def run_as_a_person(command: str, folder: Path, env: dict[str, str], subject_id:
     return done.stdout
 
 
-def test_readme_walk_through_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def set_up_as_a_person(folder: Path) -> tuple[dict[str, str], str]:
+    """The README's set-up commands run in ``folder``: the environment they leave (with the exports ``xp init``
+    printed) and the subject id ``xp subjects register`` printed."""
     # The venv's own `python` and `xp` first on PATH; no XP_* setting of the caller's leaks in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("XP_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
 
     subject_id: str | None = None
     for command in shell_commands("### Set up a deployment and a consenting subject"):
-        output = run_as_a_person(command, tmp_path, env, subject_id)
+        output = run_as_a_person(command, folder, env, subject_id)
         if command.startswith("xp init"):
             exports = dict(re.findall(r"^\s*export (XP_HOME|XP_API_KEY)=(\S+)$", output, flags=re.M))
             assert set(exports) == {"XP_HOME", "XP_API_KEY"}, output
             env.update(exports)
         if command.startswith("xp subjects register"):
             subject_id = re.findall(r"\bsub_[0-9a-f]+\b", output)[0]
-    assert subject_id is not None and (tmp_path / "photo.jpg").is_file()
+    assert subject_id is not None and (folder / "photo.jpg").is_file()
+    return env, subject_id
+
+
+def test_readme_walk_through_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env, subject_id = set_up_as_a_person(tmp_path)
 
     cli = [run_as_a_person(c, tmp_path, env, subject_id) for c in shell_commands("### With the `xp` command")]
     assert "wrote clip.mp4" in cli[0] and "trusted" in cli[1] and "generation.completed" in cli[2]

@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
+import json
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +24,7 @@ from xp_sdk.engine import Progress
 from xp_sdk.verification import GenerationRecord, Verification
 
 from ..server.conftest import Deployed, serve_deployment
+from ..test_readme import section, set_up_as_a_person
 
 RESOURCES = ("audit", "subjects", "consents", "keys")
 
@@ -45,6 +52,18 @@ def test_every_documented_error_is_exported_from_the_package() -> None:
     assert set(xp_sdk.errors.__all__) <= set(xp_sdk.__all__)
     for name in xp_sdk.errors.__all__:
         assert getattr(xp_sdk, name) is getattr(xp_sdk.errors, name)
+
+
+def test_a_remote_async_client_loads_no_engine_database_policy_or_provenance_library() -> None:
+    from .test_lazy_import import REMOTE_ONLY_MUST_NOT_LOAD
+
+    construct = (
+        "import xp_sdk\nxp_sdk.AsyncClient(api_key='xp_000000000000_' + 'a' * 43, base_url='http://127.0.0.1:1')"
+    )
+    loaded = "{m.split('.')[0] for m in sys.modules}"
+    probe = f"import json, sys\n{construct}\nprint(json.dumps(sorted({loaded} & {set(REMOTE_ONLY_MUST_NOT_LOAD)!r})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
 
 
 def test_the_async_client_offers_what_the_client_offers(deployed: Deployed) -> None:
@@ -102,6 +121,34 @@ async def test_refusals_raise_the_same_classes_as_the_client(deployed: Deployed)
 
 
 @pytest.mark.anyio
+async def test_cancelling_the_task_cancels_the_servers_job(deployed: Deployed, faces: Path) -> None:
+    """A task that gives up on ``animate`` (its scope cancelled) cancels the server's job, as Ctrl-C does for
+    ``Client``: the generation ends failed, and no output is downloaded."""
+    out = deployed.out("async_cancelled.mp4")
+    running = anyio.Event()
+    client = AsyncClient(deployed.animator_key, base_url=deployed.url)
+
+    async def animate() -> None:
+        await client.animate(
+            deployed.astronaut, subject=deployed.eileen, driving=faces / "driving" / "lp_d5_hist.mp4", out=out,
+            progress=lambda p: p.done >= 1 and running.set(),
+        )  # fmt: skip
+
+    async with client, anyio.create_task_group() as tasks:
+        tasks.start_soon(animate)
+        await running.wait()  # 148 frames: far from done when the cancellation is sent
+        tasks.cancel_scope.cancel()
+    requested = deployed.admin.audit.query(type="generation.requested", limit=1000).events[-1]
+    assert requested.generation_id is not None
+    for _ in range(600):  # the runner stops the job at its next frame
+        record = deployed.admin.audit.show(requested.generation_id).generation
+        if record.status != "requested":
+            break
+        await anyio.sleep(0.2)
+    assert record.status == "failed" and not out.exists()
+
+
+@pytest.mark.anyio
 async def test_embedded_work_runs_off_the_event_loop(deployed: Deployed) -> None:
     """The progress callback (in the worker thread) waits for the event loop to answer: were the generation
     running on the loop, nothing would answer and the wait would run out."""
@@ -154,3 +201,23 @@ def test_the_embedded_async_client_opens_the_same_deployment(deployed: Deployed)
 
     with Client(deployed.animator_key, home=deployed.home) as sync:
         assert anyio.run(settings_home) == sync.settings.home
+
+
+def test_the_readmes_walk_through_runs_awaited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's set-up, then its AsyncClient example as written: the same flow as its three Client examples
+    (animate, verify, the audit), awaited."""
+    env, subject_id = set_up_as_a_person(tmp_path)
+    [example] = re.findall(r"```python\n(.*?)```", section("### Awaited"), flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XP_HOME", env["XP_HOME"])
+    monkeypatch.setenv("XP_API_KEY", env["XP_API_KEY"])
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(compile(example, "README.md", "exec"), {"subject_id": subject_id, "__name__": "__main__"})
+    first, *events = buffer.getvalue().splitlines()
+    generation_id, state, record = first.split(" ", 2)
+    assert re.fullmatch(r"[0-9a-f]{16}", generation_id) and state == "trusted", first
+    assert f"id='{generation_id}'" in record and "file_matches_record=True" in record
+    types = [line.split()[1] for line in events]
+    assert types[0] == "generation.requested" and "generation.completed" in types and "verification.performed" in types
+    assert (tmp_path / "clip.mp4").is_file()
