@@ -31,7 +31,7 @@ from watermark import DEFAULT_METHOD, FrameMarker, Payload, WatermarkKey, detect
 from watermark.embedding import mark_file
 from watermark.fingerprint import Fingerprint, fingerprint_video
 from watermark.manifest import GenerationAssertion, IngredientRef, ModelRef, SoftBinding
-from watermark.methods import ADJUSTABLE_STRENGTH
+from watermark.methods import ADJUSTABLE_STRENGTH, algorithm_name
 from watermark.signing import sign_video
 from xp_sdk.engine import (
     ENGINE_NAME,
@@ -53,7 +53,6 @@ from xp_sdk.workspace import generation_workspace, prepare_publication, publish
 
 log = logging.getLogger(__name__)
 
-WATERMARK_ALGORITHM = "com.xp-sdk.watermark.{method}.v1"
 READBACK_STRENGTHS = (1.0, 1.4, 2.0)
 """Watermark strengths tried in turn until the mark reads back within the code's radius (no soft-decision search:
 what is left of the radius is the margin for the re-encodes that follow). Of 30 generations of the 384-px
@@ -169,10 +168,11 @@ def generate(
                         policy_decision_id=policy_decision_id,
                         engine=_engine_name(options),
                         engine_version=ENGINE_VERSION,
-                        models=(ModelRef(name=FACE_LANDMARKER.name, sha256=FACE_LANDMARKER.sha256),),
+                        models=tuple(ModelRef(name=m.name, sha256=m.sha256) for m in animation.models)
+                        or (ModelRef(name=FACE_LANDMARKER.name, sha256=FACE_LANDMARKER.sha256),),
                     ),
                     soft_binding=SoftBinding(
-                        algorithm=WATERMARK_ALGORITHM.format(method=watermark_method), value=payload.hex
+                        algorithm=algorithm_name(watermark_method), value=payload.hex
                     ),
                     ingredients=_ingredients(source, driving, template, work),
                     credentials=keys.credentials,

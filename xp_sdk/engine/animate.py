@@ -29,6 +29,7 @@ import numpy as np
 
 from xp_sdk.engine.driving import DrivingFrame, StageClock, find_reference, iter_driving
 from xp_sdk.engine.faces import FaceAnalysis, FaceAnalyzer
+from xp_sdk.engine.models import FACE_LANDMARKER
 from xp_sdk.engine.options import (
     AnimateOptions,
     Engine,
@@ -58,6 +59,12 @@ FrameFilter = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
+class UsedModel:
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class AnimationResult:
     output: Path
     frames: int
@@ -69,6 +76,9 @@ class AnimationResult:
     seconds: float
     stage_seconds: dict[str, float]
     engine: Engine = "warp"
+    models: tuple[UsedModel, ...] = ()
+    """Every model file the engine ran, pinned by sha256: the face landmarker, and with ``engine="diffusion"``
+    each diffusion component loaded from models.toml (what the C2PA record names)."""
 
 
 class _FrameStream(Protocol):
@@ -182,11 +192,14 @@ def animate(
     place = (lambda frame: frame) if opts.crop_to_face else prepared.compose
     timings = {"analysis": 0.0, "warp": 0.0, "filter": 0.0, "encode": 0.0}
     stream: _FrameStream
+    models = [UsedModel(FACE_LANDMARKER.name, FACE_LANDMARKER.sha256)]
     if opts.engine == "diffusion":
         from xp_sdk.engine.diffusion.generator import open_diffusion_generator
 
         timings["diffusion"] = 0.0
-        stream = open_diffusion_generator(image, face, warp, opts.diffusion, diffusion_components, timings)
+        diffusion = open_diffusion_generator(image, face, warp, opts.diffusion, diffusion_components, timings)
+        models += [UsedModel(f"diffusion.{name}", digest) for name, digest in diffusion.models]
+        stream = diffusion
     else:
         stream = _WarpStream(warp, timings)
     frames = 0
@@ -229,6 +242,7 @@ def animate(
         seconds=time.perf_counter() - started,
         stage_seconds=timings,
         engine=opts.engine,
+        models=tuple(models),
     )
 
 
