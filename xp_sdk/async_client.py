@@ -241,7 +241,9 @@ class AsyncClient:
         """A copy with another ``timeout`` or ``max_retries``, sharing this client's connection pool or
         deployment (closing either closes both)."""
         from xp_sdk.remote import AsyncHttpOperations
+        from xp_sdk.transport import check_options
 
+        check_options(timeout, max_retries)
         copied = object.__new__(AsyncClient)
         copied.__dict__.update(self.__dict__)
         if isinstance(self._ops, AsyncHttpOperations):

@@ -29,6 +29,7 @@ from xp_sdk.operations import Operations, PhotoInput
 from xp_sdk.pages import EventPages, later_page_filters, walk_start
 from xp_sdk.quiet import native_stderr_captured, quiet_native_logging_defaults
 from xp_sdk.remote import HttpOperations
+from xp_sdk.transport import check_options
 
 if TYPE_CHECKING:
     # An embedded client's machinery, imported when one is made: a remote client never loads it.
@@ -187,6 +188,7 @@ class Client:
         sharing its connection pool or deployment: closing either closes both.
 
             client.with_options(timeout=3600).animate(...)"""
+        check_options(timeout, max_retries)
         copied = copy.copy(self)
         if isinstance(self._ops, HttpOperations):
             copied._ops = self._ops.with_options(timeout=timeout, max_retries=max_retries)

@@ -418,6 +418,14 @@ class AsyncHttpTransport(_Retrying):
 # -- what both transports read the same way ---------------------------------------------------------------------
 
 
+def check_options(timeout: float | httpx.Timeout | None, max_retries: int | None) -> None:
+    """``InvalidInputError`` for a timeout that is not a positive number of seconds, or a retry count below 0."""
+    if timeout is not None:
+        _timeout(timeout)
+    if max_retries is not None:
+        _retries(max_retries)
+
+
 def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
     if isinstance(timeout, httpx.Timeout):
         return timeout

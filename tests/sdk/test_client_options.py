@@ -9,12 +9,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import pytest
 
 import xp_sdk
-from xp_sdk import AsyncClient, Client
+from xp_sdk import AsyncClient, Client, init_deployment
 
 
 @dataclass
@@ -90,3 +91,13 @@ def test_bad_options_are_refused_with_a_typed_error(silent: Silent) -> None:
             client.with_options(max_retries=-1)
         with pytest.raises(xp_sdk.InvalidInputError, match="timeout"):
             client.with_options(timeout=0)
+
+
+def test_an_embedded_client_copies_onto_the_same_deployment(tmp_path: Path) -> None:
+    init = init_deployment(tmp_path / "home", tenant="acme")
+    with Client(init.api_key.secret, home=init.home) as client:
+        patient = client.with_options(timeout=5)
+        assert patient.deployment is client.deployment and (patient.timeout, client.timeout) == (5, 600)
+        assert [k.id for k in patient.keys.list()] == [k.id for k in client.keys.list()]
+        with pytest.raises(xp_sdk.InvalidInputError, match="max_retries"):
+            client.with_options(max_retries=-1)
