@@ -52,6 +52,11 @@ def test_every_documented_error_is_exported_from_the_package() -> None:
     assert set(xp_sdk.errors.__all__) <= set(xp_sdk.__all__)
     for name in xp_sdk.errors.__all__:
         assert getattr(xp_sdk, name) is getattr(xp_sdk.errors, name)
+    root = Path(__file__).resolve().parents[2]
+    documents = [root / "README.md", root / "SECURITY.md", *sorted((root / "docs").glob("*.md"))]
+    named = {m for d in documents for m in re.findall(r"(?<![\w.])([A-Z]\w+Error)\b", d.read_text(encoding="utf-8"))}
+    unqualified = named - {"RuntimeError"}  # Python's own; others' errors are written with their module
+    assert unqualified and unqualified <= set(xp_sdk.__all__), unqualified - set(xp_sdk.__all__)
 
 
 def test_a_remote_async_client_loads_no_engine_database_policy_or_provenance_library() -> None:
