@@ -134,4 +134,4 @@ def test_the_openapi_declares_the_error_statuses(deployed: Deployed) -> None:
         for method, operation in methods.items():
             declared = set(operation["responses"])
             assert {"400", "401", "403", "404", "422", "429"} <= declared, (method, path, declared)
-            assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+            assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error400")
