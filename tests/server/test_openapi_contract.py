@@ -3,9 +3,10 @@ with the schema its body has, and nothing else is.
 
 What the server can answer is derived from the code, not listed by hand: every ``XPError`` subclass loaded once the
 app is built (its ``http_status``), FastAPI's 422 for a request it cannot read, the body limit's 413 and the 500 of
-an unexpected failure. The live half provokes each status a request can provoke on a running server over a real
-PostgreSQL database (the 503 by refusing the server's connections to it) and checks both the status and the body
-against what that route declares. tests/server/test_schemathesis.py checks the same of ~900 generated requests."""
+an unexpected failure. The live half provokes each of these statuses but the 500 of a bug (400, 401, 403, 404, 409,
+413, 422, 429, and the 503 by refusing the server's connections to its own PostgreSQL database) and checks both the
+status and the body against what that route declares. tests/server/test_schemathesis.py checks the same of ~900
+generated requests."""
 
 from __future__ import annotations
 
@@ -185,6 +186,8 @@ def test_each_status_a_request_can_provoke_is_declared_with_its_body(live: Live,
     admin = {"Authorization": f"Bearer {live.admin_key}"}
     with Client(live.admin_key, base_url=live.url) as client:
         reader = client.keys.create(scopes="verify", name="contract reader", rate_limit_per_minute=1).secret
+        spare = client.keys.create(scopes="verify", name="revoked twice").info.id
+        client.keys.revoke(spare)
     not_a_photo = tmp_path / "photo.png"
     not_a_photo.write_bytes(b"not a picture at all")
     with httpx.Client(base_url=live.url, timeout=60) as http:
@@ -199,6 +202,8 @@ def test_each_status_a_request_can_provoke_is_declared_with_its_body(live: Live,
             )
         _check(live, registered, ("POST", "/v1/subjects"), 400)
         _check(live, _declared_too_large(live, "/v1/keys", 2**21), ("POST", "/v1/keys"), 413)
+        again = http.post(f"/v1/keys/{spare}/revoke", headers=admin, json={"reason": "twice"})
+        _check(live, again, ("POST", "/v1/keys/{key_id}/revoke"), 409)
         live.refuse_connections(True)
         try:
             unavailable = http.get("/v1/subjects", headers=admin)
