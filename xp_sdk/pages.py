@@ -9,7 +9,8 @@ yields every event of that page and of every later one, fetching each page when 
 
 A walk covers the events written before it began: every page read is itself logged, and that event may match the
 filters (a query by ``generation_id`` is logged under that generation), so pages after the first are asked with
-``until`` at the walk's start (or the caller's own ``until``, when earlier); a walk always ends.
+``until`` at the walk's start by this machine's clock (or the caller's own ``until``, when earlier); a walk
+always ends.
 """
 
 from __future__ import annotations
