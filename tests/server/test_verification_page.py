@@ -5,6 +5,7 @@ and downloads no browser of its own."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -74,6 +75,11 @@ def test_the_page_shows_the_verdict_on_a_generated_video(
     assert page.inner_text("#generation-id") == result.generation_id
     assert page.inner_text("#generation-status") == "completed"
     assert page.inner_text("#generation-subject") == deployed.eileen
+    assert page.inner_text("#generation-consent") == result.consent_id
+    # Her consent is an evidence file: the page says it is the operator's word, and names its digest.
+    assert page.inner_text("#generation-consent-kind").startswith("attested")
+    evidence = hashlib.sha256(b"Eileen Collins consents (server tests)").hexdigest()
+    assert page.inner_text("#generation-consent-evidence") == f"sha256 {evidence}"
     assert page.inner_text("#generation-file-matches") == "yes"
     still = page.eval_on_selector("#still", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
     assert still[0] is True and still[1] > 0 and still[2] > 0
