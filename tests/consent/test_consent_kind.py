@@ -309,3 +309,29 @@ def test_a_generation_names_its_consent_to_those_entitled_and_to_nobody_else(wor
     for private in (*named, "attested", "consent"):
         assert private not in shown, f"the public verdict reveals {private!r}"
     acme.close()
+
+
+def test_a_video_given_as_evidence_is_still_only_attested(world: World) -> None:
+    """Handing the plain grant a video file (or a real consent video) checks nothing, so it proves nothing more."""
+    given = world.admin.consents.grant(world.sam, evidence=world.clip)
+    try:
+        assert (given.evidence_kind, given.kind) == ("consent-video", "attested")
+    finally:
+        world.admin.consents.revoke(given.id, reason="test over")
+
+
+def test_the_ledger_records_verified_video_only_with_every_check_passed(world: World) -> None:
+    challenge = draw_challenge(subject_id=world.ann, tenant_id="acme")
+    world.ledger.issue_consent_challenge(
+        challenge.model_dump(mode="json"), tenant_id="acme", subject_id=world.ann, actor="test"
+    )
+    now = datetime.now(UTC)
+    passed = {name: {"passed": True} for name in CHECKS}
+    before = world.ledger.consents(subject_id=world.ann)
+    for checks in ({}, {**passed, "liveness": {"passed": False}}, {**passed, "face": {"passed": "yes"}}):
+        with pytest.raises(ValueError, match="every check"):
+            world.ledger.grant_consent_for_challenge(
+                challenge.id, world.ann, "acme", evidence_sha256="cd" * 32, evidence_kind="consent-video",
+                checks=checks, valid_from=now, valid_until=now + timedelta(days=1), actor="test",
+            )  # fmt: skip
+    assert world.ledger.consents(subject_id=world.ann) == before
