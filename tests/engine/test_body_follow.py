@@ -1,5 +1,5 @@
-"""The head moves on its body, not as a cut-out over it (issue 22, item 2): a lively driver leaning towards the camera
-grew the photo's head by 16 % inside a frame whose shoulders stayed put, and one moving about slid it more than an
+"""The head moves on its body, not as a cut-out over it (issue 22, item 2): a driver leaning to and from the camera
+shrank the photo's head by 16 % inside a frame whose shoulders stayed put, and one moving about slid it more than an
 eye distance over the collar, the neck stretched between. The head's own shift and scale now stay small (smoothly
 bounded), and the neck and shoulders follow its rigid motion with a smooth fall-off.
 """
