@@ -39,13 +39,15 @@ from audit.log import AuditLog
 from audit.merkle import leaf_hash
 from audit.models import ApiKey, AuditEventRow, Consent, FaceReference, Generation, Subject, Tenant
 from audit.query import EventPage, EventQuery, query_events
-from audit.rate_limits import KeyRateLimiter, StoreRateLimiter
+from audit.rate_limits import HeldBackCounts, KeyRateLimiter, StoreRateLimiter
 from audit.reconcile import hold_snapshot
 from audit.record_reads import check_consents, check_subjects, checked_generation, unfinished_generation_ids
 from audit.records import ATTESTED, VERIFIED_VIDEO, ConsentInfo, ConsentKind, GenerationInfo, SubjectInfo, TenantInfo
 from audit.store import Store
 
 SYSTEM_ACTOR = "system"
+AUTH_FAILURES_LOGGED_PER_MINUTE = 10
+"""Failed authentications logged one by one per key id in a minute; more are counted (``_log_auth_failure``)."""
 
 
 class Ledger:
@@ -211,15 +213,44 @@ class Ledger:
         return info
 
     def _log_auth_failure(self, key_id: str | None, tenant_id: str | None, exc: AuthenticationError) -> None:
-        self.log.append(
-            EventDraft(
-                type=EventType.AUTHENTICATION_FAILED,
-                tenant_id=tenant_id,
-                actor=key_id,
-                decision=Decision.DENY,
-                data={"reason": exc.message},
+        """One "auth.failed" event, up to ``AUTH_FAILURES_LOGGED_PER_MINUTE`` a minute per key id (key ids are not
+        secrets: anyone could otherwise fill a tenant's log with wrong secrets); the failures over that are counted,
+        and the next one logged is preceded by one event that says how many were not logged one by one. A key
+        id that is no key, and a malformed key, share one bucket, so made-up ids cannot multiply the buckets."""
+        bucket = f"auth.failed:{key_id}" if tenant_id is not None else "auth.failed:*"
+        try:
+            self._rate_limiter.acquire(bucket, AUTH_FAILURES_LOGGED_PER_MINUTE)
+        except RateLimitedError:
+            with self.store.write() as session:
+                HeldBackCounts.add(session, bucket)
+            return
+        with self.store.write() as session:
+            held = HeldBackCounts.take(session, bucket)
+            if held:
+                self.log.append(
+                    EventDraft(
+                        type=EventType.AUTHENTICATION_FAILED,
+                        tenant_id=tenant_id,
+                        actor=key_id,
+                        decision=Decision.DENY,
+                        data={
+                            "reason": f"{held} more failed authentications, not logged one by one (over "
+                            f"{AUTH_FAILURES_LOGGED_PER_MINUTE} a minute)",
+                            "not_logged": held,
+                        },
+                    ),
+                    session=session,
+                )
+            self.log.append(
+                EventDraft(
+                    type=EventType.AUTHENTICATION_FAILED,
+                    tenant_id=tenant_id,
+                    actor=key_id,
+                    decision=Decision.DENY,
+                    data={"reason": exc.message},
+                ),
+                session=session,
             )
-        )
 
     # -- subjects and consent ------------------------------------------------------------------------------
 

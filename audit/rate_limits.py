@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from audit.errors import RateLimitedError
 from audit.models import RateLimitState
 from audit.store import Store
@@ -54,3 +56,27 @@ class StoreRateLimiter:
                 session.add(RateLimitState(key_id=key_id, arrival=due + interval))
             else:
                 state.arrival = due + interval
+
+
+class HeldBackCounts:
+    """How many events a limiter held back, per bucket, so that the next event let through can say so: one row of
+    the same table per bucket (named ``#<bucket>``, its count where a key keeps its arrival time), shared by every
+    process on the database and bounded by the number of buckets, not by the number of events."""
+
+    @staticmethod
+    def add(session: Session, bucket: str) -> None:
+        row = session.get(RateLimitState, "#" + bucket)
+        if row is None:
+            session.add(RateLimitState(key_id="#" + bucket, arrival=1.0))
+        else:
+            row.arrival += 1.0
+
+    @staticmethod
+    def take(session: Session, bucket: str) -> int:
+        """The count held back so far, reset to none."""
+        row = session.get(RateLimitState, "#" + bucket)
+        if row is None or row.arrival <= 0:
+            return 0
+        held = int(row.arrival)
+        row.arrival = 0.0
+        return held
