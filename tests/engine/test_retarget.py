@@ -26,10 +26,12 @@ from xp_sdk.engine.retarget import (
     RetargetOptions,
     TargetFace,
     choose_reference,
+    held_expression,
     most_faithful,
     open_eye_openings,
     reference_distance,
     reference_scores,
+    rest_level,
     typical_expression,
 )
 
@@ -147,7 +149,14 @@ def test_reference_distance_is_zero_for_the_photo_itself(photo_faces: dict[str, 
 def test_choose_reference_finds_the_photo_among_other_codes(driving_codes: Codes, astronaut: Any) -> None:
     codes = _valid(driving_codes("lp_d7_hist.mp4"))[:40]
     own = MotionEncoder().encode(astronaut)
-    assert choose_reference([*codes[:17], own, *codes[17:]], astronaut) == 17
+    with_own = [*codes[:17], own, *codes[17:]]
+    assert choose_reference(with_own, astronaut, typicality=0.0) == 17
+    # The photo smiles more than this driver at rest: its own code is the closest match, but taken as the
+    # reference it would play the driver's rest as less than a smile (issue 22, item 5). The chosen frame holds
+    # no more expression than the photo.
+    rest = rest_level(with_own)
+    chosen = choose_reference(with_own, astronaut)
+    assert held_expression([with_own[chosen]], rest)[0] < held_expression([own], rest)[0]
 
 
 def test_choose_reference_needs_codes(astronaut: Any) -> None:

@@ -23,6 +23,7 @@ from xp_sdk.engine.retarget import (
     most_faithful,
     open_eye_openings,
     reference_scores,
+    rest_level,
     typical_expression,
 )
 from xp_sdk.engine.shading import FaceLayout
@@ -157,7 +158,9 @@ class ReferenceChoice:
         if self.radius == 0 or not near or not self.sample:
             return self.index
         codes = [code for _, code in near]
-        scores = reference_scores(codes, retargeter.source, typical=typical_expression(self.sample))
+        scores = reference_scores(
+            codes, retargeter.source, typical=typical_expression(self.sample), rest=rest_level(self.sample)
+        )
         return near[most_faithful(codes, scores, self.sample, retargeter, self.open_eyes)][0]
 
 
@@ -192,7 +195,11 @@ def scout_reference(
     codes: list[MotionCode] = []
     encoder = MotionEncoder()
     with closing(open_video_analyzer()) as analyzer:
-        sampled = read_frames_where(path, lambda index: index % stride == 0, max_side=ANALYSIS_MAX_SIDE)
+        # The window's last frame too: a clip that settles to rest at its end has its best reference there.
+        last = window_frames - 1
+        sampled = read_frames_where(
+            path, lambda index: index % stride == 0 or index == last, max_side=ANALYSIS_MAX_SIDE
+        )
         for index, rgb in sampled:
             if index >= window_frames:
                 break

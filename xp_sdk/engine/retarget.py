@@ -46,12 +46,32 @@ _TYPICAL_BLENDSHAPES = np.array(
 )
 
 
+# Blendshapes of a held, emotional expression (a grin, a frown, raised or knit brows), as against speech.
+_HELD_BLENDSHAPES = np.array(
+    [
+        i
+        for name, i in BLENDSHAPE_INDEX.items()
+        if name.startswith(
+            ("mouthSmile", "mouthFrown", "mouthDimple", "mouthStretch", "cheekSquint", "brow", "noseSneer")
+        )
+    ]
+)
+
 # Reference candidates scoring within this of the best match are near-equal (most_faithful); a few at most.
 REFERENCE_SLACK = 0.1
 REFERENCE_CANDIDATES = 8
 # A reference losing 5 % more of the clip's motion counts as a match 0.1 worse: enough to pass over a frame
 # caught mid-closure (7 % lost), not enough for the last digits of the loss to pick among equals.
 REFERENCE_LOSS_WEIGHT = 2.0
+# A reference holding an expression (held_expression) more than HELD_SLACK beyond the driver's rest scores
+# REST_WEIGHT worse for each unit beyond: on a clip that grins throughout (dreamtalk_mead_w009_happy) a grinning
+# reference played the grin as the photo's rest and the driver's rest as a pout. Within the slack, frames are
+# equally at rest: a faint smile is no reason to pass over a better match.
+HELD_SLACK = 0.2
+REST_WEIGHT = 2.0
+# The driver's rest, per blendshape: this low a percentile of the clip (a brow that reads raised all along is the
+# driver's face, not an expression; a blendshape's lowest reading alone is one noisy frame).
+REST_PERCENTILE = 5.0
 _EXPRESSIVE = list(topology.EXPRESSIVE)
 
 
@@ -151,19 +171,38 @@ def reference_scores(
     source: FaceAnalysis,
     typicality: float = 1.0,
     typical: np.ndarray | None = None,
+    rest: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each code's score as a reference for ``source`` (:func:`choose_reference` takes the lowest).
 
-    ``typical``: the clip's :func:`typical_expression`, when ``codes`` are only some of its frames.
+    ``typical`` and ``rest``: the clip's :func:`typical_expression` and :func:`rest_level`, when ``codes`` are only
+    some of its frames.
     """
     if not codes:
         raise ValueError("no motion codes to choose a reference from")
     expressions = np.stack([code.blendshapes[_TYPICAL_BLENDSHAPES] for code in codes])
     if typical is None:
         typical = typical_expression(codes)
-    atypical = np.linalg.norm(expressions - typical, axis=1)
+    # Only expression beyond the clip's usual counts as atypical: a frame nearer rest than the usual face is rarer
+    # but no extreme, and a better reference (a clip that grins throughout made its grin the photo's rest).
+    atypical = np.linalg.norm(np.maximum(expressions - typical, 0.0), axis=1)
     distances = np.array([reference_distance(code, source) for code in codes])
-    return distances + typicality * atypical  # type: ignore[no-any-return]
+    beyond_rest = np.maximum(held_expression(codes, rest_level(codes) if rest is None else rest) - HELD_SLACK, 0.0)
+    return distances + typicality * (atypical + REST_WEIGHT * beyond_rest)  # type: ignore[no-any-return]
+
+
+def rest_level(codes: Sequence[MotionCode]) -> np.ndarray:
+    """The driver's rest: per held-expression blendshape, its ``REST_PERCENTILE`` over ``codes``."""
+    return np.percentile(np.stack([code.blendshapes[_HELD_BLENDSHAPES] for code in codes]), REST_PERCENTILE, axis=0)  # type: ignore[no-any-return]
+
+
+def held_expression(codes: Sequence[MotionCode], rest: np.ndarray) -> np.ndarray:
+    """How far each code holds an emotional expression beyond the driver's ``rest`` (:func:`rest_level`): its
+    smile, frown, brow and sneer blendshapes above rest. The reference is what the photo's own face stands for,
+    so it should be the driver at rest, whatever the photo does. Speech (jaw, lip shapes) is left out: a closed
+    mouth presses and rolls its lips as much as an open one moves them, and :func:`most_faithful` weighs lips."""
+    held = np.stack([code.blendshapes[_HELD_BLENDSHAPES] for code in codes])
+    return np.linalg.norm(np.maximum(held - rest, 0.0), axis=1)  # type: ignore[no-any-return]
 
 
 def typical_expression(codes: Sequence[MotionCode]) -> np.ndarray:
