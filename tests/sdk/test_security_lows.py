@@ -4,7 +4,12 @@ leaving no trace of a bad upload or an address anyone can reverse, and server pa
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from audit.api_keys import SecretHasher
 from audit.checkpoint import LogSigningKey
@@ -14,6 +19,9 @@ from audit.query import EventQuery
 from audit.rate_limits import StoreRateLimiter
 from audit.store import Store
 from tests.audit.conftest import ORIGIN, Database, cheap_hasher, database, store  # noqa: F401 (fixtures)
+from xp_sdk.engine.diffusion.registry import require_weights
+from xp_sdk.errors import DiffusionWeightsMissingError, InvalidInputError, NotFoundError, XPError
+from xp_sdk.server.errors import install
 
 
 class Clock:
@@ -84,3 +92,58 @@ def test_made_up_key_ids_share_one_bound(store: Store, cheap_hasher: SecretHashe
         _wrong_secret(ledger, f"{n:012x}")
     page = ledger.query(EventQuery(type="auth.failed", limit=1000))
     assert len(page.events) == AUTH_FAILURES_LOGGED_PER_MINUTE
+
+
+# -- 5. errors crossing the HTTP edge name no server path ------------------------------------------------------
+
+
+def _app_raising(error: XPError, renames: dict[str, str] | None = None) -> TestClient:
+    app = FastAPI()
+
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise error
+
+    install(app, renames or {})
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_the_diffusion_engines_missing_weights_do_not_show_the_models_toml_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    toml = tmp_path / "operator-home" / "models.toml"
+    toml.parent.mkdir()
+    toml.write_text('[unet]\npath = "/opt/weights/unet.safetensors"\n')
+    with pytest.raises(DiffusionWeightsMissingError) as raised:
+        require_weights(toml)
+    assert str(toml) in raised.value.message  # the operator's CLI still names it
+    with caplog.at_level(logging.WARNING, logger="xp_sdk.server"), _app_raising(raised.value) as http:
+        response = http.get("/v1/boom")
+    assert response.status_code == raised.value.http_status
+    assert str(tmp_path) not in response.text and "/opt/weights" not in response.text
+    assert "<server path>" in response.json()["message"]
+    assert response.json()["type"] == "DiffusionWeightsMissingError"
+    assert str(toml) in caplog.text, "the server's log keeps the full message"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NotFoundError("no file /srv/xp/home/work/gen_1/clip.partial.mp4"),
+        InvalidInputError("cannot read the policy '/etc/xp/policies/local.cedar': permission denied"),
+        InvalidInputError("XP_TRUST_ANCHORS=/home/operator/anchors.pem is not PEM."),
+    ],
+)
+def test_an_errors_server_path_is_redacted_for_the_remote_caller(error: XPError) -> None:
+    with _app_raising(error) as http:
+        body = http.get("/v1/boom").json()
+    assert not any(root in body["message"] for root in ("/srv/", "/etc/", "/home/"))
+    assert "<server path>" in body["message"] and body["type"] == type(error).__name__
+
+
+def test_what_the_client_knows_is_left_as_it_is() -> None:
+    upload = "/var/lib/xp/server/uploads/u1/source.png"
+    error = InvalidInputError(f"{upload} has no face; retry GET /v1/jobs/j_1 later, 1/2 of the frames were read")
+    with _app_raising(error, {upload: "photo.png"}) as http:
+        body = http.get("/v1/boom").json()
+    assert body["message"] == "photo.png has no face; retry GET /v1/jobs/j_1 later, 1/2 of the frames were read"

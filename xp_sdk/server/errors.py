@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -170,7 +171,43 @@ def error_response(exc: XPError, renames: Mapping[str, str] | None = None) -> JS
             f"the audit database is unavailable; retry later (the server's log has the details under reference "
             f"{reference})"
         )
-    return JSONResponse(error_body(exc, renames), status_code=status, headers=headers)
+    return JSONResponse(without_server_paths(error_body(exc, renames)), status_code=status, headers=headers)
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[\w.~+@%-]+(?:/[\w.~+@%-]*)*")
+REDACTED_PATH = "<server path>"
+
+
+def without_server_paths(body: dict[str, object]) -> dict[str, object]:
+    """``body`` with every absolute path left in its strings after the renames (a models.toml, a home, a
+    configured file) replaced by ``REDACTED_PATH``: the full message goes to the server's log under a reference
+    the client's message names. API paths (``/v1/...``) are the client's own and stay."""
+    found: list[str] = []
+
+    def redact(match: re.Match[str]) -> str:
+        text = match.group(0)
+        path = text.rstrip(".")
+        if path.startswith("/v1/") or not any(c.isalpha() for c in path):
+            return text
+        found.append(path)
+        return REDACTED_PATH + text[len(path) :]
+
+    cleaned = {name: _redacted(value, redact) for name, value in body.items()}
+    if found:
+        reference = secrets.token_hex(6)
+        log.warning("server paths redacted from an error's body (reference %s): %s", reference, body)
+        cleaned["message"] = f"{cleaned['message']} (a server path is not shown; the server's log has it: {reference})"
+    return cleaned
+
+
+def _redacted(value: object, redact: Callable[[re.Match[str]], str]) -> object:
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(redact, value)
+    if isinstance(value, list):
+        return [_redacted(item, redact) for item in value]
+    if isinstance(value, dict):
+        return {key: _redacted(item, redact) for key, item in value.items()}
+    return value
 
 
 def install(app: FastAPI, server_paths: Mapping[str, str]) -> None:
