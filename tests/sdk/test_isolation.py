@@ -310,7 +310,7 @@ def _call(tenancy: Tenancy, op: Operation, transport: str, key: str) -> tuple[ty
         result = xp(*op.cli(tenancy), "--home", tenancy.home, "--api-key", key, "--json")
         if result.code == 0:
             return None, "", result.json()
-        assert result.stdout == "", result.stdout
+        assert json.loads(result.stdout)["exit_code"] == result.code, result.stdout  # --json: the error as JSON
         by_exit = {cls.exit_code: cls for cls in (AuthenticationError, NotFoundError, PermissionDeniedError)}
         return by_exit.get(result.code, XPError), result.stderr.strip(), None
     client = Client(key, home=tenancy.home) if transport == "embedded" else Client(key, base_url=tenancy.url)
