@@ -4,7 +4,10 @@ leaving no trace of a bad upload or an address anyone can reverse, and server pa
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +22,14 @@ from audit.query import EventQuery
 from audit.rate_limits import StoreRateLimiter
 from audit.store import Store
 from tests.audit.conftest import ORIGIN, Database, cheap_hasher, database, store  # noqa: F401 (fixtures)
+from xp_sdk import Client, init_deployment
+from xp_sdk.config import Settings
+from xp_sdk.deployment import Deployment
 from xp_sdk.engine.diffusion.registry import require_weights
 from xp_sdk.errors import DiffusionWeightsMissingError, InvalidInputError, NotFoundError, XPError
 from xp_sdk.server.errors import install
+from xp_sdk.service import Service
+from xp_sdk.service.verifications import anonymous_actor
 
 
 class Clock:
@@ -147,3 +155,51 @@ def test_what_the_client_knows_is_left_as_it_is() -> None:
     with _app_raising(error, {upload: "photo.png"}) as http:
         body = http.get("/v1/boom").json()
     assert body["message"] == "photo.png has no face; retry GET /v1/jobs/j_1 later, 1/2 of the frames were read"
+
+
+# -- 4. anonymous verification: a bad upload is logged, and the address cannot be reversed ---------------------
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Client]]:
+    init = init_deployment(tmp_path_factory.mktemp("lows") / "home", tenant="acme")
+    service = Service(Deployment.open(Settings.resolve(home=init.home)))
+    with Client(init.api_key.secret, home=init.home) as admin:
+        yield service, admin
+    service.close()
+
+
+def test_an_anonymous_bad_upload_is_logged(deployment: tuple[Service, Client], tmp_path: Path) -> None:
+    service, admin = deployment
+    upload = tmp_path / "upload.mp4"
+    upload.write_bytes(b"this is not a video at all" * 100)
+    before = len(admin.audit.query(type="access.denied", limit=1000).events)
+    with pytest.raises(XPError):
+        service.verify_anonymous(upload, client_address="203.0.113.7")
+    refused = admin.audit.query(type="access.denied", limit=1000).events
+    assert len(refused) == before + 1, "a refused anonymous check left no event"
+    event = refused[-1]
+    assert event.tenant_id is None and event.actor is not None and event.actor.startswith("anonymous:")
+    assert event.data["anonymous"] is True and event.data["action"] == "verify"
+    assert event.data["request"]["file_sha256"] == hashlib.sha256(upload.read_bytes()).hexdigest()
+
+
+def test_the_logged_address_cannot_be_reversed_by_hashing_the_address_space(
+    deployment: tuple[Service, Client], tmp_path: Path
+) -> None:
+    service, admin = deployment
+    upload = tmp_path / "upload.mp4"
+    upload.write_bytes(b"\x00" * 4096)
+    address = "198.51.100.42"
+    with pytest.raises(XPError):
+        service.verify_anonymous(upload, client_address=address)
+    actor = admin.audit.query(type="access.denied", limit=1000).events[-1].actor
+    # The attack: hash every address of the range (the whole IPv4 space is 2^32 of these) and look the actor up.
+    guesses = {
+        "anonymous:" + hashlib.sha256(str(ip).encode()).hexdigest()[:16]: str(ip)
+        for ip in ipaddress.ip_network("198.51.100.0/24")
+    }
+    assert actor not in guesses, "the address was recovered from the log by hashing its range"
+    # Only the deployment's secret maps an address to its actor: one address reads the same in every event.
+    secret = service.deployment.provenance.watermark_key.secret
+    assert actor == anonymous_actor(secret, address) != anonymous_actor(b"\x01" * 32, address)

@@ -4,14 +4,18 @@ public verdict for anyone)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from pathlib import Path
 from typing import Any
 
 from audit import GenerationInfo
+from audit.events import Decision as AuditDecision
+from audit.events import EventDraft, EventType
 from policy import Action, Scope
 from watermark.fingerprint import Fingerprint
 from xp_sdk.deployment import audit_errors
+from xp_sdk.errors import XPError
 from xp_sdk.gate import Caller
 from xp_sdk.inputs import pem_certificates
 from xp_sdk.service.core import ServiceCore, sha256_file
@@ -71,10 +75,15 @@ class Verifications(ServiceCore):
 
     def verify_anonymous(self, path: str | os.PathLike[str], *, client_address: str) -> PublicVerification:
         """Verification for anyone, without an API key: whether this deployment made ``path`` (a mark bound to its
-        recorded content) and when, never the subject, consent, tenant, key or record. Logged with tenant none and
-        actor ``anonymous:<SHA-256 of the client address, 16 hex>``."""
+        recorded content) and when, never the subject, consent, tenant, key or record. Logged, answered or refused,
+        with tenant none and actor ``anonymous_actor`` (the client address, keyed)."""
         provenance = self.deployment.provenance
-        report = verify(path, keys=provenance)
+        actor = anonymous_actor(provenance.watermark_key.secret, client_address)
+        try:
+            report = verify(path, keys=provenance)
+        except XPError as exc:
+            self._refuse_anonymous(actor, path, exc)
+            raise
         claimed = report.watermark.payload if report.watermark.detected else None
         if claimed is not None:
             with audit_errors():
@@ -92,7 +101,7 @@ class Verifications(ServiceCore):
         with audit_errors():
             self.deployment.ledger.record_verification(
                 tenant_id=None,
-                actor="anonymous:" + hashlib.sha256(client_address.encode("utf-8")).hexdigest()[:16],
+                actor=actor,
                 generation_id=report.generation_id or claimed,
                 data={
                     "file_sha256": sha256_file(Path(path)),
@@ -108,12 +117,42 @@ class Verifications(ServiceCore):
             )
         return public
 
+    def _refuse_anonymous(self, actor: str, path: str | os.PathLike[str], exc: XPError) -> None:
+        """A refused anonymous check (not a video, unreadable) is one event too, as a keyed caller's refusal is."""
+        upload = Path(path)
+        with audit_errors():
+            self.deployment.ledger.log.append(
+                EventDraft(
+                    type=EventType.ACCESS_DENIED,
+                    tenant_id=None,
+                    actor=actor,
+                    decision=AuditDecision.DENY,
+                    data={
+                        "action": Action.VERIFY.value,
+                        "anonymous": True,
+                        "decision": {"allowed": False, "reasons": [{"code": exc.code, "message": exc.message[:500]}]},
+                        "request": {"file_sha256": sha256_file(upload) if upload.is_file() else None},
+                    },
+                )
+            )
+
     def _recorded_fingerprint(self, generation_id: str) -> Fingerprint | None:
         """The content fingerprint generation ``generation_id``'s "completed" event recorded (None before one)."""
         for event in self.deployment.ledger.events_for_generation(generation_id):
             if event.type == "generation.completed":
                 return Fingerprint.from_json(event.data.get("fingerprint"))
         return None
+
+
+ADDRESS_KEY_LABEL = b"xp-sdk anonymous client address v1"
+
+
+def anonymous_actor(deployment_secret: bytes, client_address: str) -> str:
+    """``anonymous:`` and an HMAC-SHA256 of the client's address (16 hex) under a key derived from the deployment's
+    watermark key (a secret in its home, never replaced): one address reads the same in every event, and the log
+    cannot be reversed by hashing the 2^32 IPv4 addresses, as a plain SHA-256 could, without the home's key."""
+    address_key = hmac.new(deployment_secret, ADDRESS_KEY_LABEL, hashlib.sha256).digest()
+    return "anonymous:" + hmac.new(address_key, client_address.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 def _generation_view(record: GenerationInfo, caller: Caller, file_sha256: str) -> GenerationRecord:
