@@ -146,9 +146,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.xp = state
-    # XP_REDIS_URL, where the settings have it: /readyz checks it beside the database.
-    redis_url: str | None = getattr(deployment.settings, "redis_url", None)
-    app.state.readiness = health.readiness_checks(deployment.ledger.store.engine, redis_url)
+    # /readyz checks the database, and Redis where XP_REDIS_URL names one.
+    app.state.readiness = health.readiness_checks(deployment.ledger.store.engine, deployment.settings.redis_url)
     errors.install(app, {str(root.parent): "<server home>"})
     app.include_router(api, dependencies=[Depends(HTTPBearer(auto_error=False, description="an xp-sdk API key"))])
     app.include_router(page.router)
