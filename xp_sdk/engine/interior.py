@@ -8,10 +8,14 @@ upper inner lip to the lower), and rolled back into the photo's opening between 
 driver's upper teeth stay under the photo's upper lip, its tongue on the floor of the photo's mouth.
 
 Colour: brightness is stored relative to the driver's skin and multiplied by the photo's, so teeth are as much
-brighter than the skin as the driver's are, under the photo's light. Colour (chroma) is the driver's own, moved
-half-way from the driver's skin cast to the photo's: a skin's hue is part pigment and part light, and carrying
-all of it over (scaling R, G and B each by its skin ratio) turned teeth green on a varnished painting and blue
-under a yellow driving video.
+brighter than the skin as the driver's are, under the photo's light; above the skin it rolls off towards the
+brightest the photo's own face gets (:func:`face_white`), so teeth under a bright photo's light are not a clipped
+white bar. Colour (chroma) is the driver's own, moved half-way from the driver's skin cast to the photo's: a
+skin's hue is part pigment and part light, and carrying all of it over (scaling R, G and B each by its skin ratio)
+turned teeth green on a varnished painting and blue under a yellow driving video. Its strength is stored relative
+to the driver's skin's and laid in relative to the photo's: a grey or faded photo gets a grey or faded mouth, not
+the driver's pink tongue and lipstick. Dark pixels carry at most ``_DARK_CHROMA`` of their luma as chroma: a
+throat in shadow is dark, not navy or purple.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ _TEETH_LUMA = 0.95
 brighter; throat and tongue in its shadow are well below)."""
 _CAST_SHARE = 0.5
 """How much of the difference between the two skins' chroma is taken to be light (moved onto the interior)."""
+_SKIN_CHROMA_RANGE = (6.0, 40.0)
+"""Bounds on a skin's chroma magnitude (Cr, Cb) as the unit of an interior's colour: below, a grey driver's mouth
+would be blown up to full colour; above, a painting's saturated skin would make a garish mouth."""
+_DARK_CHROMA = 0.5
+"""The most chroma (magnitude) a pixel of the interior keeps, as a share of its luma."""
 _UPPER = list(topology.LIPS_UPPER_INNER)
 _LOWER = list(topology.LIPS_LOWER_INNER)
 
@@ -72,9 +81,26 @@ def sample_interior(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None
     skin = _to_ycc(skin_tone(rgb, pts))
     out = np.empty((PATCH_ROWS, PATCH_COLUMNS, 4), np.float16)
     out[..., 0] = ycc[..., 0] / max(float(skin[0]), 1.0)
-    out[..., 1:3] = ycc[..., 1:] - _CAST_SHARE * skin[1:]
+    out[..., 1:3] = (ycc[..., 1:] - _CAST_SHARE * skin[1:]) / _skin_chroma(skin, floor=True)
     out[..., 3] = weight
     return out
+
+
+def face_white(rgb: np.ndarray, landmarks: np.ndarray) -> float:
+    """The brightest the face gets (99th percentile luma inside the face oval): how white teeth may be in it."""
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    hull = cv2.convexHull(np.round(landmarks[list(topology.FACE_OVAL), :2]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    luma = _to_ycc(rgb[mask > 0])[:, 0] if mask.any() else np.array([255.0])
+    return float(np.percentile(luma, 99))
+
+
+def _skin_chroma(ycc_skin: np.ndarray, *, floor: bool) -> float:
+    """The skin's chroma magnitude, as the unit of an interior's colour (bounded by ``_SKIN_CHROMA_RANGE``; with
+    ``floor`` False a grey skin's own, near zero)."""
+    low, high = _SKIN_CHROMA_RANGE
+    magnitude = float(np.linalg.norm(ycc_skin[1:]))
+    return min(max(magnitude, low) if floor else magnitude, high)
 
 
 def roll_out(
@@ -83,13 +109,16 @@ def roll_out(
     box: tuple[int, int, int, int],
     skin: np.ndarray,
     between: tuple[np.ndarray, np.ndarray] | None = None,
+    white: float = 255.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The interior laid into the target's opening over ``box`` (x0, y0, x1, y1): RGB in the photo's colours
     (H, W, 3) float32, and how much of it to use (H, W) float32 (the interior's own weight; the opening's shape
     is the caller's mask).
 
     ``between``: two lines (x, y points) to lay it between instead of the inner lips, with only the part of the
-    driver's opening between its teeth (:func:`teeth_span`): the gap a smiling photo's own teeth leave."""
+    driver's opening between its teeth (:func:`teeth_span`): the gap a smiling photo's own teeth leave.
+    ``white``: the brightest the photo's face gets (:func:`face_white`); what is brighter than the skin rolls off
+    towards it."""
     pts = landmarks[:, :2].astype(np.float64)
     if between is None:
         frame = _MouthFrame(pts)
@@ -107,9 +136,18 @@ def roll_out(
     sampled = cv2.remap(interior.astype(np.float32), cols, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     photo_skin = _to_ycc(skin)
     ycc = np.empty((*sampled.shape[:2], 3), np.float32)
-    ycc[..., 0] = sampled[..., 0] * photo_skin[0]
-    ycc[..., 1:] = sampled[..., 1:3] + _CAST_SHARE * photo_skin[1:]
+    ycc[..., 0] = _roll_off(sampled[..., 0] * photo_skin[0], float(photo_skin[0]), white)
+    chroma = sampled[..., 1:3] * _skin_chroma(photo_skin, floor=False) + _CAST_SHARE * photo_skin[1:]
+    magnitude = np.linalg.norm(chroma, axis=-1, keepdims=True)
+    ycc[..., 1:] = chroma * np.minimum(1.0, _DARK_CHROMA * np.maximum(ycc[..., :1], 0.0) / np.maximum(magnitude, 1e-3))
     return np.clip(_to_rgb(ycc), 0.0, 255.0), sampled[..., 3]
+
+
+def _roll_off(luma: np.ndarray, knee: float, white: float) -> np.ndarray:
+    """``luma`` as it is up to ``knee``; above, approaching ``white`` without reaching it (never clipped flat)."""
+    room = max(white - knee, 1.0)
+    over = np.maximum(luma - knee, 0.0)
+    return np.minimum(luma, knee) + room * (1.0 - np.exp(-over / room))  # type: ignore[no-any-return]
 
 
 def teeth_span(interior: np.ndarray) -> tuple[float, float]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from xp_sdk.engine import topology
 from xp_sdk.engine.images import padded_box, pixels_at
-from xp_sdk.engine.interior import roll_out, skin_tone
+from xp_sdk.engine.interior import face_white, roll_out, skin_tone
 
 # Inner-lip gap (pixels) from which a photo's mouth counts as parted, with teeth or cavity worth keeping.
 _PARTED_PX = 2.5
@@ -115,6 +115,7 @@ class MouthPainter:
         self.seam = np.clip(lips * 0.6, 0, 255)
         self.source_opening = max(topology.mouth_opening(pts), 0.0)
         self.skin = skin_tone(image, pts)
+        self.white = face_white(image, pts)
         self._teeth = teeth if teeth is not None and teeth.count else None
 
     def paint(self, frame: np.ndarray, target: np.ndarray, interior: np.ndarray | None = None) -> None:
@@ -177,7 +178,7 @@ class MouthPainter:
         t = np.clip(np.maximum(upper_teeth, lower_teeth) * teeth_visibility, 0.0, 1.0)[..., None]
         layer = layer * (1 - t) + teeth_rgb * t
         if interior is not None:
-            driver, weight = roll_out(interior, target, box, self.skin)
+            driver, weight = roll_out(interior, target, box, self.skin, white=self.white)
             layer = layer * (1 - weight[..., None]) + driver * weight[..., None]
 
         _composite(frame, box, layer, alpha[..., None])
@@ -206,7 +207,7 @@ class MouthPainter:
         across = np.clip(1.0 - np.abs(xs - float(poly[:, 0].mean())) / (0.5 * width), 0.0, 1.0)[None, :]
         layer = self._with_tongue(layer, depth, across, float(np.mean(y_bottom - y_top)), width)
         if interior is not None:
-            driver, weight = roll_out(interior, target, box, self.skin, between=(top, bottom))
+            driver, weight = roll_out(interior, target, box, self.skin, between=(top, bottom), white=self.white)
             layer = layer * (1 - weight[..., None]) + driver * weight[..., None]
         _composite(frame, box, layer, alpha)
 
