@@ -203,3 +203,28 @@ def test_the_logged_address_cannot_be_reversed_by_hashing_the_address_space(
     # Only the deployment's secret maps an address to its actor: one address reads the same in every event.
     secret = service.deployment.provenance.watermark_key.secret
     assert actor == anonymous_actor(secret, address) != anonymous_actor(b"\x01" * 32, address)
+
+
+# -- 2. a consent grant tells nothing of whether the grantee tenant exists --------------------------------------
+
+
+def test_a_grant_answers_alike_whether_or_not_the_grantee_tenant_exists(
+    deployment: tuple[Service, Client], faces: Path
+) -> None:
+    service, admin = deployment
+    home = service.deployment.settings.home
+    admin.keys.create(tenant="globex", scopes="verify")  # a tenant that exists
+    acme = admin.keys.create(tenant="acme", scopes="subjects:write consents:write").secret
+    with Client(acme, home=home) as tenant:
+        subject = tenant.subjects.register("Eileen Collins", [faces / "source" / "skimage_astronaut.png"]).id
+        answers = {
+            grantee: tenant.consents.grant(subject, evidence=b"she agreed (test)", tenant=grantee)
+            for grantee in ("globex", "initech-not-yet")
+        }
+    # The probe: both grants are recorded, with the same fields; neither says "no tenant".
+    assert [a.grantee_tenant_id for a in answers.values()] == ["globex", "initech-not-yet"]
+    assert {type(a) for a in answers.values()} == {type(answers["globex"])}
+    # And the grant takes effect once that tenant has keys.
+    later = admin.keys.create(tenant="initech-not-yet", scopes="animate audit:read").secret
+    with Client(later, home=home) as initech:
+        assert initech.subjects.get(subject).id == subject

@@ -52,6 +52,7 @@ class Consents(ServiceCore):
             # Only the subject's own tenant may speak for them: another tenant's subject is not found at all.
             self._visible_subject(caller, subject, owner_only=True)
             digest, kind = evidence_digest(evidence)
+            self._grantee_tenant(caller, grantee)
             with audit_errors():
                 try:
                     return self.deployment.ledger.grant_consent(

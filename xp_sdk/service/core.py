@@ -8,7 +8,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from audit import ConsentInfo, SubjectInfo
+from audit.errors import RecordConflictError, RecordNotFoundError
 from policy import Action, Scope
 from xp_sdk.deployment import Deployment, audit_errors
 from xp_sdk.engine.identity import IdentityEmbedder
@@ -120,6 +121,17 @@ class ServiceCore:
             ):
                 return found
         raise NotFoundError(f"no subject {subject_id!r}")
+
+    def _grantee_tenant(self, caller: Caller, tenant_id: str) -> None:
+        """Make sure a consent's grantee tenant exists, creating it (logged, by the granting key) when it does not:
+        a grant to any well-formed tenant name is accepted and takes effect once that tenant has keys, so the
+        answer to a grant never tells whether another tenant exists (it used to be "no tenant ...")."""
+        with audit_errors():
+            try:
+                self.deployment.ledger.tenant(tenant_id)
+            except RecordNotFoundError:
+                with suppress(RecordConflictError):  # created meanwhile by another request: as good
+                    self.deployment.ledger.create_tenant(tenant_id, actor=caller.key.id)
 
     def _record_read(self, caller: Caller, action: Action, **request: Any) -> None:
         """Reads are decisions too: logged after they are served, so a query never returns its own event."""
