@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,12 +23,18 @@ import httpx
 import pytest
 import redis
 
+from audit import Ledger
+from audit.store import Store
 from tests.cli.helpers import xp
 from tests.postgres import postgres_schema
+from tests.server.test_jobs import _job, _result
 from xp_sdk import Client, init_deployment
 from xp_sdk.config import Settings
+from xp_sdk.engine import Progress, ProgressCallback
 from xp_sdk.errors import RateLimitedError
-from xp_sdk.server.redis_jobs import clear
+from xp_sdk.results import AnimationResult
+from xp_sdk.server.jobs import AnimationJob, JobState, JobStatus
+from xp_sdk.server.redis_jobs import LEASE_S, RedisJobRunner, clear
 from xp_sdk.server.state import shared_state_summary
 
 REDIS_URL = os.environ.get("XP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -304,3 +311,99 @@ def test_killing_the_replica_running_a_job_leaves_it_failed_and_audited_elsewher
         assert "worker_lost" in json.dumps(failed)
     else:
         assert "generation.completed" in types, types
+
+
+# -- RedisJobRunner on its own: two runners (replicas) on one Redis prefix, fake generations --------------------
+
+
+class Held:
+    """A fake generation that reports a frame every few milliseconds until released (a cancel reaches it at
+    its next frame), then succeeds."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.running = threading.Event()
+        self.ended = threading.Event()
+
+    def execute(self, job: AnimationJob, progress: ProgressCallback) -> AnimationResult:
+        self.running.set()
+        try:
+            while not self.release.wait(0.02):
+                progress(Progress("generate", 1, 2))
+            progress(Progress("generate", 2, 2))
+            return _result(job)
+        finally:
+            self.ended.set()
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    _require_redis()
+    made = f"xp-unit-{secrets.token_hex(5)}"
+    yield made
+    clear(REDIS_URL, made)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    store = Store.open(f"sqlite:///{tmp_path / 'xp.db'}")
+    yield Ledger(store, origin="xp-sdk/test")
+    store.dispose()
+
+
+def _until(runner: RedisJobRunner, job_id: str, done: Callable[[JobState], bool]) -> JobState:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = runner.status(job_id)
+        assert state is not None
+        if done(state):
+            return state
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never got there: {runner.status(job_id)}")
+
+
+def test_a_running_job_whose_lease_lapses_is_failed_by_another_replica_and_stays_failed(
+    tmp_path: Path, prefix: str, ledger: Ledger
+) -> None:
+    held = Held()
+    first = RedisJobRunner(held.execute, ledger, url=REDIS_URL, prefix=prefix)
+    second: RedisJobRunner | None = None
+    try:
+        job = _job(tmp_path)
+        first.submit(job)
+        assert held.running.wait(60)
+        second = RedisJobRunner(Held().execute, ledger, url=REDIS_URL, prefix=prefix)
+        assert second.reconcile() == []  # the first replica renews its lease
+        # As the second replica sees it once the lease has lapsed (the first one frozen or dead):
+        assert second.reconcile(now=time.time() + LEASE_S + 1) == [job.id]
+        failed = first.status(job.id)
+        assert failed is not None and failed.status is JobStatus.FAILED
+        assert failed.error is not None and failed.error["error"] == "worker_lost"
+        held.release.set()  # the first replica's worker wakes up: it may not turn the job into a success
+        assert held.ended.wait(60)
+        assert first.status(job.id) == failed
+    finally:
+        held.release.set()
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+def test_a_queued_job_outlives_the_replica_that_accepted_it(tmp_path: Path, prefix: str, ledger: Ledger) -> None:
+    held = Held()
+    first = RedisJobRunner(held.execute, ledger, url=REDIS_URL, prefix=prefix, workers=1)
+    busy, waiting = _job(tmp_path), _job(tmp_path)
+    first.submit(busy)
+    assert held.running.wait(60)
+    queued, _ = first.submit(waiting)
+    assert queued.status is JobStatus.QUEUED
+    first.shutdown(wait=False)  # its running job stops at its next frame; the queued one stays in Redis
+    free = Held()
+    free.release.set()
+    second = RedisJobRunner(free.execute, ledger, url=REDIS_URL, prefix=prefix, workers=1)
+    try:
+        assert _until(second, busy.id, lambda s: s.status.finished).status is JobStatus.CANCELLED
+        done = _until(second, waiting.id, lambda s: s.status.finished)
+        assert done.status is JobStatus.SUCCEEDED and done.result is not None, done
+    finally:
+        second.shutdown()

@@ -67,9 +67,8 @@ WORKER_TTL_S = 20
 """RQ blocks on the queue ``WORKER_TTL_S - 15`` seconds at a time: how long a stopping worker may take to see it."""
 RECONCILE_S = 5.0
 
-# The runners of this process by prefix: what ``perform``, RQ's job function, reaches its runner through.
-_RUNNERS: dict[str, RedisJobRunner] = {}
-_RUNNERS_LOCK = threading.Lock()
+# The runner whose worker thread this is: what ``perform``, RQ's job function, reaches its runner through.
+_WORKER_THREAD = threading.local()
 
 
 class ReplicaLostError(EngineError):
@@ -100,11 +99,10 @@ class _Record(BaseModel):
 
 
 def perform(prefix: str, job: AnimationJob) -> None:
-    """RQ's job function: run ``job`` with this process's runner for ``prefix``."""
-    with _RUNNERS_LOCK:
-        runner = _RUNNERS.get(prefix)
-    if runner is None:
-        raise RuntimeError(f"no job runner for {prefix!r} in this process")
+    """RQ's job function: run ``job`` with the runner whose worker thread took it."""
+    runner: RedisJobRunner | None = getattr(_WORKER_THREAD, "runner", None)
+    if runner is None or runner.prefix != prefix:
+        raise RuntimeError(f"job {job.id} of {prefix!r} reached a thread that runs no job runner of it")
     runner.run(job)
 
 
@@ -152,6 +150,17 @@ class _ThreadWorker(SimpleWorker):
             renewer.join()
         self.set_state(WorkerStatus.IDLE)
 
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[RQJob, Queue] | None:
+        # RQ's own loop waits for a job until one comes (or max_idle_time): this one also sees ``stop`` between
+        # two blocking reads of the queue.
+        while not self._stop_requested:
+            taken = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
+            if taken is not None:
+                return taken
+        return None
+
     def stop(self) -> None:
         """Leave the work loop after the current job, at the latest when the queue's blocking read times out."""
         self._stop_requested = True
@@ -181,7 +190,7 @@ class RedisJobRunner:
             raise ValueError("a job runner needs at least one worker")
         self._execute = execute
         self._ledger = ledger
-        self._prefix = prefix
+        self.prefix = prefix
         self._where = redact_url(url)
         self._max_queued = max_queued
         self._retention_s = retention_s
@@ -195,8 +204,6 @@ class RedisJobRunner:
         self._lock = threading.Lock()
         self._closed = False
         self._stop = threading.Event()
-        with _RUNNERS_LOCK:
-            _RUNNERS[prefix] = self
         self._workers = [
             _ThreadWorker(
                 [self._queue],
@@ -218,18 +225,18 @@ class RedisJobRunner:
     # -- keys --------------------------------------------------------------------------------------------------
 
     def _job_key(self, job_id: str) -> str:
-        return f"{self._prefix}:job:{job_id}"
+        return f"{self.prefix}:job:{job_id}"
 
     @property
     def _active(self) -> str:
-        return f"{self._prefix}:active"
+        return f"{self.prefix}:active"
 
     @property
     def _finished(self) -> str:
-        return f"{self._prefix}:finished"
+        return f"{self.prefix}:finished"
 
     def _idempotency_key(self, key_id: str, idempotency_key: str) -> str:
-        return f"{self._prefix}:idem:{key_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
+        return f"{self.prefix}:idem:{key_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
 
     # -- the JobRunner interface -------------------------------------------------------------------------------
 
@@ -261,7 +268,7 @@ class RedisJobRunner:
                 return replayed, False
             self._redis.hset(self._active, job.id, job.generation_id)
             self._queue.enqueue(
-                perform, self._prefix, job, job_id=job.id, job_timeout=-1, result_ttl=0,
+                perform, self.prefix, job, job_id=job.id, job_timeout=-1, result_ttl=0,
                 failure_ttl=int(self._retention_s), description=f"animation {job.id}",
             )  # fmt: skip
         return queued, True
@@ -301,6 +308,11 @@ class RedisJobRunner:
         """Take no new jobs; leave the queued ones to the other replicas; with ``wait``, let this replica's running
         jobs finish, else stop them at their next frame (cancelled)."""
         self._closed = True
+        # The workers' flags first, so that none takes another job once its current one is stopped; this runner's
+        # flag before them: _work clears a worker's flag only while it is unset.
+        self._stop.set()
+        for worker in self._workers:
+            worker.stop()
         if not wait:
             with self._lock:
                 running = list(self._running)
@@ -309,14 +321,8 @@ class RedisJobRunner:
                     self.cancel(job_id)
                 except AuditStoreError:
                     log.warning("could not cancel job %s at shutdown", job_id, exc_info=True)
-        self._stop.set()  # before the workers' own flags: _work resets those only while this is unset
-        for worker in self._workers:
-            worker.stop()
         for thread in self._threads:
             thread.join()
-        with _RUNNERS_LOCK:
-            if _RUNNERS.get(self._prefix) is self:
-                del _RUNNERS[self._prefix]
         self._redis.close()
 
     # -- running a job (on a worker thread) --------------------------------------------------------------------
@@ -372,6 +378,7 @@ class RedisJobRunner:
         self._change(job_id, lambda r: None if r.state.status.finished else r.finished(status, **state))
 
     def _work(self, worker: _ThreadWorker) -> None:
+        _WORKER_THREAD.runner = self
         while not self._stop.is_set():
             try:
                 worker.work(logging_level="WARNING")
@@ -390,13 +397,13 @@ class RedisJobRunner:
             except Exception:  # the thread must outlive one failed pass (Redis or the database briefly away)
                 log.exception("the job reconciliation pass failed")
 
-    def reconcile(self) -> list[str]:
-        """One pass: fail the running jobs whose replica's lease lapsed, drop expired finished jobs; the ids of
-        the jobs failed."""
+    def reconcile(self, now: float | None = None) -> list[str]:
+        """One pass: fail the running jobs whose replica's lease lapsed by ``now`` (default: the present), drop
+        expired finished jobs; the ids of the jobs failed."""
         with _redis_errors(self._where):
-            StartedJobRegistry(
-                self._queue.name, connection=self._redis, death_penalty_class=TimerDeathPenalty
-            ).cleanup()
+            StartedJobRegistry(self._queue.name, connection=self._redis, death_penalty_class=TimerDeathPenalty).cleanup(
+                timestamp=now
+            )
             lost = []
             for raw_id in self._redis.hkeys(self._active):
                 job_id = _text(raw_id)
