@@ -46,8 +46,9 @@ from audit.records import ATTESTED, VERIFIED_VIDEO, ConsentInfo, ConsentKind, Ge
 from audit.store import Store
 
 SYSTEM_ACTOR = "system"
-AUTH_FAILURES_LOGGED_PER_MINUTE = 10
-"""Failed authentications logged one by one per key id in a minute; more are counted (``_log_auth_failure``)."""
+AUTH_FAILURES_LOGGED_PER_MINUTE = 60
+"""Failed authentications logged one by one per key id in a minute (a burst of as many, then one a second); more
+are counted (``_log_auth_failure``). A client retrying with a revoked key keeps one event per attempt."""
 
 
 class Ledger:
