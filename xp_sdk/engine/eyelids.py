@@ -14,8 +14,13 @@ import numpy as np
 from xp_sdk.engine import topology
 from xp_sdk.engine.images import padded_box, pixels_at
 
-_START, _FULL = 0.35, 0.85
-"""Closure (1 − opening / photo's opening) at which painting starts, and at which it is fully opaque."""
+_START, _FULL = 0.25, 0.6
+"""Closure (1 − opening / photo's opening) at which the lid above the closing line starts to be painted, and at
+which it is opaque."""
+_SLIT_START, _SLIT_FULL = 0.75, 0.95
+"""Closure from which the slit still open below the closing line is painted over too, and from which fully.
+Painting lid and slit alike, half-transparent, over a half-closed eye left the squashed eye showing through a
+veil of lid: a blurred smear (lp_d30 under a smiling squint). A narrowed eye is a crisp slit under a lid."""
 
 
 class LidPainter:
@@ -47,11 +52,13 @@ class LidPainter:
             strength = float(np.clip((self.closure(target, eye) - _START) / (_FULL - _START), 0.0, 1.0))
             if strength <= 0.01:
                 continue
-            strength = strength * strength * (3 - 2 * strength)  # smoothstep: no visible onset
+            strength = _smoothstep(strength)  # no visible onset
+            closure = self.closure(target, eye)
+            slit = _smoothstep(float(np.clip((closure - _SLIT_START) / (_SLIT_FULL - _SLIT_START), 0.0, 1.0)))
             ring = target[list(topology.UPPER_LID_RINGS[eye][1]), :2]
             closing_line = target[list(upper), :2]
             bottom = target[list(lower), :2]
-            self._paint_eye(frame, eye, ring, closing_line, bottom, strength, scale)
+            self._paint_eye(frame, eye, ring, closing_line, bottom, (strength, slit), scale)
 
     def _paint_eye(
         self,
@@ -60,9 +67,11 @@ class LidPainter:
         ring: np.ndarray,
         closing_line: np.ndarray,
         bottom: np.ndarray,
-        strength: float,
+        strengths: tuple[float, float],
         scale: float,
     ) -> None:
+        """``strengths``: how opaque the lid is above the closing line, and over the slit below it."""
+        strength, slit = strengths
         # The lid: from the second ring above the lashes (the stretched skin under the brow) down to the lower
         # lid, so nothing of the eye shows through.
         poly = np.vstack([_by_x(ring), _by_x(bottom)[::-1]])
@@ -75,7 +84,7 @@ class LidPainter:
         mask = np.zeros((bh, bw), np.uint8)
         cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         feather = max(0.6, 0.012 * self.iod * scale)
-        alpha = cv2.GaussianBlur(mask, (0, 0), feather).astype(np.float32) / 255.0 * strength
+        alpha = cv2.GaussianBlur(mask, (0, 0), feather).astype(np.float32) / 255.0
 
         # Shade: the lid's tone at the top, a little darker towards the closure (the lid curves away there).
         line = _by_x(closing_line) - origin
@@ -85,6 +94,9 @@ class LidPainter:
         y_line = np.interp(xs, line[:, 0], line[:, 1])
         ys = np.arange(bh, dtype=np.float32)[:, None]
         down = np.clip((ys - y_top[None, :]) / np.maximum(y_line - y_top, 1.0)[None, :], 0.0, 1.0)
+        # Above the closing line the lid; below it (half a pixel's blend across) the slit of eye still open.
+        below = np.clip(ys - y_line[None, :] + 0.5, 0.0, 1.0)
+        alpha *= strength * (1.0 - below) + slit * below
         # The top of the lid melts into the skin above it rather than ending at an edge.
         alpha *= np.clip(down / 0.55, 0.0, 1.0) ** 1.5
         roi = frame[y0:y1, x0:x1].astype(np.float32)
@@ -124,6 +136,10 @@ def _lid_profile(image: np.ndarray, first: np.ndarray, second: np.ndarray, fallb
     off = np.abs(colours - fallback[None, :]).mean(axis=1, keepdims=True)
     trust = np.clip(1.0 - (off - 15.0) / 20.0, 0.0, 1.0)
     return colours * trust + fallback[None, :] * (1.0 - trust)  # type: ignore[no-any-return]
+
+
+def _smoothstep(x: float) -> float:
+    return x * x * (3 - 2 * x)
 
 
 def _by_x(points: np.ndarray) -> np.ndarray:
