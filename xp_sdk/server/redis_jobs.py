@@ -505,7 +505,7 @@ def clear(url: str, prefix: str) -> int:
         patterns = (f"{prefix}:*", f"rq:*:{queue.name}", f"rq:*:{queue.name}:*")
         keys = {key for pattern in patterns for key in client.scan_iter(match=pattern, count=500)}
         job_ids = [_text(key).rpartition(":")[2] for key in keys if key.startswith(f"{prefix}:job:".encode())]
-        keys.update(f"rq:job:{job_id}".encode() for job_id in job_ids)
+        keys.update(f"rq:{kind}:{job_id}".encode() for job_id in job_ids for kind in ("job", "results", "executions"))
         return int(client.delete(*keys)) if keys else 0
     finally:
         client.close()
