@@ -73,7 +73,7 @@ def test_manifest_records_the_generation_its_inputs_and_the_soft_binding(made: M
     assert summary.generation.policy_decision_id == "decision-456"
     assert [m.name for m in summary.generation.models] == ["face_landmarker"]
     assert summary.soft_binding.value == made.generation.generation_id
-    assert summary.soft_binding.algorithm == "com.xp-sdk.watermark.tiled.v1"
+    assert summary.soft_binding.algorithm == "com.xp-sdk.watermark.tiled.v3"
     assert summary.digital_source_type is not None and summary.digital_source_type.endswith("trainedAlgorithmicMedia")
     hashes = {i.title: i.sha256 for i in summary.ingredients}
     assert hashes[ASTRONAUT] == hashlib.sha256(made.source.read_bytes()).hexdigest()
