@@ -196,17 +196,8 @@ def test_a_transplanted_whole_residual_is_never_attributed(clips: Clips, tmp_pat
             assert report.attribution is not Attribution.ATTRIBUTED and report.generation_id is None
 
 
-def test_version_2_marks_are_read_by_the_version_2_method(clips: Clips) -> None:
-    sources, _, _ = clips
-    old = get_method("tiled-v2")
-    frames = mark(sources[2], KEY, PAYLOADS[2], old)
-    assert p_value(frames, KEY, old)[1] == PAYLOADS[2]
-    p, found = p_value(frames, KEY, METHOD)
-    assert found is None and p >= DEFAULT_P_THRESHOLD
-
-
 def test_the_soft_binding_names_the_method_version() -> None:
     assert algorithm_name("tiled") == "com.xp-sdk.watermark.tiled.v3"
-    assert algorithm_name("tiled-v2") == "com.xp-sdk.watermark.tiled.v2"
+    assert algorithm_name("dwtdctsvd") == "com.xp-sdk.watermark.dwtdctsvd.v1"
     with pytest.raises(ValueError, match="unknown watermark method"):
         algorithm_name("tiled-v9")

@@ -6,11 +6,12 @@ from watermark.methods.base import EmbeddingMethod
 from watermark.methods.tiled import TiledConfig, TiledMethod
 
 DEFAULT_METHOD = "tiled"
-METHOD_NAMES = ("tiled", "tiled-v2", "dwtdctsvd")
-METHOD_VERSIONS = {"tiled": 3, "tiled-v2": 2, "dwtdctsvd": 1}
+METHOD_NAMES = ("tiled", "dwtdctsvd")
+METHOD_VERSIONS = {"tiled": 3, "dwtdctsvd": 1}
 """What a mark's C2PA soft-binding assertion names (``algorithm_name``): "tiled" is version 3, whose data sign
-changes from frame to frame; "tiled-v2" reads the marks version 2 made (the same data in every frame)."""
-ADJUSTABLE_STRENGTH = frozenset({"tiled", "tiled-v2"})
+changes from frame to frame. Version 2 (the same data in every frame, 2026-12-07, never released) is not read:
+its marks were the ones an informed attacker could average away (issue 20)."""
+ADJUSTABLE_STRENGTH = frozenset({"tiled"})
 """Methods whose embedding strength can be raised without changing their detector."""
 
 
@@ -23,11 +24,6 @@ def get_method(name: str = DEFAULT_METHOD, *, strength: float = 1.0) -> Embeddin
         raise ValueError(f"the {name!r} method has a fixed strength: its detector depends on it")
     if name == "tiled":
         return TiledMethod(TiledConfig().scaled(strength))
-    if name == "tiled-v2":
-        from watermark.methods.tiled_v2 import TiledConfig as TiledV2Config
-        from watermark.methods.tiled_v2 import TiledMethod as TiledV2Method
-
-        return TiledV2Method(TiledV2Config().scaled(strength))
     if name == "dwtdctsvd":
         from watermark.methods.dwtdctsvd import DwtDctSvdMethod
 
@@ -39,4 +35,4 @@ def algorithm_name(name: str = DEFAULT_METHOD) -> str:
     """The soft-binding algorithm of a method, with its version: ``com.xp-sdk.watermark.tiled.v3``."""
     if name not in METHOD_VERSIONS:
         raise ValueError(f"unknown watermark method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
-    return f"com.xp-sdk.watermark.{name.removesuffix('-v2')}.v{METHOD_VERSIONS[name]}"
+    return f"com.xp-sdk.watermark.{name}.v{METHOD_VERSIONS[name]}"
