@@ -73,6 +73,10 @@ REST_WEIGHT = 2.0
 # driver's face, not an expression; a blendshape's lowest reading alone is one noisy frame).
 REST_PERCENTILE = 5.0
 _EXPRESSIVE = list(topology.EXPRESSIVE)
+# A photo's jaw open (jawOpen) more than this beyond the reference's is a held expression (a scream, a yawn) that
+# the driver's rest should close: measured from it, the photo screamed through every closed-mouth frame.
+HELD_JAW_SLACK = 0.3
+_JAW_OPEN = BLENDSHAPE_INDEX["jawOpen"]
 
 
 def _expressive(code: MotionCode) -> np.ndarray:
@@ -278,7 +282,7 @@ class Retargeter:
         if code.shape is None or reference.shape is None:
             raise ValueError("video retargeting needs codes with canonical shapes")
         o = self.options
-        canonical = self._canonical + o.expression_scale * (code.shape - reference.shape)
+        canonical = self._resting(reference) + o.expression_scale * (code.shape - reference.shape)
         if o.relative_eyes:
             usual = open_eyes or tuple(topology.eye_opening(reference.shape, eye) for eye in (0, 1))
             ratios = [
@@ -288,6 +292,18 @@ class Retargeter:
             ]
             canonical = self._set_eye_openings(canonical, ratios)
         return self._keep_lips_apart(canonical)
+
+    def _resting(self, reference: MotionCode) -> np.ndarray:
+        """The photo's canonical shape with its jaw closed as far as it hangs open beyond the reference's, once
+        that is more than ``HELD_JAW_SLACK`` (fully from half as much again): what the driver's rest stands for.
+        Unchanged for every ordinary photo (a toothy smile reads jawOpen 0.2 at most on the shared faces)."""
+        beyond = float(self.source.blendshapes[_JAW_OPEN]) - float(reference.blendshapes[_JAW_OPEN])
+        share = min(max((beyond - HELD_JAW_SLACK) / (0.5 * HELD_JAW_SLACK), 0.0), 1.0)
+        if share <= 0.0:
+            return self._canonical
+        activations = np.zeros(len(self.source.blendshapes), dtype=np.float64)
+        activations[_JAW_OPEN] = -share * beyond
+        return self._canonical + self.rig.displacement(activations)  # type: ignore[no-any-return]
 
     def expression_loss(
         self, codes: Sequence[MotionCode], reference: MotionCode, open_eyes: tuple[float, float] | None = None
