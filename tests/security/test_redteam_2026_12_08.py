@@ -454,3 +454,19 @@ def test_rival_cannot_learn_whether_a_video_is_another_tenants_consent_evidence(
             assert refused.status_code in (400, 403), refused.text
             failed[video.name] = [reason["code"] for reason in refused.json()["reasons"]]
     assert ("fresh" in failed[clip.name]) == ("fresh" in failed[other.name]), failed
+
+
+def test_a_rival_job_on_another_tenants_subject_fails_as_one_on_no_subject_at_all(tenants: Tenants) -> None:
+    """The job's error must not tell the rival that acme's subject id exists (nor whose it is)."""
+    made_up = tenants.eileen[:-4] + ("0000" if not tenants.eileen.endswith("0000") else "1111")
+    errors = {}
+    for subject in (tenants.eileen, made_up):
+        with tenants.http(0, tenants.rival_key) as http:
+            started = http.post("/v1/animations", **_animation_form(tenants, subject))
+        assert started.status_code == 202, started.text
+        job = _wait_finished(tenants, tenants.rival_key, started.json()["id"])
+        assert job["status"] == "failed", job
+        errors[subject] = job["error"]
+    shown = {s: {**e, "message": e["message"].replace(s, "<subject>")} for s, e in errors.items()}
+    assert shown[tenants.eileen] == shown[made_up], errors
+    assert "acme" not in json.dumps(errors) and "Eileen" not in json.dumps(errors)
