@@ -21,6 +21,11 @@ from xp_sdk.engine.video import read_frames
 Codes = Any
 
 
+def _shape(code: MotionCode) -> np.ndarray:
+    assert code.shape is not None
+    return code.shape
+
+
 @pytest.fixture(scope="module")
 def screaming_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The frame of dreamtalk_mead_m030_surprised where his mouth hangs open widest (jawOpen 0.68), as a photo."""
@@ -48,7 +53,7 @@ def test_a_screaming_photo_closes_its_mouth_when_the_driver_rests(screaming_phot
     photo_opening = topology.mouth_opening(face.landmarks[:, :2]) / face.inter_ocular
     assert photo_opening > 0.3
     openings: dict[str, list[float]] = {"closed": [], "wide": []}
-    driver = [topology.mouth_opening(c.shape) for c in codes]
+    driver = [topology.mouth_opening(_shape(c)) for c in codes]
     for code, opening in zip(codes, driver, strict=True):
         target = retargeter.from_video(code, reference, eyes)
         share = topology.mouth_opening(target.landmarks) / face.inter_ocular / photo_opening

@@ -51,10 +51,12 @@ def test_a_squinting_driver_leaves_a_crisp_slit(
     image, face = _photo(photo, photo_faces)
     retargeter = Retargeter(face)
     targets = ClipTargets.from_window(retargeter, squint_frames, ClipTargets.best_reference(squint_frames, retargeter))
-    narrowest = min(
-        (f for f in squint_frames if f.code is not None),
-        key=lambda f: sum(topology.eye_opening(f.code.shape, e) for e in (0, 1)),  # type: ignore[union-attr]
-    )
+    def openness(frame: DrivingFrame) -> float:
+        if frame.code is None or frame.code.shape is None:
+            return float("inf")
+        return sum(topology.eye_opening(frame.code.shape, e) for e in (0, 1))
+
+    narrowest = min(squint_frames, key=openness)
     target = targets(narrowest)
     out = WarpGenerator(image, face).render(target)
     for eye in (0, 1):

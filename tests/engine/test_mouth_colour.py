@@ -33,10 +33,11 @@ def _widest_mouth(image: np.ndarray, photo: Any, frames: list[DrivingFrame]) -> 
     well inside its opening."""
     retargeter = Retargeter(photo)
     targets = ClipTargets.from_window(retargeter, frames, ClipTargets.best_reference(frames, retargeter))
-    index = max(
-        range(len(frames)),
-        key=lambda i: 0.0 if frames[i].code is None else topology.mouth_opening(frames[i].code.shape),  # type: ignore[union-attr]
-    )
+    def opening(i: int) -> float:
+        code = frames[i].code
+        return 0.0 if code is None or code.shape is None else topology.mouth_opening(code.shape)
+
+    index = max(range(len(frames)), key=opening)
     target = targets(frames[index])
     assert target.mouth_interior is not None
     out = WarpGenerator(image, photo).render(target)
