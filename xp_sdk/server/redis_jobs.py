@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -295,7 +295,7 @@ class RedisJobRunner:
             if record is None:
                 return None
             if changed and record.state.status is JobStatus.CANCELLED:
-                self._queue.remove(job_id)
+                self._drop_queued(job_id)
                 shutil.rmtree(record.workdir, ignore_errors=True)
         return record.state
 
@@ -433,6 +433,7 @@ class RedisJobRunner:
         recorded = fail_abandoned(self._ledger, state.generation_id, reason)
         error = error_body(ReplicaLostError(f"the server running animation job {state.id} stopped before it ended"))
         self._finish(state.id, JobStatus.FAILED, error=error)
+        self._drop_queued(state.id)
         shutil.rmtree(record.workdir, ignore_errors=True)
         log.warning(
             "animation job %s lost with its replica %s (generation failed: %s)", state.id, record.replica, recorded
@@ -452,6 +453,11 @@ class RedisJobRunner:
                 self._redis.delete(record.idempotency)
             if self._on_discard is not None:
                 self._on_discard(record.state)
+
+    def _drop_queued(self, job_id: str) -> None:
+        """Delete the RQ job (from its queue and registries): it carries the caller's API key, and ends here."""
+        with suppress(NoSuchJobError):
+            RQJob.fetch(job_id, connection=self._redis).delete()
 
     # -- records ---------------------------------------------------------------------------------------------
 
