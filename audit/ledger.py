@@ -562,10 +562,18 @@ class Ledger:
             )  # fmt: skip
             return _consent_info(row)
 
-    def evidence_used_by(self, evidence_sha256: str) -> str | None:
-        """The consent whose evidence has this SHA-256, if any."""
+    def evidence_used_by(self, evidence_sha256: str, *, tenant_id: str) -> str | None:
+        """The consent whose evidence has this SHA-256, among the consents of ``tenant_id``'s subjects, if any.
+
+        Scoped to one tenant so that answering a challenge is no oracle for other tenants' evidence (the grant's
+        own transaction still refuses evidence used anywhere, and is reached only by a video that passed every
+        check for the caller's own subject)."""
         with self.store.read() as session:
-            return session.scalars(select(Consent.id).where(Consent.evidence_sha256 == evidence_sha256)).first()
+            return session.scalars(
+                select(Consent.id)
+                .join(Subject, Subject.id == Consent.subject_id)
+                .where(Consent.evidence_sha256 == evidence_sha256, Subject.tenant_id == tenant_id)
+            ).first()
 
     @staticmethod
     def _challenge_row(session: Session, challenge_id: str, subject_id: str) -> AuditEventRow | None:

@@ -429,14 +429,6 @@ def test_anonymous_and_keyed_uploads_over_the_video_limit_are_refused_before_rea
         assert answer.startswith("HTTP/1.1 413") and "payload_too_large" in answer, answer[:500]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the consent video's 'fresh' check looks the video's SHA-256 up among every tenant's consents, so the "
-    "rival, answering a challenge of its own subject with a video, learns whether that exact video is the evidence "
-    "of a consent anywhere in the deployment (acme's attested one here). The message names no consent, but the "
-    "failed check does. Low: the rival must already hold the file. A fix (look up the caller's tenant's "
-    "consents only, or answer 'fresh' last and alone) is the consent owner's design choice.",
-)
 def test_rival_cannot_learn_whether_a_video_is_another_tenants_consent_evidence(tenants: Tenants) -> None:
     clip = tenants.faces / "driving" / SHORT_CLIP
     with Client(tenants.acme_key, base_url=tenants.replicas[0].url) as acme:

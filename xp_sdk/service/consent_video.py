@@ -69,7 +69,7 @@ class ConsentVideos(ServiceCore):
                 ledger = self.deployment.ledger
                 issued, answered_by = ledger.consent_challenge(challenge, subject)
                 references = ledger.face_references(subject)
-                video_used_by = ledger.evidence_used_by(digest)
+                video_used_by = ledger.evidence_used_by(digest, tenant_id=caller.tenant_id)
             asked = ConsentChallenge.model_validate(issued)
             if asked.purpose is not None and purpose_list and asked.purpose not in purpose_list:
                 raise InvalidInputError(f"challenge {challenge} was issued for purpose {asked.purpose!r}")
