@@ -318,13 +318,6 @@ def test_an_address_that_is_no_trusted_proxy_cannot_spoof_x_forwarded_for_past_i
     assert codes[3:] == [429] * 3, codes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn's proxy_headers is on and trusts 127.0.0.1 (FORWARDED_ALLOW_IPS), and xp serve does not say "
-    "so: any client on the server's own host (a co-tenant process, a sidecar) gets a fresh per-address bucket, "
-    "and a fresh anonymous actor in the audit log, per X-Forwarded-For value. Needs an operator setting "
-    "(xp serve --forwarded-allow-ips, default none) rather than a one-line fix.",
-)
 def test_a_loopback_client_cannot_spoof_x_forwarded_for_past_its_limit(tmp_path: Path) -> None:
     init = init_deployment(tmp_path / "home", tenant="acme")
     app = create_app(Settings.resolve(home=init.home), workers=1, limits=Limits(requests_per_minute_per_client=3))
@@ -338,6 +331,22 @@ def test_a_loopback_client_cannot_spoof_x_forwarded_for_past_its_limit(tmp_path:
             )
             codes.append(response.status_code)
     assert codes[3:] == [429] * 3, codes
+
+
+def test_a_proxy_the_operator_names_is_believed(tmp_path: Path) -> None:
+    """The other side of the default: behind a proxy named with --forwarded-allow-ips, clients are told apart."""
+    init = init_deployment(tmp_path / "home", tenant="acme")
+    app = create_app(Settings.resolve(home=init.home), workers=1, limits=Limits(requests_per_minute_per_client=3))
+    codes = []
+    with BackgroundServer(app, forwarded_allow_ips="127.0.0.1") as live, httpx.Client(base_url=live.url) as http:
+        for n in range(6):
+            response = http.post(
+                "/v1/verifications",
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                files={"video": ("x.mp4", b"not a video", "video/mp4")},
+            )
+            codes.append(response.status_code)
+    assert 429 not in codes, codes
 
 
 # -- health, readiness, docs ---------------------------------------------------------------------------------------

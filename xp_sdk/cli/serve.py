@@ -57,6 +57,16 @@ def serve(
             "keys (default: XP_REDIS_URL; without it, one process keeps them).",
         ),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            metavar="ADDRESSES",
+            help="Comma-separated addresses of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto to "
+            "believe (per-address limits and the audit log then see the client behind them). Default: none, every "
+            "request is its peer's.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Client's operations over HTTP, with the verification page at /."""
     from xp_sdk.server.serve import serve as run_server
@@ -67,7 +77,7 @@ def serve(
     try:
         run_server(
             host=host, port=port, home=home, workers=workers, ray_address=ray, gpus_per_worker=gpus_per_worker,
-            close_abandoned_after=abandoned, redis_url=redis,
+            close_abandoned_after=abandoned, redis_url=redis, forwarded_allow_ips=forwarded_allow_ips,
         )  # fmt: skip
     except ImportError as exc:
         raise InvalidInputError(f"--ray needs the ray extra: pip install 'xp-sdk[ray]' ({exc})") from exc
