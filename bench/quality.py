@@ -210,6 +210,8 @@ def run_pair(scorer: DualScorer, photo: Path, clip: Path, out_dir: Path, options
     row["fps"] = result.frames / (time.perf_counter() - t0)
     try:
         row["scores"] = scorer.score(photo, clip, output).as_dict()
+        if row["scores"]["errors"]:
+            row["error"] = "; ".join(row["scores"]["errors"])[:200]
     except Exception as exc:
         row["error"] = f"scorer: {type(exc).__name__}: {exc}"[:200]
     sheet(clip, output, out_dir / "sheets" / f"{clip.stem}__{photo.stem}.png")

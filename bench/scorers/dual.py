@@ -15,6 +15,7 @@ from xp_sdk.engine.evaluate import QualityReport, evaluate
 from xp_sdk.engine.identity import SFACE_SAME_PERSON_COSINE
 from xp_sdk.engine.images import load_image
 from xp_sdk.engine.video import probe_video, read_frames
+from xp_sdk.errors import NoFaceError
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,25 @@ class NoiseFloor:
 
 @dataclass(frozen=True)
 class DualScore:
-    mediapipe: QualityReport
-    dlib_motion: MotionScore
-    dlib_identity: IdentityScore
+    """Both scorers' verdicts; a scorer that finds no face where it needs one gives None and its reason, and
+    the other still scores."""
+
+    mediapipe: QualityReport | None
+    dlib_motion: MotionScore | None
+    dlib_identity: IdentityScore | None
+    errors: tuple[str, ...] = ()
 
     @property
     def mediapipe_identity_kept(self) -> bool:
-        return self.mediapipe.identity_min >= SFACE_SAME_PERSON_COSINE
+        return self.mediapipe is not None and self.mediapipe.identity_min >= SFACE_SAME_PERSON_COSINE
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "mediapipe": self.mediapipe.model_dump(),
+            "mediapipe": None if self.mediapipe is None else self.mediapipe.model_dump(),
             "mediapipe_identity_kept": self.mediapipe_identity_kept,
-            "dlib": asdict(self.dlib_motion),
-            "dlib_identity": asdict(self.dlib_identity),
+            "dlib": None if self.dlib_motion is None else asdict(self.dlib_motion),
+            "dlib_identity": None if self.dlib_identity is None else asdict(self.dlib_identity),
+            "errors": list(self.errors),
         }
 
 
@@ -64,14 +70,24 @@ class DualScorer:
         fps = probe_video(driving).fps
         source = load_image(photo)
         output_frames = list(read_frames(output))
-        mediapipe = evaluate(
-            source, read_frames(driving), output_frames, driving_fps=fps, identity_stride=self.identity_stride
-        )
+        errors: list[str] = []
+        mediapipe: QualityReport | None = None
+        motion: MotionScore | None = None
+        identity: IdentityScore | None = None
+        try:
+            mediapipe = evaluate(
+                source, read_frames(driving), output_frames, driving_fps=fps, identity_stride=self.identity_stride
+            )
+        except NoFaceError as exc:
+            errors.append(f"mediapipe: {exc}")
         found = self.dlib.landmark_track(output_frames)
-        motion = compare(self.driving_track(driving), pose_free(found))
         stride = self.identity_stride
-        identity = self.dlib.identity(source, output_frames[::stride], found[::stride])
-        return DualScore(mediapipe=mediapipe, dlib_motion=motion, dlib_identity=identity)
+        try:
+            motion = compare(self.driving_track(driving), pose_free(found))
+            identity = self.dlib.identity(source, output_frames[::stride], found[::stride])
+        except NoFaceError as exc:
+            errors.append(f"dlib: {exc}")
+        return DualScore(mediapipe=mediapipe, dlib_motion=motion, dlib_identity=identity, errors=tuple(errors))
 
     def noise_floor(self, clip: Path, reencoded: Path) -> NoiseFloor:
         frames = list(read_frames(clip))

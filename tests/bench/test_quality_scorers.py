@@ -39,6 +39,7 @@ def test_both_scorers_give_finite_numbers_on_a_real_animation(
     score = scorer.score(photo, clip, output)
 
     mp, dl, identity = score.mediapipe, score.dlib_motion, score.dlib_identity
+    assert mp is not None and dl is not None and identity is not None, score.errors
     assert mp.frames_scored > 0 and dl.frames_scored > 0
     for value in (mp.expression_ratio, mp.jitter_ratio, dl.expression_ratio, dl.jitter_ratio):
         assert value is not None and math.isfinite(value) and value >= 0.0
