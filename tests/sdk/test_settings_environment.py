@@ -24,6 +24,7 @@ READERS = {
     "xp_sdk/config.py": "the settings themselves",
     "xp_sdk/variables.py": "the settings' table of XP_* names and environment(), light enough for a remote client",
     "xp_sdk/home.py": "XP_HOME, which the engine needs as well and the settings resolve through Home.resolve",
+    "xp_sdk/quiet.py": "sets the native libraries' log levels (GLOG_minloglevel and others) by name from its table",
     "xp_sdk/engine/": "the engine's own variables: it may import no settings (they import policy and audit)",
 }
 """Where the environment's ``XP_*`` variables may be read, and why there."""

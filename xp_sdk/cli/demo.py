@@ -167,7 +167,7 @@ def run_demo(
         "fps_end_to_end": fps,
         "c2pa": verdict.c2pa.state.value,
         "watermark": {"detected": mark.detected, "payload": mark.payload, "p_value": mark.p_value},
-        "generation_record": record,
+        "generation_record": record.model_dump(mode="json") if record is not None else None,
         "audit_events": [
             {"seq": e.seq, "type": e.type, "decision": e.decision, "occurred_at": e.occurred_at.isoformat()}
             for e in events

@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -141,6 +141,8 @@ def renamed(exc: XPError, renames: Mapping[str, str]) -> XPError:
     """``exc`` with the server's paths in its message replaced by the client's names (changed in place)."""
     exc.message = scrub(exc.message, renames)
     exc.args = (exc.message,)
+    # The client's own names are paths too, and may hold spaces: error_response must not take them for the server's.
+    vars(exc)[_CLIENT_NAMES] = (*getattr(exc, _CLIENT_NAMES, ()), *renames.values())
     if isinstance(exc, AccessDeniedError):
         exc.reasons = tuple((code, scrub(message, renames), policy) for code, message, policy in exc.reasons)
     return exc
@@ -171,21 +173,37 @@ def error_response(exc: XPError, renames: Mapping[str, str] | None = None) -> JS
             f"the audit database is unavailable; retry later (the server's log has the details under reference "
             f"{reference})"
         )
-    return JSONResponse(without_server_paths(error_body(exc, renames)), status_code=status, headers=headers)
+    keep = (*(renames or {}).values(), *getattr(exc, _CLIENT_NAMES, ()))
+    body = without_server_paths(error_body(exc, renames), keep=keep)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
+_CLIENT_NAMES = "_xp_client_names"
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[\w.~+@%-]+(?:/[\w.~+@%-]*)*")
 REDACTED_PATH = "<server path>"
 
 
-def without_server_paths(body: dict[str, object]) -> dict[str, object]:
+def without_server_paths(body: dict[str, object], keep: Iterable[str] = ()) -> dict[str, object]:
     """``body`` with every absolute path left in its strings after the renames (a models.toml, a home, a
     configured file) replaced by ``REDACTED_PATH``: the full message goes to the server's log under a reference
-    the client's message names. API paths (``/v1/...``) are the client's own and stay."""
+    the client's message names. API paths (``/v1/...``) and ``keep`` (the client's own file names the renames put
+    back, which may hold spaces the pattern stops at) stay."""
     found: list[str] = []
+    kept = [name for name in keep if name]
+
+    def inside_kept(match: re.Match[str]) -> bool:
+        for name in kept:
+            start = match.string.find(name)
+            while start != -1:
+                if start <= match.start() and match.end() <= start + len(name):
+                    return True
+                start = match.string.find(name, start + 1)
+        return False
 
     def redact(match: re.Match[str]) -> str:
         text = match.group(0)
+        if inside_kept(match):
+            return text
         path = text.rstrip(".")
         if path.startswith("/v1/") or not any(c.isalpha() for c in path):
             return text
